@@ -1,0 +1,39 @@
+# Two commands are all a fresh machine needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-fast lint format sample-models bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+sample-models: install
+	$(PY) -m compressctl.samples --out sample_models
+
+demo: install
+	@test -f sample_models/digits.npz && test -d sample_models/lenet5_digits || $(PY) -m compressctl.samples --out sample_models
+	$(VENV)/bin/compressctl run recipes/cpu-int8.yaml --out runs/demo
+
+test: install
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
+
+lint: install
+	$(VENV)/bin/ruff check compressctl tests
+	$(VENV)/bin/ruff format --check compressctl tests
+
+format: install
+	$(VENV)/bin/ruff format compressctl tests
+	$(VENV)/bin/ruff check --fix compressctl tests
+
+clean:
+	rm -rf runs build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,77 @@
+"""Latency of TFLite artifacts: warm-up, then timed invocations, alternating between models.
+
+Timing the baseline and each artifact in turn, round after round, in one process means a busy
+neighbour on a shared machine slows them all alike, so their ratio (the speed-up) stays honest.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from compressctl import runtime
+from compressctl.events import Emit, Event, ignore
+
+
+def latency_stats(seconds: list[float]) -> dict:
+    ms = np.asarray(seconds, dtype=np.float64) * 1000.0
+    return {
+        "p50": round(float(np.percentile(ms, 50)), 5),
+        "p90": round(float(np.percentile(ms, 90)), 5),
+        "p99": round(float(np.percentile(ms, 99)), 5),
+        "mean": round(float(ms.mean()), 5),
+        "runs": int(len(ms)),
+    }
+
+
+def _prepared(interpreter, sample: np.ndarray):
+    detail = interpreter.get_input_details()[0]
+    value = runtime._quantize_input(sample[:1], detail)
+    interpreter.set_tensor(detail["index"], value)
+    return interpreter
+
+
+def bench_alternating(
+    models: dict[str, Path],
+    sample: np.ndarray,
+    runs: int = 200,
+    warmup: int = 20,
+    rounds: int = 5,
+    threads: int = 1,
+    xnnpack: dict[str, bool] | None = None,
+    emit: Emit = ignore,
+) -> dict[str, dict]:
+    """Latency statistics per model name, every model timed in each of ``rounds`` rounds."""
+    xnnpack = xnnpack or {}
+    interpreters = {
+        name: _prepared(runtime.load_interpreter(path, threads, xnnpack.get(name, True)), sample)
+        for name, path in models.items()
+    }
+    for interpreter in interpreters.values():
+        for _ in range(warmup):
+            interpreter.invoke()
+    per_round = max(1, runs // rounds)
+    timings: dict[str, list[float]] = {name: [] for name in interpreters}
+    total = per_round * rounds * len(interpreters)
+    emit(Event("task_begin", "timing", total=total))
+    done = 0
+    for _ in range(rounds):
+        for name, interpreter in interpreters.items():
+            invoke = interpreter.invoke
+            bucket = timings[name]
+            for _ in range(per_round):
+                start = time.perf_counter()
+                invoke()
+                bucket.append(time.perf_counter() - start)
+            done += per_round
+            emit(Event("task_advance", "timing", total=total, completed=done))
+    emit(Event("task_end", "timing"))
+    return {name: latency_stats(values) for name, values in timings.items()}
+
+
+def measured_on(threads: int, xnnpack: bool = True) -> str:
+    machine = platform.machine() or "cpu"
+    return f"host-cpu-{machine}-{'xnnpack' if xnnpack else 'reference'}-{threads}t"

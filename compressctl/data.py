@@ -1,0 +1,107 @@
+"""Data sets: an ``.npz`` with x_train, y_train, x_test, y_test, validated before any work starts."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from compressctl.errors import UserError
+
+REQUIRED_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    path: Path
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+
+def _labels(y: np.ndarray, name: str, path: Path) -> np.ndarray:
+    """Class ids as int64 of shape (n,); one-hot rows become their argmax."""
+    if y.ndim == 2 and y.shape[1] > 1:
+        y = np.argmax(y, axis=1)
+    y = y.reshape(len(y), -1)
+    if y.shape[1] != 1:
+        raise UserError(f"{path}: {name} must hold one label per sample, got shape {y.shape}")
+    y = y[:, 0]
+    if not np.issubdtype(y.dtype, np.number) and y.dtype != np.bool_:
+        raise UserError(f"{path}: {name} must be numeric class ids, got dtype {y.dtype}")
+    if np.issubdtype(y.dtype, np.floating):
+        if not np.all(np.isfinite(y)):
+            raise UserError(f"{path}: {name} holds NaN or infinite labels")
+        if not np.all(y == np.round(y)):
+            raise UserError(f"{path}: {name} must be integer class ids, got fractional values")
+    return y.astype(np.int64)
+
+
+def load_npz(path: str | Path) -> Dataset:
+    """Load and check an npz data set; every problem is a UserError naming the file and key."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: data file not found")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory; expected an .npz file with {', '.join(REQUIRED_KEYS)}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in REQUIRED_KEYS if k not in npz.files]
+            if missing:
+                raise UserError(
+                    f"{path}: missing array(s) {', '.join(missing)}; an npz data set needs "
+                    f"{', '.join(REQUIRED_KEYS)} (found: {', '.join(npz.files) or 'none'})"
+                )
+            arrays = {k: npz[k] for k in REQUIRED_KEYS}
+    except UserError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise UserError(f"{path}: not a readable .npz file ({exc})") from None
+
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if len(x) == 0:
+            raise UserError(f"{path}: x_{split} is empty")
+        if len(x) != len(y):
+            raise UserError(f"{path}: x_{split} has {len(x)} samples but y_{split} has {len(y)}")
+        if not np.issubdtype(x.dtype, np.number):
+            raise UserError(f"{path}: x_{split} must be numeric, got dtype {x.dtype}")
+        if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
+            raise UserError(f"{path}: x_{split} holds NaN or infinite values")
+    if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
+        raise UserError(
+            f"{path}: x_train samples have shape {arrays['x_train'].shape[1:]} "
+            f"but x_test samples have shape {arrays['x_test'].shape[1:]}"
+        )
+    return Dataset(
+        path=path,
+        x_train=arrays["x_train"].astype(np.float32),
+        y_train=_labels(arrays["y_train"], "y_train", path),
+        x_test=arrays["x_test"].astype(np.float32),
+        y_test=_labels(arrays["y_test"], "y_test", path),
+    )
+
+
+def check_against_model(data: Dataset, input_shape: tuple, output_units: int, model_name: str) -> None:
+    """Refuse data whose samples do not fit the model's input, or whose labels exceed its outputs."""
+    expected = tuple(input_shape)
+    got = data.sample_shape
+    fits = len(expected) == len(got) and all(e is None or e == g for e, g in zip(expected, got, strict=True))
+    if not fits:
+        shown = tuple("?" if e is None else e for e in expected)
+        raise UserError(f"{data.path}: samples have shape {got} but {model_name} expects input shape {shown}")
+    classes = max(output_units, 2)
+    for split in ("train", "test"):
+        y = getattr(data, f"y_{split}")
+        if y.min() < 0 or y.max() >= classes:
+            raise UserError(
+                f"{data.path}: y_{split} holds labels in [{y.min()}, {y.max()}] but {model_name} "
+                f"has {output_units} output unit(s), so labels must lie in [0, {classes - 1}]"
+            )

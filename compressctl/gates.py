@@ -1,0 +1,43 @@
+"""Recipe gates: goals each artifact must meet. A missed gate makes the run exit 1."""
+
+from __future__ import annotations
+
+from compressctl.recipe import Gates
+
+# gate name → (artifact field it reads, True when larger values are better)
+GATES = {
+    "max_metric_drop": ("metric_drop", False),
+    "min_compression_ratio": ("compression_ratio", True),
+    "min_compression_ratio_gzip": ("compression_ratio_gzip", True),
+    "min_speedup": ("speedup", True),
+    "max_size_bytes": ("size_bytes", False),
+}
+
+
+def evaluate_gates(gates: Gates, baseline: dict, artifacts: list[dict]) -> list[dict]:
+    """One row per (gate, artifact): name, target, threshold, measured value, passed."""
+    rows = []
+    for artifact in artifacts:
+        if gates.targets is not None and artifact["target"] not in gates.targets:
+            continue
+        values = dict(artifact, metric_drop=baseline["metric_value"] - artifact["metric_value"])
+        for name, (key, larger_is_better) in GATES.items():
+            threshold = getattr(gates, name)
+            if threshold is None:
+                continue
+            value = values[key]
+            # A hair of tolerance so that a drop of exactly the threshold passes despite float rounding.
+            passed = value >= threshold - 1e-9 if larger_is_better else value <= threshold + 1e-9
+            rows.append(
+                {"name": name, "target": artifact["target"], "threshold": threshold, "value": value, "passed": passed}
+            )
+    return rows
+
+
+def describe(row: dict) -> str:
+    """One line a CI log shows clearly."""
+    verdict = "passed" if row["passed"] else "FAILED"
+    value = row["value"]
+    shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+    op = "<=" if row["name"].startswith("max_") else ">="
+    return f"gate {row['name']} [{row['target']}] {verdict}: {shown} (required {op} {row['threshold']})"

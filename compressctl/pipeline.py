@@ -1,0 +1,270 @@
+"""One compression run, start to finish. The only module that writes a run directory.
+
+Everything is written into a hidden sibling of the output directory and moved into place when
+complete, so a run directory appears whole or not at all, and an earlier run there survives a
+failed or interrupted one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from compressctl import __version__, bench, measure, runtime, stages, targets
+from compressctl.convert import convert
+from compressctl.data import check_against_model, load_npz
+from compressctl.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, StageError, UserError
+from compressctl.evaluate import evaluate_tflite
+from compressctl.events import Emit, Event, ignore
+from compressctl.gates import evaluate_gates
+from compressctl.recipe import Recipe, to_yaml
+from compressctl.report import render_markdown
+
+BASELINE_ARTIFACT = "baseline/model_float32.tflite"
+
+
+@dataclass
+class RunResult:
+    out: Path
+    report: dict
+
+    @property
+    def exit_code(self) -> int:
+        if self.report["failed_targets"]:
+            return EXIT_STAGE_FAILED
+        return EXIT_OK if self.report["passed"] else EXIT_GATE_FAILED
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse to replace anything that is not an earlier run (or empty)."""
+    if out.exists():
+        if not out.is_dir():
+            raise UserError(f"{out}: output path exists and is not a directory")
+        if any(out.iterdir()) and not (out / "report.json").exists():
+            raise UserError(f"{out}: output directory is not empty and holds no earlier run; choose another --out")
+
+
+def publish(staging: Path, out: Path) -> None:
+    """Move a complete run into place, replacing an earlier run only once the new one is whole."""
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+        os.replace(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, out)
+
+
+def run(recipe: Recipe, *, recipe_path: str = "", recipe_sha256: str = "", trust_model: bool = False,
+        emit: Emit = ignore) -> RunResult:  # fmt: skip
+    from compressctl.modelio import export_saved_model, load_model, task_info
+    from compressctl.stages.base import StageContext
+    from compressctl.tfenv import seed_everything
+
+    started = time.perf_counter()
+    if not recipe.model:
+        raise UserError(f"{recipe_path or 'recipe'}: no model; set `model:` in the recipe or pass --model")
+    if not recipe.data:
+        raise UserError(f"{recipe_path or 'recipe'}: no data; set `data:` in the recipe or pass --data")
+    out = Path(recipe.out or f"runs/{recipe.name or 'run'}")
+    check_out_dir(out)
+    data = load_npz(recipe.data)
+    emit(Event("step", f"loading model {recipe.model}"))
+    handle = load_model(recipe.model, trust_model=trust_model)
+    check_against_model(data, handle.input_shape, handle.output_units, str(handle.path))
+    if recipe.stages and not handle.trainable:
+        kinds = ", ".join(s.type for s in recipe.stages)
+        raise UserError(
+            f"{handle.path}: an inference-only SavedModel (no Keras metadata) cannot be fine-tuned, but the "
+            f"recipe has stage(s) {kinds}; drop the stages (post-training targets only) or give the Keras model"
+        )
+    seed_everything(recipe.seed)
+    task = task_info(handle, data.x_train, recipe.task.metric, recipe.task.top_k)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    work = Path(tempfile.mkdtemp(prefix="compressctl-work-"))
+    try:
+        report = _run_in(staging, work, recipe, handle, data, task, emit, StageContext, export_saved_model)
+        report["recipe"] = {"name": recipe.name, "path": recipe_path, "sha256": recipe_sha256}
+        report["seconds"] = round(time.perf_counter() - started, 3)
+        _write_reports(staging, recipe, report)
+        publish(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return RunResult(out=out, report=report)
+
+
+def _run_in(staging, work, recipe, handle, data, task, emit, StageContext, export_saved_model) -> dict:  # noqa: N803
+    # The baseline is exported before any stage runs: stages share (and train) the original layers.
+    emit(Event("step", "exporting the float32 baseline"))
+    baseline_sm = export_saved_model(handle, work / "baseline_savedmodel", data.sample_shape)
+    baseline_metric = task.score(handle.predict(data.x_test), data.y_test)
+    (staging / "baseline").mkdir()
+    baseline_path = staging / BASELINE_ARTIFACT
+    emit(Event("step", "converting the baseline to float32 TFLite"))
+    convert(baseline_sm, baseline_path, "float32", work)
+    baseline_status = runtime.smoke_test(baseline_path, data.x_test)
+
+    ctx = StageContext(data=data, task=task, batch_size=recipe.training.batch_size, seed=recipe.seed, emit=emit)
+    model = handle.keras
+    stage_rows = []
+    for index, params in enumerate(recipe.stages):
+        emit(Event("step", f"stage {index + 1}/{len(recipe.stages)}: {params.type}"))
+        t0 = time.perf_counter()
+        result = stages.build(params).apply(model, ctx)
+        model = result.model
+        metric_value = ctx.evaluate(model)
+        row = {"type": params.type, "seconds": round(time.perf_counter() - t0, 3), "metric_value": metric_value}
+        row.update(result.measured)
+        row.update({"layers": result.layers, "skipped_layers": result.skipped_layers, "notes": result.notes})
+        stage_rows.append(row)
+        emit(Event("step", f"stage {params.type}: {task.metric_name} {metric_value:.4f}", data=row))
+
+    final_sm = baseline_sm
+    if recipe.stages:
+        emit(Event("step", "exporting the compressed model"))
+        final_sm = export_saved_model(handle, work / "final_savedmodel", data.sample_shape, model=model)
+
+    rng = np.random.default_rng(recipe.seed)
+    artifacts, failed, statuses = [], [], {}
+    for params in recipe.targets:
+        target = targets.build(params)
+        try:
+            artifact, status = _build_target(target, final_sm, staging, work, data, rng, emit)
+        except StageError as exc:
+            failed.append({"target": target.name, "error": str(exc)})
+            emit(Event("warn", f"target {target.name} failed: {exc}"))
+            continue
+        artifacts.append(artifact)
+        statuses[target.name] = status
+
+    for artifact in artifacts:
+        emit(Event("step", f"evaluating {artifact['target']} on {len(data.x_test)} test samples"))
+        artifact["metric_value"] = evaluate_tflite(
+            staging / artifact["path"], data.x_test, data.y_test, task, xnnpack=statuses[artifact["target"]]["xnnpack"]
+        )
+        artifact["metric_delta"] = artifact["metric_value"] - baseline_metric
+
+    emit(Event("step", f"timing {len(artifacts) + 1} model(s), alternating"))
+    b = recipe.bench
+    models = {"__baseline__": baseline_path, **{a["target"]: staging / a["path"] for a in artifacts}}
+    xnnpack = {"__baseline__": baseline_status["xnnpack"], **{k: v["xnnpack"] for k, v in statuses.items()}}
+    latency = bench.bench_alternating(
+        models, data.x_test, b.runs, b.warmup, b.rounds, b.threads, xnnpack=xnnpack, emit=emit
+    )
+
+    baseline = {
+        "artifact": BASELINE_ARTIFACT,
+        **measure.file_facts(baseline_path),
+        "metric_value": baseline_metric,
+        "tflite_metric_value": evaluate_tflite(baseline_path, data.x_test, data.y_test, task),
+        "latency_ms": latency["__baseline__"],
+        "measured_on": bench.measured_on(b.threads, baseline_status["xnnpack"]),
+    }
+    for artifact in artifacts:
+        artifact["compression_ratio"] = round(baseline["size_bytes"] / artifact["size_bytes"], 4)
+        artifact["compression_ratio_gzip"] = round(baseline["gzip_bytes"] / artifact["gzip_bytes"], 4)
+        artifact["latency_ms"] = latency[artifact["target"]]
+        artifact["speedup"] = round(baseline["latency_ms"]["p50"] / artifact["latency_ms"]["p50"], 4)
+        artifact["measured_on"] = bench.measured_on(b.threads, statuses[artifact["target"]]["xnnpack"])
+
+    gates = evaluate_gates(recipe.gates, baseline, artifacts)
+    return {
+        "schema_version": 1,
+        "tool": {"name": "compressctl", "version": __version__},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": {
+            "path": str(handle.path),
+            "format": handle.format,
+            "input_shape": [None if d is None else int(d) for d in handle.input_shape],
+            "output_units": handle.output_units,
+            "params": int(handle.keras.count_params()) if handle.keras is not None else None,
+            "notes": handle.notes,
+        },
+        "data": {
+            "path": str(data.path),
+            "sha256": measure.sha256_file(data.path),
+            "train_samples": int(len(data.x_train)),
+            "test_samples": int(len(data.x_test)),
+        },
+        "metric": task.metric_name,
+        "task": {"binary": task.binary, "from_logits": task.from_logits},
+        "baseline": baseline,
+        "stages": stage_rows,
+        "artifacts": artifacts,
+        "failed_targets": failed,
+        "gates": gates,
+        "passed": all(g["passed"] for g in gates),
+        "environment": {**measure.environment(b.threads), "runtime": runtime.runtime_name()},
+    }
+
+
+def _build_target(target, saved_model, staging, work, data, rng, emit) -> tuple[dict, dict]:
+    """Try the target's conversions in order; keep the first artifact that loads and runs."""
+    folder = staging / target.name
+    folder.mkdir()
+    path = folder / "model.tflite"
+    tried = []
+    calibration = None
+    for conversion in target.conversions():
+        if conversion.mode == "int8" and calibration is None:
+            n = min(target.params.calibration_samples, len(data.x_train))
+            calibration = data.x_train[np.sort(rng.choice(len(data.x_train), n, replace=False))]
+        emit(Event("step", f"converting {target.name}: {conversion.label}"))
+        try:
+            convert(
+                saved_model,
+                path,
+                conversion.mode,
+                work,
+                calibration=calibration if conversion.mode == "int8" else None,
+                io_dtype=conversion.io_dtype,
+                integer_only=conversion.integer_only,
+                sparsity=conversion.sparsity,
+            )
+            status = runtime.smoke_test(path, data.x_test)
+        except StageError as exc:
+            tried.append(f"{conversion.label}: {exc}")
+            path.unlink(missing_ok=True)
+            emit(Event("warn", f"{target.name}: {conversion.label} failed: {exc}"))
+            continue
+        facts = measure.file_facts(path)
+        types = runtime.tensor_types(path)
+        artifact = {
+            "target": target.name,
+            "type": target.params.type,
+            "path": f"{target.name}/model.tflite",
+            "conversion": conversion.label,
+            "fallback": ({"reason": conversion.fallback_reason, "tried": tried} if tried else None),
+            **facts,
+            "runs_under": {"xnnpack": status["xnnpack"], "reference": status["reference"]},
+            **types,
+        }
+        return artifact, status
+    shutil.rmtree(folder, ignore_errors=True)
+    raise StageError("; ".join(tried) or "no conversion was tried")
+
+
+def _write_reports(staging: Path, recipe: Recipe, report: dict) -> None:
+    import json
+
+    (staging / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+    (staging / "report.md").write_text(render_markdown(report))
+    packages = ", ".join(f"{k}=={v}" for k, v in report["environment"]["packages"].items() if v)
+    header = (
+        "# The fully resolved recipe of this run; `compressctl run` accepts it as it is.\n"
+        f"# source recipe sha256: {report['recipe']['sha256'] or 'n/a'}\n"
+        f"# packages: {packages}\n"
+    )
+    (staging / "recipe.lock.yaml").write_text(header + to_yaml(recipe))

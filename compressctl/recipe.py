@@ -1,0 +1,446 @@
+"""The recipe: a declarative YAML description of one compression run.
+
+Loading keeps the line and column of every YAML node, so a validation error reads
+``recipes/x.yaml:7:5 stages[0].target_sparsity: must be < 1``. ``--set a.b=c`` overrides are
+applied to the parsed data before validation, so they are validated like the file itself.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
+
+from compressctl.errors import UserError
+from compressctl.params import StrictModel
+from compressctl.stages import STAGES
+from compressctl.targets import TARGETS
+
+MAX_RECIPE_BYTES = 1 << 20
+MAX_RECIPE_NODES = 20_000
+
+Stage = Annotated[Union[tuple(s.Params for s in STAGES.values())], Field(discriminator="type")]  # noqa: UP007
+Target = Annotated[Union[tuple(t.Params for t in TARGETS.values())], Field(discriminator="type")]  # noqa: UP007
+
+# Stages that train through TFMOT wrappers, in the only order TFMOT can stack them.
+LEGAL_ORDER = ("prune", "cluster", "quantize")
+
+
+class Task(StrictModel):
+    metric: Literal["accuracy", "top_k_accuracy"] = Field(
+        "accuracy", description="accuracy: argmax (or > 0.5 for one sigmoid output); top_k_accuracy: label in top k."
+    )
+    top_k: int = Field(5, ge=1, le=1000, description="k for top_k_accuracy.")
+
+
+class Training(StrictModel):
+    batch_size: int = Field(64, ge=1, le=65536, description="Default fine-tuning batch size for every stage.")
+
+
+class Bench(StrictModel):
+    runs: int = Field(200, ge=1, le=1_000_000, description="Timed invocations per model.")
+    warmup: int = Field(20, ge=0, le=100_000, description="Untimed invocations before timing.")
+    rounds: int = Field(5, ge=1, le=1000, description="Rounds alternating baseline and artifacts.")
+    threads: int = Field(1, ge=1, le=256, description="Interpreter threads.")
+
+
+class Gates(StrictModel):
+    """Goals every artifact must meet; a miss makes the run exit 1."""
+
+    max_metric_drop: float | None = Field(
+        None, ge=0, le=1, description="Largest allowed baseline metric − artifact metric (0.01 = one point)."
+    )
+    min_compression_ratio: float | None = Field(None, gt=0, description="Smallest baseline size / artifact size.")
+    min_compression_ratio_gzip: float | None = Field(
+        None, gt=0, description="Smallest baseline gzip size / artifact gzip size."
+    )
+    min_speedup: float | None = Field(None, gt=0, description="Smallest baseline p50 / artifact p50.")
+    max_size_bytes: int | None = Field(None, ge=1, description="Largest allowed artifact size in bytes.")
+    targets: list[str] | None = Field(None, description="Target names the gates apply to (default: all).")
+
+
+class Recipe(StrictModel):
+    """A compression run: model and data in, stages in order, one artifact per target out."""
+
+    version: Literal[1] = Field(1, description="Recipe format version.")
+    name: str | None = Field(None, description="Short name of the recipe.")
+    description: str = Field("", description="One line on what the recipe is for.")
+    model: str | None = Field(None, description="Keras model path (SavedModel dir, .h5, .keras); --model overrides.")
+    data: str | None = Field(None, description="npz with x_train, y_train, x_test, y_test; --data overrides.")
+    out: str | None = Field(None, description="Run directory; --out overrides.")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed for every random choice.")
+    task: Task = Field(default_factory=Task)
+    training: Training = Field(default_factory=Training)
+    stages: list[Stage] = Field(default_factory=list, max_length=32, description="Techniques, run in order.")
+    targets: list[Target] = Field(
+        default_factory=lambda: [TARGETS["cpu"].Params(type="cpu")],
+        min_length=1,
+        max_length=16,
+        description="Artifacts to write, one folder each.",
+    )
+    bench: Bench = Field(default_factory=Bench)
+    gates: Gates = Field(default_factory=Gates)
+
+    @field_validator("stages")
+    @classmethod
+    def _stage_order(cls, stages):
+        types = [s.type for s in stages]
+        for i, kind in enumerate(types):
+            earlier = types[:i]
+            reason = None
+            if kind == "quantize" and "quantize" in earlier:
+                reason = "quantize appears twice; QAT runs once, as the last training stage"
+            elif kind in ("prune", "cluster") and "quantize" in earlier:
+                reason = f"cannot {kind} after quantize: QAT wraps layers in fake-quant wrappers that {kind} cannot wrap"
+            elif kind == "prune" and "cluster" in earlier:
+                reason = "cannot prune after cluster: new zeros would break the shared weights"
+            if reason:
+                shown = " → ".join(f"[{t}]" if j == i else t for j, t in enumerate(types))
+                raise PydanticCustomError(
+                    "stage_order",
+                    "{reason} ({shown}); a legal order is " + " → ".join(LEGAL_ORDER),
+                    {"reason": reason, "shown": shown, "index": i},
+                )
+        return stages
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_target_names(cls, targets):
+        seen = set()
+        for i, t in enumerate(targets):
+            name = t.name or t.type
+            if name in seen:
+                raise PydanticCustomError(
+                    "duplicate_target",
+                    "two targets are named {name}; give one a distinct `name`",
+                    {"name": name, "index": i},
+                )
+            seen.add(name)
+        return targets
+
+    def target_names(self) -> list[str]:
+        return [t.name or t.type for t in self.targets]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass
+class Source:
+    """Where recipe data came from, to point error messages at a line."""
+
+    path: str
+    node: yaml.Node | None = None
+    overrides: dict[tuple, str] = field(default_factory=dict)  # loc prefix → how the user wrote it
+    text: str = ""
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+class _NodeCounter:
+    def __init__(self):
+        self.sizes: dict[int, int] = {}
+
+    def size(self, node) -> int:
+        key = id(node)
+        if key in self.sizes:
+            return self.sizes[key]
+        self.sizes[key] = 1  # guards against recursive aliases
+        if isinstance(node, yaml.MappingNode):
+            total = 1 + sum(self.size(k) + self.size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(self.size(v) for v in node.value)
+        else:
+            total = 1
+        self.sizes[key] = min(total, 10 * MAX_RECIPE_NODES)
+        return self.sizes[key]
+
+
+def _yaml_error(path: str, exc: yaml.YAMLError) -> UserError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if "python/" in str(exc) or "could not determine a constructor" in str(exc):
+        problem = f"tag not allowed ({problem}); recipes are plain YAML"
+    return UserError(f"{where} {problem}")
+
+
+def parse_yaml(text: str, path: str) -> tuple[object, yaml.Node | None]:
+    """Safe-load YAML text, refusing oversized documents and alias bombs."""
+    if len(text.encode()) > MAX_RECIPE_BYTES:
+        raise UserError(f"{path}: recipe is larger than {MAX_RECIPE_BYTES // 1024} KiB")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None and _NodeCounter().size(node) > MAX_RECIPE_NODES:
+            raise UserError(f"{path}: recipe expands to more than {MAX_RECIPE_NODES} YAML nodes (alias expansion?)")
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise _yaml_error(path, exc) from None
+    return data, node
+
+
+def read_recipe(path: str | Path) -> tuple[dict, Source]:
+    path_str = str(path)
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{path_str}: recipe not found")
+    if p.is_dir():
+        raise UserError(f"{path_str}: is a directory, not a recipe file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path_str}: cannot read recipe ({exc})") from None
+    data, node = parse_yaml(text, path_str)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path_str}:1:1 the recipe must be a YAML mapping of keys, got {type(data).__name__}")
+    return data, Source(path=path_str, node=node, text=text)
+
+
+def apply_override(data: dict, assignment: str, source: Source, shown: str | None = None) -> None:
+    """Apply one ``a.b.0.c=value`` to the parsed recipe (value parsed as YAML)."""
+    shown = shown or f"--set {assignment}"
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"{shown}: expected key=value, e.g. stages.0.target_sparsity=0.8")
+    parts = [p for p in key.strip().split(".")]
+    if any(not p for p in parts):
+        raise UserError(f"{shown}: empty segment in key {key!r}")
+    value, _ = parse_yaml(raw, shown)
+    target = data
+    loc: list = []
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(target, list):
+            if not part.isdigit():
+                raise UserError(f"{shown}: {_render_loc(loc)} is a list; use an index, e.g. {'.'.join(parts[:i])}.0")
+            index = int(part)
+            if index >= len(target):
+                raise UserError(f"{shown}: {_render_loc(loc)} has {len(target)} item(s); index {index} is out of range")
+            loc.append(index)
+            if last:
+                target[index] = value
+            else:
+                if target[index] is None:
+                    target[index] = {}
+                target = target[index]
+        elif isinstance(target, dict):
+            loc.append(part)
+            if last:
+                target[part] = value
+            else:
+                if target.get(part) is None:
+                    target[part] = [] if parts[i + 1].isdigit() else {}
+                target = target[part]
+        else:
+            raise UserError(f"{shown}: {_render_loc(loc)} is a single value, not a mapping or list")
+    source.overrides[tuple(loc)] = shown
+
+
+_MESSAGES = {
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "missing": "required field is missing",
+    "int_parsing": "must be an integer",
+    "int_type": "must be an integer",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "too_short": "must have at least {min_length} item(s)",
+    "too_long": "must have at most {max_length} item(s)",
+}
+
+
+def _number(value):
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _render_loc(loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(recipe)"
+
+
+def _clean_loc(loc, data) -> tuple:
+    """Drop discriminator tags (``stages.0.prune.x`` → ``stages.0.x``) by walking the data."""
+    out, cursor = [], data
+    for part in loc:
+        if isinstance(cursor, dict) and part not in cursor and cursor.get("type") == part:
+            continue
+        out.append(part)
+        if isinstance(cursor, dict):
+            cursor = cursor.get(part)
+        elif isinstance(cursor, list) and isinstance(part, int) and part < len(cursor):
+            cursor = cursor[part]
+        else:
+            cursor = None
+    return tuple(out)
+
+
+def _fields_for(loc, data) -> list[str]:
+    """Allowed keys of the mapping that holds the last location part."""
+    parent = loc[:-1]
+    cursor = data
+    for part in parent:
+        if isinstance(cursor, dict):
+            cursor = cursor.get(part)
+        elif isinstance(cursor, list) and isinstance(part, int) and part < len(cursor):
+            cursor = cursor[part]
+        else:
+            return []
+    if len(parent) >= 2 and parent[0] in ("stages", "targets") and isinstance(parent[1], int) and len(parent) == 2:
+        registry = STAGES if parent[0] == "stages" else TARGETS
+        kind = cursor.get("type") if isinstance(cursor, dict) else None
+        return sorted(registry[kind].Params.model_fields) if kind in registry else []
+    model: type = Recipe
+    for part in parent:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part)
+        annotation = info.annotation if info else None
+        if not (isinstance(annotation, type) and issubclass(annotation, StrictModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def _message(error: dict, loc: tuple, data) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        allowed = _fields_for(loc, data)
+        hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        text = "unknown field"
+        if hint:
+            text += f"; did you mean {hint[0]!r}?"
+        if allowed:
+            text += f" (allowed: {', '.join(allowed)})"
+        return text
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '')}, got {error.get('input')!r}"
+    if kind == "union_tag_invalid":
+        return f"unknown type {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+    if kind == "union_tag_not_found":
+        return "needs a `type` field"
+    if kind in _MESSAGES:
+        try:
+            return _MESSAGES[kind].format(**{k: _number(v) for k, v in ctx.items()})
+        except (KeyError, IndexError):
+            return _MESSAGES[kind].split(" {")[0]
+    message = error["msg"]
+    return message.removeprefix("Value error, ")
+
+
+def _node_at(node, loc, want_key: bool):
+    """The YAML node at ``loc`` (the key node when ``want_key``), else the deepest node found."""
+    best = node
+    for i, part in enumerate(loc):
+        if isinstance(node, yaml.MappingNode):
+            match = None
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(part):
+                    match = (key_node, value_node)
+                    break
+            if match is None:
+                return best
+            if want_key and i == len(loc) - 1:
+                return match[0]
+            node = best = match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = best = node.value[part]
+        else:
+            return best
+    return best
+
+
+def _where(source: Source, loc: tuple, want_key: bool) -> str:
+    for prefix_len in range(len(loc), -1, -1):
+        shown = source.overrides.get(loc[:prefix_len])
+        if shown:
+            return shown + ":"
+    if source.node is None:
+        return f"{source.path}:"
+    node = _node_at(source.node, loc, want_key)
+    mark = node.start_mark
+    return f"{source.path}:{mark.line + 1}:{mark.column + 1}"
+
+
+def format_errors(exc: ValidationError, source: Source, data) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = _clean_loc(error["loc"], data)
+        ctx = error.get("ctx") or {}
+        if error["type"] in ("stage_order", "duplicate_target") and "index" in ctx:
+            loc = (*loc, ctx["index"], "type" if error["type"] == "stage_order" else "name")
+            if error["type"] == "duplicate_target" and not _has_path(data, loc):
+                loc = loc[:-1]
+        where = _where(source, loc, want_key=error["type"] == "extra_forbidden")
+        lines.append(f"{where} {_render_loc(loc)}: {_message(error, loc, data)}")
+    return "\n".join(lines)
+
+
+def _has_path(data, loc) -> bool:
+    cursor = data
+    for part in loc:
+        if isinstance(cursor, dict) and part in cursor:
+            cursor = cursor[part]
+        elif isinstance(cursor, list) and isinstance(part, int) and part < len(cursor):
+            cursor = cursor[part]
+        else:
+            return False
+    return True
+
+
+def validate(data: dict, source: Source) -> Recipe:
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(format_errors(exc, source, data)) from None
+
+
+def load_recipe(path: str | Path, overrides: list[str] = (), flags: dict[str, str | None] | None = None) -> Recipe:
+    """Read, override and validate a recipe. Raises UserError with file:line:col messages."""
+    recipe, _ = load_recipe_with_source(path, overrides, flags)
+    return recipe
+
+
+def load_recipe_with_source(path, overrides=(), flags=None) -> tuple[Recipe, Source]:
+    data, source = read_recipe(path)
+    for assignment in overrides:
+        apply_override(data, assignment, source)
+    for key, value in (flags or {}).items():
+        if value is not None:
+            data[key] = str(value)
+            source.overrides[(key,)] = f"--{key} {value}"
+    return validate(data, source), source
+
+
+def to_yaml(recipe: Recipe) -> str:
+    """The fully resolved recipe (every default written out) as YAML."""
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def json_schema() -> dict:
+    schema = Recipe.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "compressctl recipe"
+    return schema

@@ -1,0 +1,114 @@
+"""Sample models and data, built reproducibly from scikit-learn's bundled digits (no download).
+
+``python -m compressctl.samples --out sample_models`` writes:
+  digits.npz        x_train (1400), y_train, x_test (397), y_test; 28×28×1 float32 in [0, 1]
+  lenet5_digits/    LeNet-5 (conv 20@5×5, pool, conv 50@5×5, pool, dense 500, dense 10), Keras SavedModel
+  mlp_digits/       MLP 300-100-10, Keras SavedModel
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+TRAIN_SAMPLES = 1400
+SEED = 0
+
+
+def digits_28(seed: int = SEED) -> dict[str, np.ndarray]:
+    """The 1,797 8×8 digits, upscaled bilinearly to 28×28×1, shuffled and split 1400 / 397."""
+    from scipy.ndimage import zoom
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = digits.images.astype(np.float32) / 16.0
+    big = np.stack([zoom(img, 3.5, order=1) for img in images])
+    big = np.clip(big, 0.0, 1.0).astype(np.float32)[..., None]
+    order = np.random.default_rng(seed).permutation(len(big))
+    big, labels = big[order], digits.target[order].astype(np.int64)
+    return {
+        "x_train": big[:TRAIN_SAMPLES],
+        "y_train": labels[:TRAIN_SAMPLES],
+        "x_test": big[TRAIN_SAMPLES:],
+        "y_test": labels[TRAIN_SAMPLES:],
+    }
+
+
+def lenet5(width: float = 1.0):
+    """LeNet-5 as in Caffe and Deep Compression (431k parameters at width 1)."""
+    from compressctl.tfenv import keras
+
+    k = keras()
+    return k.Sequential(
+        [
+            k.layers.Input((28, 28, 1), name="image"),
+            k.layers.Conv2D(int(20 * width), 5, activation="relu", name="conv1"),
+            k.layers.MaxPool2D(name="pool1"),
+            k.layers.Conv2D(int(50 * width), 5, activation="relu", name="conv2"),
+            k.layers.MaxPool2D(name="pool2"),
+            k.layers.Flatten(name="flatten"),
+            k.layers.Dense(int(500 * width), activation="relu", name="fc1"),
+            k.layers.Dense(10, activation="softmax", name="fc2"),
+        ],
+        name="lenet5",
+    )
+
+
+def mlp():
+    """LeNet-300-100."""
+    from compressctl.tfenv import keras
+
+    k = keras()
+    return k.Sequential(
+        [
+            k.layers.Input((28, 28, 1), name="image"),
+            k.layers.Flatten(name="flatten"),
+            k.layers.Dense(300, activation="relu", name="fc1"),
+            k.layers.Dense(100, activation="relu", name="fc2"),
+            k.layers.Dense(10, activation="softmax", name="fc3"),
+        ],
+        name="mlp_300_100",
+    )
+
+
+def train(model, data: dict, epochs: int, seed: int = SEED):
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(seed)
+    k = keras()
+    model.compile(k.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", ["accuracy"])
+    model.fit(data["x_train"], data["y_train"], batch_size=32, epochs=epochs, verbose=0, shuffle=True)
+    return model
+
+
+def build(out: Path, log=print) -> None:
+    from compressctl.tfenv import seed_everything
+
+    out.mkdir(parents=True, exist_ok=True)
+    data = digits_28()
+    np.savez_compressed(out / "digits.npz", **data)
+    log(f"wrote {out / 'digits.npz'}: {len(data['x_train'])} train, {len(data['x_test'])} test samples")
+    for name, factory, epochs in (("lenet5_digits", lenet5, 12), ("mlp_digits", mlp, 20)):
+        seed_everything(SEED)
+        model = train(factory(), data, epochs)
+        _, accuracy = model.evaluate(data["x_test"], data["y_test"], verbose=0)
+        model.save(str(out / name), save_format="tf")
+        log(f"wrote {out / name}: {model.count_params():,} parameters, test accuracy {accuracy:.4f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="sample_models", type=Path)
+    args = parser.parse_args(argv)
+    from compressctl.logs import quiet_tensorflow
+
+    with quiet_tensorflow():
+        build(args.out, log=lambda line: print(line, file=sys.stdout, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

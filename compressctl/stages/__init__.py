@@ -1,0 +1,12 @@
+"""Compression techniques, one module each. Importing this package does not import TensorFlow."""
+
+from compressctl.stages.cluster import Cluster
+from compressctl.stages.prune import Prune
+from compressctl.stages.quantize import Quantize
+
+STAGES = {"prune": Prune, "cluster": Cluster, "quantize": Quantize}
+
+
+def build(params):
+    """The stage object for one validated ``stages[]`` entry."""
+    return STAGES[params.type](params)

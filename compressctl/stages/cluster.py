@@ -1,0 +1,117 @@
+"""Weight clustering (weight sharing): each layer's weights take one of N trained centroid values."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from compressctl.params import FineTune, LayerSelection, _check_patterns, first_match
+from compressctl.stages.base import StageContext, StageResult, clone_with, kernel_arrays, model_layers, require_keras
+
+CENTROID_INIT = {
+    "kmeans++": "KMEANS_PLUS_PLUS",
+    "linear": "LINEAR",
+    "density": "DENSITY_BASED",
+    "random": "RANDOM",
+}
+
+
+class Cluster:
+    """Share weights: cluster each selected layer's kernel into ``number_of_clusters`` values."""
+
+    class Params(LayerSelection, FineTune):
+        type: Literal["cluster"]
+        number_of_clusters: int = Field(16, ge=2, le=256, description="Distinct weight values per layer.")
+        layers: dict[str, int] = Field(
+            default_factory=dict,
+            description="Per-layer cluster counts: layer-name regex → clusters; the first match wins.",
+        )
+        centroid_init: Literal["kmeans++", "linear", "density", "random"] = Field(
+            "kmeans++", description="How the centroids start (TFMOT CentroidInitialization)."
+        )
+        preserve_sparsity: bool = Field(
+            True, description="Keep zeros at zero (pruned weights stay pruned: prune → cluster)."
+        )
+
+        @field_validator("layers")
+        @classmethod
+        def _layer_counts(cls, value):
+            _check_patterns(value)
+            for pattern, clusters in value.items():
+                if not 2 <= clusters <= 256:
+                    raise ValueError(f"clusters for {pattern!r} must be in [2, 256], got {clusters}")
+            return value
+
+    def __init__(self, params: Params):
+        self.params = params
+
+    def clusters_for(self, layer_name: str) -> int | None:
+        if not self.params.selects(layer_name):
+            return None
+        count = first_match(self.params.layers, layer_name)
+        return self.params.number_of_clusters if count is None else count
+
+    def apply(self, model, ctx: StageContext) -> StageResult:
+        require_keras(model, "cluster")
+        from compressctl.tfenv import tfmot
+
+        mot = tfmot()
+        from tensorflow_model_optimization.python.core.clustering.keras import clustering_registry
+        from tensorflow_model_optimization.python.core.clustering.keras.experimental import cluster as experimental
+
+        p = self.params
+        init = getattr(mot.clustering.keras.CentroidInitialization, CENTROID_INIT[p.centroid_init])
+        skipped, counts = [], {}
+
+        def wrap(layer):
+            clusters = self.clusters_for(layer.name)
+            arrays = kernel_arrays(layer)
+            if clusters is None or not arrays:
+                return layer
+            if not clustering_registry.ClusteringRegistry.supports(layer):
+                skipped.append({"layer": layer.name, "reason": f"TFMOT cannot cluster {type(layer).__name__}"})
+                return layer
+            smallest = min(a.size for a in arrays)
+            if smallest <= clusters:
+                skipped.append(
+                    {"layer": layer.name, "reason": f"{smallest} weights are too few for {clusters} clusters"}
+                )
+                return layer
+            try:
+                wrapped = experimental.cluster_weights(
+                    layer,
+                    number_of_clusters=clusters,
+                    cluster_centroids_init=init,
+                    preserve_sparsity=p.preserve_sparsity,
+                )
+            except (ValueError, TypeError) as exc:
+                skipped.append({"layer": layer.name, "reason": str(exc).splitlines()[0]})
+                return layer
+            counts[layer.name] = clusters
+            return wrapped
+
+        wrapped = clone_with(model, wrap, "cluster")
+        if not counts:
+            return StageResult(model=model, skipped_layers=skipped, notes=["no layer was selected for clustering"])
+        ctx.fit(wrapped, p.epochs, p.learning_rate, p.batch_size, "cluster")
+        stripped = mot.clustering.keras.strip_clustering(wrapped)
+        return StageResult(model=stripped, skipped_layers=skipped, **measure_unique(stripped, counts))
+
+
+def measure_unique(model, counts: dict[str, int] | None = None) -> dict:
+    """Distinct values per kernel, counted on the weights themselves."""
+    rows, worst = [], 0
+    for layer in model_layers(model):
+        arrays = kernel_arrays(layer)
+        if not arrays:
+            continue
+        unique = max(int(np.unique(a).size) for a in arrays)
+        row = {"layer": layer.name, "params": sum(a.size for a in arrays), "unique_weights": unique}
+        if counts is not None:
+            row["clusters"] = counts.get(layer.name)
+            if layer.name in counts:
+                worst = max(worst, unique)
+        rows.append(row)
+    return {"measured": {"unique_weights": worst}, "layers": rows}

@@ -1,0 +1,67 @@
+"""CPU target: int8 TFLite for the XNNPACK / reference kernels of the LiteRT interpreter."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from compressctl.params import StrictModel
+from compressctl.targets.base import Conversion
+
+
+class CpuTarget:
+    """Full-int8 (calibrated on the train split) or dynamic-range int8 TFLite for CPUs."""
+
+    class Params(StrictModel):
+        type: Literal["cpu"]
+        name: str | None = Field(None, description="Folder and report name (default: the type).")
+        mode: Literal["int8", "dynamic", "float32"] = Field(
+            "int8",
+            description="int8: weights and activations int8, calibrated; dynamic: int8 weights, float "
+            "activations; float32: plain conversion.",
+        )
+        calibration_samples: int = Field(
+            200, ge=1, le=100_000, description="Train-split samples used to calibrate int8 activation ranges."
+        )
+        io_dtype: Literal["float32", "int8", "uint8"] = Field(
+            "float32", description="Input/output type of an int8 model (float32 keeps float I/O)."
+        )
+        fallback: Literal["dynamic", "none"] = Field(
+            "dynamic",
+            description="When int8 conversion fails or crashes: dynamic converts dynamic-range instead; "
+            "none fails the target.",
+        )
+        sparse: bool = Field(
+            False,
+            description="Also ask the converter for sparse weight encoding (EXPERIMENTAL_SPARSITY); kept "
+            "only when the artifact runs, else the dense artifact is kept.",
+        )
+
+    def __init__(self, params: Params):
+        self.params = params
+
+    @property
+    def name(self) -> str:
+        return self.params.name or self.params.type
+
+    def conversions(self) -> list[Conversion]:
+        p = self.params
+        if p.mode == "float32":
+            return [Conversion("float32", label="float32")]
+        if p.mode == "dynamic":
+            first = [Conversion("dynamic", label="dynamic-range int8")]
+        else:
+            first = [Conversion("int8", io_dtype=p.io_dtype, label="full int8")]
+        if p.sparse:
+            first = [
+                Conversion(c.mode, c.io_dtype, sparsity=True, label=c.label + " sparse") for c in first
+            ] + [
+                Conversion(c.mode, c.io_dtype, label=c.label, fallback_reason="the sparse artifact did not run")
+                for c in first
+            ]
+        if p.mode == "int8" and p.fallback == "dynamic":
+            first.append(
+                Conversion("dynamic", label="dynamic-range int8", fallback_reason="full-int8 conversion failed")
+            )
+        return first
