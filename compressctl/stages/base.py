@@ -114,7 +114,7 @@ def _first_line(exc: BaseException) -> str:
 
 def kernel_weights(layer) -> list:
     """The layer's kernel-like weights (tf.Variables), skipping biases and normalisation statistics."""
-    return [w for w in layer.weights if w.name.endswith(KERNEL_SUFFIXES) and "/" in w.name]
+    return [w for w in layer.weights if w.name.endswith(KERNEL_SUFFIXES)]
 
 
 def kernel_arrays(layer) -> list[np.ndarray]:

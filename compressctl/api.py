@@ -1,0 +1,114 @@
+"""The programmatic interface: what the CLI calls, usable from Python without typer or rich."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from compressctl.errors import UserError
+from compressctl.events import Emit, ignore
+from compressctl.recipe import Recipe, json_schema, load_recipe_with_source
+
+
+def validate(recipe_path: str, overrides: list[str] = (), flags: dict | None = None) -> Recipe:
+    """Load and validate a recipe (no TensorFlow import)."""
+    recipe, _ = load_recipe_with_source(recipe_path, list(overrides), flags)
+    return recipe
+
+
+def run(
+    recipe_path: str,
+    overrides: list[str] = (),
+    *,
+    model: str | None = None,
+    data: str | None = None,
+    out: str | None = None,
+    trust_model: bool = False,
+    emit: Emit = ignore,
+):
+    """Run a recipe end to end; returns a pipeline.RunResult (report dict and exit code)."""
+    from compressctl import pipeline
+
+    recipe, source = load_recipe_with_source(recipe_path, list(overrides), {"model": model, "data": data, "out": out})
+    return pipeline.run(
+        recipe, recipe_path=str(recipe_path), recipe_sha256=source.sha256, trust_model=trust_model, emit=emit
+    )
+
+
+def schema() -> dict:
+    return json_schema()
+
+
+def inspect(model_path: str, trust_model: bool = False) -> dict:
+    from compressctl.inspection import inspect_model
+
+    return inspect_model(model_path, trust_model=trust_model)
+
+
+def _task_for(path: Path, metric: str, top_k: int, outputs_probabilities: bool | None):
+    from compressctl.evaluate import TaskInfo
+    from compressctl.runtime import load_interpreter
+
+    interpreter = load_interpreter(path)
+    units = int(interpreter.get_output_details()[0]["shape"][-1])
+    from_logits = False if outputs_probabilities is None else not outputs_probabilities
+    return TaskInfo(binary=units == 1, from_logits=from_logits, metric=metric, top_k=top_k)
+
+
+def evaluate_artifact(
+    artifact: str, data_path: str, metric: str = "accuracy", top_k: int = 5, threads: int = 1, logits: bool = False
+) -> dict:
+    """The metric of one .tflite file on the test split of an npz data set."""
+    from compressctl.data import load_npz
+    from compressctl.evaluate import evaluate_tflite
+
+    path = _artifact_path(artifact)
+    data = load_npz(data_path)
+    task = _task_for(path, metric, top_k, outputs_probabilities=not logits)
+    value = evaluate_tflite(path, data.x_test, data.y_test, task, threads=threads)
+    return {"artifact": str(path), "metric": task.metric_name, "metric_value": value, "samples": len(data.x_test)}
+
+
+def bench_artifact(
+    artifact: str, runs: int = 200, threads: int = 1, warmup: int = 20, rounds: int = 5, baseline: str | None = None
+) -> dict:
+    """Latency of one .tflite file (and of a baseline, timed alternately, with the speed-up)."""
+    import numpy as np
+
+    from compressctl import bench
+    from compressctl.runtime import load_interpreter
+
+    path = _artifact_path(artifact)
+    models = {"artifact": path}
+    if baseline:
+        models = {"baseline": _artifact_path(baseline), **models}
+    detail = load_interpreter(path).get_input_details()[0]
+    sample = np.zeros(detail["shape"], np.float32)
+    latency = bench.bench_alternating(models, sample, runs, warmup, rounds, threads)
+    result = {"artifact": str(path), "latency_ms": latency["artifact"], "measured_on": bench.measured_on(threads)}
+    if baseline:
+        result["baseline"] = {"artifact": str(models["baseline"]), "latency_ms": latency["baseline"]}
+        result["speedup"] = round(latency["baseline"]["p50"] / latency["artifact"]["p50"], 4)
+    return result
+
+
+def load_report(run_dir: str) -> dict:
+    path = Path(run_dir) / "report.json"
+    if not path.exists():
+        raise UserError(f"{run_dir}: no report.json here; is it a compressctl run directory?")
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: not a readable report ({exc})") from None
+    if not isinstance(report, dict) or report.get("schema_version") != 1:
+        raise UserError(f"{path}: not a compressctl report of schema_version 1")
+    return report
+
+
+def _artifact_path(artifact: str) -> Path:
+    path = Path(artifact)
+    if not path.exists():
+        raise UserError(f"{artifact}: artifact not found")
+    if path.is_dir() or path.suffix != ".tflite":
+        raise UserError(f"{artifact}: expected a .tflite file")
+    return path

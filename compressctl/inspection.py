@@ -1,0 +1,63 @@
+"""``compressctl inspect``: the model's layers and which technique applies to each (and why not)."""
+
+from __future__ import annotations
+
+from compressctl.modelio import load_model
+
+
+def _layer_support(layer, mot, registries) -> dict:
+    from compressctl.stages.base import kernel_arrays
+
+    prune_registry, clustering_registry, quant_registry = registries
+    kind = type(layer).__name__
+    has_kernel = bool(kernel_arrays(layer))
+    if hasattr(layer, "layers"):
+        reason = "nested model: inspect and compress it separately"
+        return {"prune": reason, "cluster": reason, "quantize": reason}
+    prune = (
+        True
+        if has_kernel and prune_registry.PruneRegistry.supports(layer)
+        else ("no weights to prune" if not has_kernel else f"TFMOT cannot prune {kind}")
+    )
+    cluster = (
+        True
+        if has_kernel and clustering_registry.ClusteringRegistry.supports(layer)
+        else ("no weights to cluster" if not has_kernel else f"TFMOT cannot cluster {kind}")
+    )
+    quantize = True if quant_registry.supports(layer) else f"no QAT support for {kind}"
+    return {"prune": prune, "cluster": cluster, "quantize": quantize}
+
+
+def inspect_model(path: str, trust_model: bool = False) -> dict:
+    handle = load_model(path, trust_model=trust_model)
+    info = {
+        "model": str(handle.path),
+        "format": handle.format,
+        "input_shape": [None if d is None else int(d) for d in handle.input_shape],
+        "output_shape": [None if d is None else int(d) for d in handle.output_shape],
+        "trainable": handle.trainable,
+        "notes": list(handle.notes),
+        "layers": [],
+    }
+    if handle.keras is None:
+        info["notes"].append("no Keras layers to show; only post-training targets (cpu int8/dynamic) apply")
+        return info
+    from compressctl.tfenv import tfmot
+
+    mot = tfmot()
+    from tensorflow_model_optimization.python.core.clustering.keras import clustering_registry
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_registry,
+    )
+    from tensorflow_model_optimization.python.core.sparsity.keras import prune_registry
+
+    registries = (prune_registry, clustering_registry, default_8bit_quantize_registry.Default8BitQuantizeRegistry())
+    model = handle.keras
+    info["params"] = int(model.count_params())
+    for layer in model.layers:
+        if type(layer).__name__ == "InputLayer":
+            continue
+        row = {"name": layer.name, "class": type(layer).__name__, "params": int(layer.count_params())}
+        row.update(_layer_support(layer, mot, registries))
+        info["layers"].append(row)
+    return info

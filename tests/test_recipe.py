@@ -1,0 +1,113 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from compressctl.errors import UserError
+from compressctl.recipe import Recipe, json_schema, load_recipe, load_recipe_with_source, to_yaml
+from tests.conftest import REPO, write_recipe
+
+CASES = yaml.safe_load((Path(__file__).parent / "recipes_bad" / "cases.yaml").read_text())
+
+
+@pytest.mark.parametrize("case", sorted(CASES), ids=sorted(CASES))
+def test_golden_validation_errors(case, tmp_path):
+    spec = CASES[case]
+    path = write_recipe(tmp_path, spec["recipe"])
+    with pytest.raises(UserError) as info:
+        load_recipe(path)
+    expected = [line.format(path=path) for line in spec["errors"]]
+    assert str(info.value).splitlines() == expected
+
+
+def test_minimal_recipe_gets_defaults(tmp_path):
+    recipe = load_recipe(write_recipe(tmp_path, "model: m\n"))
+    assert recipe.stages == []
+    assert recipe.target_names() == ["cpu"]
+    assert recipe.targets[0].mode == "int8"
+    assert recipe.bench.threads == 1
+
+
+def test_empty_file_is_a_recipe_of_defaults(tmp_path):
+    assert load_recipe(write_recipe(tmp_path, "")).seed == 0
+
+
+def test_set_overrides_are_validated_like_the_file(tmp_path):
+    path = write_recipe(tmp_path, "stages:\n  - type: prune\n    target_sparsity: 0.5\n")
+    recipe = load_recipe(path, ["stages.0.target_sparsity=0.8", "bench.runs=7", "gates.max_metric_drop=0.01"])
+    assert recipe.stages[0].target_sparsity == 0.8
+    assert recipe.bench.runs == 7
+    assert recipe.gates.max_metric_drop == 0.01
+    with pytest.raises(UserError) as info:
+        load_recipe(path, ["stages.0.target_sparsity=1.5"])
+    assert str(info.value) == "--set stages.0.target_sparsity=1.5: stages[0].target_sparsity: must be < 1"
+
+
+def test_set_can_add_nested_keys_and_lists(tmp_path):
+    path = write_recipe(tmp_path, "stages:\n  - type: prune\n")
+    recipe = load_recipe(path, ["stages.0.layers.fc1=0.9", "stages.0.exclude=[conv.*]"])
+    assert recipe.stages[0].layers == {"fc1": 0.9}
+    assert recipe.stages[0].exclude == ["conv.*"]
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("stages", "--set stages: expected key=value, e.g. stages.0.target_sparsity=0.8"),
+        ("stages.3.epochs=1", "--set stages.3.epochs=1: stages has 1 item(s); index 3 is out of range"),
+        ("stages.x.epochs=1", "--set stages.x.epochs=1: stages is a list; use an index, e.g. stages.0"),
+        ("seed.x=1", "--set seed.x=1: seed is a single value, not a mapping or list"),
+    ],
+)
+def test_bad_set_assignments(tmp_path, assignment, message):
+    path = write_recipe(tmp_path, "seed: 1\nstages:\n  - type: prune\n")
+    with pytest.raises(UserError) as info:
+        load_recipe(path, [assignment])
+    assert str(info.value) == message
+
+
+def test_flags_override_model_data_out(tmp_path):
+    path = write_recipe(tmp_path, "model: a\ndata: b\n")
+    recipe, _ = load_recipe_with_source(path, [], {"model": "m2", "data": None, "out": "o"})
+    assert (recipe.model, recipe.data, recipe.out) == ("m2", "b", "o")
+
+
+def test_missing_recipe_file(tmp_path):
+    with pytest.raises(UserError, match="recipe not found"):
+        load_recipe(tmp_path / "nope.yaml")
+
+
+def test_alias_bomb_is_refused(tmp_path):
+    lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x","x"]']
+    for i in range(1, 8):
+        lines.append(f"a{i}: &a{i} [{', '.join(['*a' + str(i - 1)] * 10)}]")
+    path = write_recipe(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(UserError, match="more than 20000 YAML nodes"):
+        load_recipe(path)
+
+
+def test_lock_round_trips(tmp_path):
+    recipe = load_recipe(REPO / "recipes" / "deep-compression.yaml")
+    again = load_recipe(write_recipe(tmp_path, to_yaml(recipe)))
+    assert again == recipe
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "recipes").glob("*.yaml")), ids=lambda p: p.name)
+def test_bundled_recipes_validate(path):
+    assert isinstance(load_recipe(path), Recipe)
+
+
+def test_deep_compression_prunes_fully_connected_layers_hardest():
+    recipe = load_recipe(REPO / "recipes" / "deep-compression.yaml")
+    layers = recipe.stages[0].layers
+    assert layers["fc1"] > layers["conv2"] > layers["conv1"]
+    assert [s.type for s in recipe.stages] == ["prune", "cluster", "quantize"]
+    assert set(recipe.stages[2].preserve) == {"sparsity", "clusters"}
+
+
+def test_json_schema_describes_stage_types():
+    schema = json_schema()
+    text = str(schema)
+    for kind in ("prune", "cluster", "quantize", "cpu"):
+        assert kind in text
+    assert schema["title"] == "compressctl recipe"
