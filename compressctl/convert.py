@@ -14,6 +14,7 @@ import numpy as np
 from compressctl.errors import ConversionError
 
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+WORKER = [sys.executable, "-m", "compressctl.convert_worker"]
 
 
 def convert(
@@ -51,7 +52,7 @@ def convert(
     what = f"{mode} conversion" + (" with sparsity" if sparsity else "")
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "compressctl.convert_worker", str(spec_path)],
+            [*WORKER, str(spec_path)],
             stdin=subprocess.DEVNULL,
             stdout=2,
             stderr=2,

@@ -64,7 +64,7 @@ def publish(staging: Path, out: Path) -> None:
 
 def run(recipe: Recipe, *, recipe_path: str = "", recipe_sha256: str = "", trust_model: bool = False,
         emit: Emit = ignore) -> RunResult:  # fmt: skip
-    from compressctl.modelio import export_saved_model, load_model, task_info
+    from compressctl.modelio import detect_format, export_saved_model, load_model, task_info
     from compressctl.stages.base import StageContext
     from compressctl.tfenv import seed_everything
 
@@ -75,6 +75,7 @@ def run(recipe: Recipe, *, recipe_path: str = "", recipe_sha256: str = "", trust
         raise UserError(f"{recipe_path or 'recipe'}: no data; set `data:` in the recipe or pass --data")
     out = Path(recipe.out or f"runs/{recipe.name or 'run'}")
     check_out_dir(out)
+    detect_format(Path(recipe.model))  # a missing or unsupported model is reported before any work
     data = load_npz(recipe.data)
     emit(Event("step", f"loading model {recipe.model}"))
     handle = load_model(recipe.model, trust_model=trust_model)
