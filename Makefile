@@ -19,7 +19,7 @@ sample-models: install
 
 demo: install
 	@test -f sample_models/digits.npz && test -d sample_models/lenet5_digits || $(PY) -m compressctl.samples --out sample_models
-	$(VENV)/bin/compressctl run recipes/cpu-int8.yaml --out runs/demo
+	$(VENV)/bin/compressctl run recipes/deep-compression.yaml --out runs/demo
 
 test: install
 	$(PY) -m pytest -q

@@ -11,7 +11,6 @@ import json
 import os
 import sys
 import traceback
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -31,9 +30,7 @@ app = typer.Typer(
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout, nothing else there.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors, warnings and the result.")]
-VerboseOpt = Annotated[
-    bool, typer.Option("--verbose", "-v", help="Let TensorFlow's own log lines through to stderr.")
-]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Let TensorFlow's own log lines through to stderr.")]
 TrustOpt = Annotated[
     bool, typer.Option("--trust-model", help="Load models even when loading runs Python code stored in them.")
 ]
@@ -46,7 +43,9 @@ class UI:
         from rich.console import Console
 
         plain = bool(os.environ.get("CI")) or not err_stream.isatty()
-        self.err = Console(file=err_stream, highlight=False, soft_wrap=True, force_terminal=None if not plain else False)
+        self.err = Console(
+            file=err_stream, highlight=False, soft_wrap=True, force_terminal=None if not plain else False
+        )
         # Piped output keeps whole rows: a file or CI log has no terminal width to respect.
         out_plain = bool(os.environ.get("CI")) or not sys.stdout.isatty()
         self.out = Console(file=sys.stdout, highlight=False, soft_wrap=True, width=160 if out_plain else None)
@@ -220,7 +219,15 @@ def _summary_table(ui: UI, report: dict) -> None:
         table.add_column(column, justify=justify)
     for r in artifact_rows(report):
         table.add_row(
-            r["name"], r["size"], r["gzip"], r["ratio"], r["ratio_gzip"], r["metric"], r["delta"], r["p50"], r["speedup"]
+            r["name"],
+            r["size"],
+            r["gzip"],
+            r["ratio"],
+            r["ratio_gzip"],
+            r["metric"],
+            r["delta"],
+            r["p50"],
+            r["speedup"],
         )
     ui.out.print(table)
 

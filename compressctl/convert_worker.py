@@ -44,7 +44,8 @@ def build_converter(tf, spec: dict):
 
 
 def main(argv: list[str]) -> int:
-    spec = json.loads(open(argv[1]).read())
+    with open(argv[1]) as f:
+        spec = json.load(f)
     try:
         from compressctl.tfenv import tf
 

@@ -95,7 +95,9 @@ def check_against_model(data: Dataset, input_shape: tuple, output_units: int, mo
     got = data.sample_shape
     fits = len(expected) == len(got) and all(e is None or e == g for e, g in zip(expected, got, strict=True))
     if not fits:
-        shown = "(" + ", ".join("?" if e is None else str(e) for e in expected) + ("," if len(expected) == 1 else "") + ")"
+        shown = (
+            "(" + ", ".join("?" if e is None else str(e) for e in expected) + ("," if len(expected) == 1 else "") + ")"
+        )
         raise UserError(f"{data.path}: samples have shape {got} but {model_name} expects input shape {shown}")
     classes = max(output_units, 2)
     for split in ("train", "test"):

@@ -223,9 +223,7 @@ def task_info(handle: ModelHandle, sample: np.ndarray, metric: str = "accuracy",
     """Work out from the model whether it emits probabilities or logits, and binary or multi-class."""
     binary = handle.output_units == 1
     activation = output_layer_activation(handle.keras) if handle.keras is not None else None
-    if activation in ("softmax", "sigmoid"):
-        from_logits = False
-    elif activation is not None and activation not in ("linear",):
+    if activation in ("softmax", "sigmoid") or activation is not None and activation not in ("linear",):
         from_logits = False
     else:
         outputs = handle.predict(sample[:64])

@@ -240,6 +240,9 @@ def _build_target(target, saved_model, staging, work, data, rng, emit) -> tuple[
             path.unlink(missing_ok=True)
             emit(Event("warn", f"{target.name}: {conversion.label} failed: {exc}"))
             continue
+        # A target may check the artifact further and write companion files into its folder
+        # (the Edge TPU target's op mapping and compiled model); what it returns joins the record.
+        extra = target.finish(path, folder, emit) if hasattr(target, "finish") else {}
         facts = measure.file_facts(path)
         types = runtime.tensor_types(path)
         artifact = {
@@ -251,6 +254,7 @@ def _build_target(target, saved_model, staging, work, data, rng, emit) -> tuple[
             **facts,
             "runs_under": {"xnnpack": status["xnnpack"], "reference": status["reference"]},
             **types,
+            **extra,
         }
         return artifact, status
     shutil.rmtree(folder, ignore_errors=True)

@@ -97,7 +97,9 @@ class Recipe(StrictModel):
             if kind == "quantize" and "quantize" in earlier:
                 reason = "quantize appears twice; QAT runs once, as the last training stage"
             elif kind in ("prune", "cluster") and "quantize" in earlier:
-                reason = f"cannot {kind} after quantize: QAT wraps layers in fake-quant wrappers that {kind} cannot wrap"
+                reason = (
+                    f"cannot {kind} after quantize: QAT wraps layers in fake-quant wrappers that {kind} cannot wrap"
+                )
             elif kind == "prune" and "cluster" in earlier:
                 reason = "cannot prune after cluster: new zeros would break the shared weights"
             if reason:
@@ -401,9 +403,9 @@ def format_errors(exc: ValidationError, source: Source, data) -> str:
 def _has_path(data, loc) -> bool:
     cursor = data
     for part in loc:
-        if isinstance(cursor, dict) and part in cursor:
-            cursor = cursor[part]
-        elif isinstance(cursor, list) and isinstance(part, int) and part < len(cursor):
+        in_dict = isinstance(cursor, dict) and part in cursor
+        in_list = isinstance(cursor, list) and isinstance(part, int) and part < len(cursor)
+        if in_dict or in_list:
             cursor = cursor[part]
         else:
             return False

@@ -8,6 +8,7 @@ the CLI points file descriptor 2 at).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 
@@ -66,7 +67,6 @@ def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and TensorFlow and ask TensorFlow for deterministic kernels."""
     tensorflow = tf()
     keras().utils.set_random_seed(seed)
-    try:
+    # Older TF builds lack it; determinism is best effort there.
+    with contextlib.suppress(Exception):
         tensorflow.config.experimental.enable_op_determinism()
-    except Exception:  # noqa: BLE001 - older TF builds lack it; determinism is best effort there
-        pass

@@ -93,7 +93,13 @@ def render_markdown(report: dict) -> str:
             for skipped in s.get("skipped_layers", []):
                 lines.append(f"\n- left as is: `{skipped['layer']}`: {skipped['reason']}")
     if report["gates"]:
-        lines += ["", "## Gates", "", "| gate | target | threshold | value | result |", "| --- | --- | ---: | ---: | --- |"]
+        lines += [
+            "",
+            "## Gates",
+            "",
+            "| gate | target | threshold | value | result |",
+            "| --- | --- | ---: | ---: | --- |",
+        ]
         for g in report["gates"]:
             value = f"{g['value']:.4g}" if isinstance(g["value"], float) else g["value"]
             lines.append(
@@ -101,5 +107,10 @@ def render_markdown(report: dict) -> str:
             )
     env = report["environment"]
     packages = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)
-    lines += ["", "## Environment", "", f"{env['cpu']} ({env['cpu_count']} CPUs), {env['threads']} thread(s); {packages}."]
+    lines += [
+        "",
+        "## Environment",
+        "",
+        f"{env['cpu']} ({env['cpu_count']} CPUs), {env['threads']} thread(s); {packages}.",
+    ]
     return "\n".join(lines) + "\n"

@@ -1,8 +1,9 @@
 """Deployment targets, one module each: how to convert, and what to check on the result."""
 
 from compressctl.targets.cpu import CpuTarget
+from compressctl.targets.gpu import GpuTarget
 
-TARGETS = {"cpu": CpuTarget}
+TARGETS = {"cpu": CpuTarget, "gpu": GpuTarget}
 
 
 def build(params):

@@ -54,9 +54,7 @@ class CpuTarget:
         else:
             first = [Conversion("int8", io_dtype=p.io_dtype, label="full int8")]
         if p.sparse:
-            first = [
-                Conversion(c.mode, c.io_dtype, sparsity=True, label=c.label + " sparse") for c in first
-            ] + [
+            first = [Conversion(c.mode, c.io_dtype, sparsity=True, label=c.label + " sparse") for c in first] + [
                 Conversion(c.mode, c.io_dtype, label=c.label, fallback_reason="the sparse artifact did not run")
                 for c in first
             ]

@@ -1,0 +1,36 @@
+"""GPU target: float16 weights for the TFLite GPU delegate (which computes in float16 anyway)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from compressctl.params import StrictModel
+from compressctl.targets.base import Conversion
+
+
+class GpuTarget:
+    """float16 TFLite: half the size of float32, no calibration, accuracy within float16 rounding.
+
+    No GPU delegate runs on the build host, so the report's latency for this artifact is the
+    host CPU's (``measured_on`` says so); on a phone the GPU delegate runs it in float16.
+    """
+
+    class Params(StrictModel):
+        type: Literal["gpu"]
+        name: str | None = Field(None, description="Folder and report name (default: the type).")
+        mode: Literal["float16"] = Field("float16", description="Weights stored as float16.")
+
+    def __init__(self, params: Params):
+        self.params = params
+
+    @property
+    def name(self) -> str:
+        return self.params.name or self.params.type
+
+    def conversions(self) -> list[Conversion]:
+        return [Conversion("float16", label="float16")]
+
+    def finish(self, path, folder, emit) -> dict:
+        return {"latency_note": "timed on the host CPU; no GPU delegate runs here"}
