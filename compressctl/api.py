@@ -24,6 +24,7 @@ def run(
     data: str | None = None,
     out: str | None = None,
     trust_model: bool = False,
+    sign_key: str | None = None,
     emit: Emit = ignore,
 ):
     """Run a recipe end to end; returns a pipeline.RunResult (report dict and exit code)."""
@@ -31,8 +32,20 @@ def run(
 
     recipe, source = load_recipe_with_source(recipe_path, list(overrides), {"model": model, "data": data, "out": out})
     return pipeline.run(
-        recipe, recipe_path=str(recipe_path), recipe_sha256=source.sha256, trust_model=trust_model, emit=emit
+        recipe,
+        recipe_path=str(recipe_path),
+        recipe_sha256=source.sha256,
+        trust_model=trust_model,
+        sign_key=sign_key,
+        emit=emit,
     )
+
+
+def verify(run_dir: str, public_key: str | None = None) -> dict:
+    """Check every file of a run against its manifest (and its signature, given a public key)."""
+    from compressctl import manifest
+
+    return manifest.verify(run_dir, public_key)
 
 
 def schema() -> dict:

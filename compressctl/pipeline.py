@@ -7,9 +7,12 @@ failed or interrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compressctl import __version__, bench, measure, runtime, stages, targets
+from compressctl import __version__, bench, manifest, measure, runtime, stages, targets
 from compressctl.convert import convert
 from compressctl.data import check_against_model, load_npz
 from compressctl.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, StageError, UserError
@@ -63,10 +66,10 @@ def publish(staging: Path, out: Path) -> None:
 
 
 def run(recipe: Recipe, *, recipe_path: str = "", recipe_sha256: str = "", trust_model: bool = False,
-        emit: Emit = ignore) -> RunResult:  # fmt: skip
+        sign_key: str | None = None, emit: Emit = ignore) -> RunResult:  # fmt: skip
     from compressctl.modelio import detect_format, export_saved_model, load_model, task_info
     from compressctl.stages.base import StageContext
-    from compressctl.tfenv import seed_everything
+    from compressctl.tfenv import keras, seed_everything
 
     started = time.perf_counter()
     if not recipe.model:
@@ -75,9 +78,13 @@ def run(recipe: Recipe, *, recipe_path: str = "", recipe_sha256: str = "", trust
         raise UserError(f"{recipe_path or 'recipe'}: no data; set `data:` in the recipe or pass --data")
     out = Path(recipe.out or f"runs/{recipe.name or 'run'}")
     check_out_dir(out)
+    manifest.check_signing_key(sign_key)
     detect_format(Path(recipe.model))  # a missing or unsupported model is reported before any work
     data = load_npz(recipe.data)
     emit(Event("step", f"loading model {recipe.model}"))
+    # Fresh Keras name counters: a layer named quant_dense_3 in a second run of one process would
+    # change the flatbuffer's tensor names, and with them the artifact's sha256.
+    keras().backend.clear_session()
     handle = load_model(recipe.model, trust_model=trust_model)
     check_against_model(data, handle.input_shape, handle.output_units, str(handle.path))
     if recipe.stages and not handle.trainable:
@@ -93,17 +100,36 @@ def run(recipe: Recipe, *, recipe_path: str = "", recipe_sha256: str = "", trust
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     work = Path(tempfile.mkdtemp(prefix="compressctl-work-"))
     try:
-        report = _run_in(staging, work, recipe, handle, data, task, emit, StageContext, export_saved_model)
-        report["recipe"] = {"name": recipe.name, "path": recipe_path, "sha256": recipe_sha256}
-        report["seconds"] = round(time.perf_counter() - started, 3)
-        _write_reports(staging, recipe, report)
-        publish(staging, out)
+        with _terminate_as_interrupt():
+            report = _run_in(staging, work, recipe, handle, data, task, emit, StageContext, export_saved_model)
+            report["recipe"] = {"name": recipe.name, "path": recipe_path, "sha256": recipe_sha256}
+            report["seconds"] = round(time.perf_counter() - started, 3)
+            _write_reports(staging, recipe, report)
+            manifest.write_manifest(staging, sign_key)
+            publish(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return RunResult(out=out, report=report)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """Treat SIGTERM like Ctrl-C for the length of a run, so the staging directory is removed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"terminated by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_in(staging, work, recipe, handle, data, task, emit, StageContext, export_saved_model) -> dict:  # noqa: N803

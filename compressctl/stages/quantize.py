@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field
 
+from compressctl.errors import StageError
 from compressctl.params import FineTune, LayerSelection
 from compressctl.stages.base import StageContext, StageResult, clone_with, require_keras
 from compressctl.stages.cluster import measure_unique
@@ -45,28 +47,46 @@ class Quantize:
 
         registry = registry_module.Default8BitQuantizeRegistry()
         qk = mot.quantization.keras
-        skipped, annotated = [], []
+        skipped, refused = [], set()
 
-        def wrap(layer):
-            if not self.params.selects(layer.name):
-                return layer
-            if not registry.supports(layer):
-                if layer.weights:
-                    skipped.append({"layer": layer.name, "reason": f"no QAT support for {type(layer).__name__}"})
-                return layer
-            annotated.append(layer.name)
-            return qk.quantize_annotate_layer(layer)
+        def annotatable(layer) -> bool:
+            # BatchNormalization has no QAT config of its own: TFMOT folds it into the convolution
+            # before it, so it must be annotated along with that convolution.
+            return registry.supports(layer) or type(layer).__name__ == "BatchNormalization"
 
-        annotated_model = clone_with(model, wrap, "quantize")
-        if not annotated:
-            return StageResult(model=model, skipped_layers=skipped, notes=["no layer was selected for QAT"])
-        try:
-            with qk.quantize_scope():
-                qat = qk.quantize_apply(annotated_model, self.scheme(mot))
-        except Exception as exc:  # noqa: BLE001
-            from compressctl.errors import StageError
+        # TFMOT only says which layer it cannot quantize when quantize_apply fails; drop that
+        # layer's annotation, list it, and try again.
+        for _attempt in range(len(model.layers) + 1):
+            annotated = []
 
-            raise StageError(f"stage quantize: TFMOT could not apply QAT: {str(exc).splitlines()[0]}") from None
+            def wrap(layer, annotated=annotated):
+                if not self.params.selects(layer.name) or layer.name in refused:
+                    return layer
+                if not annotatable(layer):
+                    if layer.weights:
+                        skipped.append({"layer": layer.name, "reason": f"no QAT support for {type(layer).__name__}"})
+                    return layer
+                annotated.append(layer.name)
+                return qk.quantize_annotate_layer(layer)
+
+            skipped_before = len(skipped)
+            annotated_model = clone_with(model, wrap, "quantize")
+            if not annotated:
+                return StageResult(model=model, skipped_layers=skipped, notes=["no layer was selected for QAT"])
+            try:
+                with qk.quantize_scope():
+                    qat = qk.quantize_apply(annotated_model, self.scheme(mot))
+                break
+            except Exception as exc:  # noqa: BLE001
+                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                culprit = next((name for name in annotated if _names_layer(message, name)), None)
+                if culprit is None:
+                    raise StageError(f"stage quantize: TFMOT could not apply QAT: {message}") from None
+                refused.add(culprit)
+                del skipped[skipped_before:]
+                skipped.append({"layer": culprit, "reason": f"TFMOT refused it: {message}"})
+        else:  # pragma: no cover - every layer refused
+            raise StageError("stage quantize: TFMOT could not quantize any selected layer")
         ctx.fit(qat, self.params.epochs, self.params.learning_rate, self.params.batch_size, "quantize")
         measured = {"quantized_layers": len(annotated)}
         layers = []
@@ -78,3 +98,7 @@ class Quantize:
         if "sparsity" in self.params.preserve:
             measured["sparsity"] = sparsity["measured"]["sparsity"]
         return StageResult(model=qat, measured=measured, layers=layers, skipped_layers=skipped)
+
+
+def _names_layer(message: str, name: str) -> bool:
+    return re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", message) is not None

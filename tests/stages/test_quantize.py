@@ -31,3 +31,30 @@ def test_exclude_leaves_layers_unquantized(tiny_cnn, stage_ctx):
     layers = {layer.name: type(layer).__name__ for layer in result.model.layers}
     assert layers["fc2"] == "Dense"
     assert layers["quant_fc1"] == "QuantizeWrapperV2"
+
+
+def residual_bn_model():
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    inputs = k.Input((8, 8, 1))
+    h = k.layers.Conv2D(8, 3, padding="same", name="conv_a")(inputs)
+    h = k.layers.BatchNormalization(name="bn_a")(h)
+    h = k.layers.ReLU(name="relu_a")(h)
+    r = k.layers.Conv2D(8, 3, padding="same", name="conv_b")(h)
+    r = k.layers.BatchNormalization(name="bn_b")(r)
+    h = k.layers.Add(name="add")([h, r])
+    h = k.layers.GlobalAveragePooling2D(name="gap")(h)
+    outputs = k.layers.Dense(3, activation="softmax", name="head")(h)
+    return k.Model(inputs, outputs)
+
+
+def test_qat_folds_batchnorm_in_residual_models(stage_ctx):
+    model = residual_bn_model()
+    result = Quantize(Quantize.Params(type="quantize", epochs=1)).apply(model, stage_ctx)
+    assert result.skipped_layers == []
+    names = [layer.name for layer in result.model.layers]
+    assert "quant_conv_a" in names and "quant_head" in names
+    outputs = result.model.predict(stage_ctx.data.x_test[:4], verbose=0)
+    assert outputs.shape == (4, 3) and np.all(np.isfinite(outputs))
