@@ -25,6 +25,7 @@ def run(
     out: str | None = None,
     trust_model: bool = False,
     sign_key: str | None = None,
+    resume: bool = False,
     emit: Emit = ignore,
 ):
     """Run a recipe end to end; returns a pipeline.RunResult (report dict and exit code)."""
@@ -37,6 +38,7 @@ def run(
         recipe_sha256=source.sha256,
         trust_model=trust_model,
         sign_key=sign_key,
+        resume=resume,
         emit=emit,
     )
 

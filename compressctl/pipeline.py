@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from compressctl import __version__, bench, manifest, measure, runtime, stages, targets
+from compressctl.cache import StageCache
 from compressctl.convert import convert
 from compressctl.data import check_against_model, load_npz
 from compressctl.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, StageError, UserError
@@ -66,7 +67,7 @@ def publish(staging: Path, out: Path) -> None:
 
 
 def run(recipe: Recipe, *, recipe_path: str = "", recipe_sha256: str = "", trust_model: bool = False,
-        sign_key: str | None = None, emit: Emit = ignore) -> RunResult:  # fmt: skip
+        sign_key: str | None = None, resume: bool = False, emit: Emit = ignore) -> RunResult:  # fmt: skip
     from compressctl.modelio import detect_format, export_saved_model, load_model, task_info
     from compressctl.stages.base import StageContext
     from compressctl.tfenv import keras, seed_everything
@@ -97,16 +98,25 @@ def run(recipe: Recipe, *, recipe_path: str = "", recipe_sha256: str = "", trust
     task = task_info(handle, data.x_train, recipe.task.metric, recipe.task.top_k)
 
     out.parent.mkdir(parents=True, exist_ok=True)
+    cache = None
+    if recipe.stages:
+        settings = {"seed": recipe.seed, "task": recipe.task.model_dump(), "training": recipe.training.model_dump()}
+        cache = StageCache(out, handle.path, measure.sha256_file(data.path), settings)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     work = Path(tempfile.mkdtemp(prefix="compressctl-work-"))
     try:
         with _terminate_as_interrupt():
-            report = _run_in(staging, work, recipe, handle, data, task, emit, StageContext, export_saved_model)
+            stage_input = (cache, resume, seed_everything)
+            report = _run_in(
+                staging, work, recipe, handle, data, task, emit, StageContext, export_saved_model, stage_input
+            )
             report["recipe"] = {"name": recipe.name, "path": recipe_path, "sha256": recipe_sha256}
             report["seconds"] = round(time.perf_counter() - started, 3)
             _write_reports(staging, recipe, report)
             manifest.write_manifest(staging, sign_key)
             publish(staging, out)
+        if cache is not None:
+            cache.prune_others()
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -132,7 +142,7 @@ def _terminate_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run_in(staging, work, recipe, handle, data, task, emit, StageContext, export_saved_model) -> dict:  # noqa: N803
+def _run_in(staging, work, recipe, handle, data, task, emit, StageContext, export_saved_model, stage_input) -> dict:  # noqa: N803
     # The baseline is exported before any stage runs: stages share (and train) the original layers.
     emit(Event("step", "exporting the float32 baseline"))
     baseline_sm = export_saved_model(handle, work / "baseline_savedmodel", data.sample_shape)
@@ -146,8 +156,19 @@ def _run_in(staging, work, recipe, handle, data, task, emit, StageContext, expor
     ctx = StageContext(data=data, task=task, batch_size=recipe.training.batch_size, seed=recipe.seed, emit=emit)
     model = handle.keras
     stage_rows = []
+    cache, resume, seed_everything = stage_input
     for index, params in enumerate(recipe.stages):
+        key = cache.key_for(params)
+        hit = cache.load(key) if resume else None
+        if hit is not None:
+            model, row = hit
+            row["cached"] = True
+            stage_rows.append(row)
+            emit(Event("step", f"stage {index + 1}/{len(recipe.stages)}: {params.type} (cached, skipped)"))
+            continue
         emit(Event("step", f"stage {index + 1}/{len(recipe.stages)}: {params.type}"))
+        # Seeding each stage by its index makes a resumed run compute what a full run would.
+        seed_everything(recipe.seed + index)
         t0 = time.perf_counter()
         result = stages.build(params).apply(model, ctx)
         model = result.model
@@ -155,6 +176,8 @@ def _run_in(staging, work, recipe, handle, data, task, emit, StageContext, expor
         row = {"type": params.type, "seconds": round(time.perf_counter() - t0, 3), "metric_value": metric_value}
         row.update(result.measured)
         row.update({"layers": result.layers, "skipped_layers": result.skipped_layers, "notes": result.notes})
+        row["cached"] = False
+        cache.store(key, model, row)
         stage_rows.append(row)
         emit(Event("step", f"stage {params.type}: {task.metric_name} {metric_value:.4f}", data=row))
 
