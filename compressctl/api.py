@@ -26,6 +26,7 @@ def run(
     trust_model: bool = False,
     sign_key: str | None = None,
     resume: bool = False,
+    custom_objects: str | None = None,
     emit: Emit = ignore,
 ):
     """Run a recipe end to end; returns a pipeline.RunResult (report dict and exit code)."""
@@ -39,6 +40,7 @@ def run(
         trust_model=trust_model,
         sign_key=sign_key,
         resume=resume,
+        custom_objects=custom_objects,
         emit=emit,
     )
 
@@ -54,10 +56,10 @@ def schema() -> dict:
     return json_schema()
 
 
-def inspect(model_path: str, trust_model: bool = False) -> dict:
+def inspect(model_path: str, trust_model: bool = False, custom_objects: str | None = None) -> dict:
     from compressctl.inspection import inspect_model
 
-    return inspect_model(model_path, trust_model=trust_model)
+    return inspect_model(model_path, trust_model=trust_model, custom_objects=custom_objects)
 
 
 def _task_for(path: Path, metric: str, top_k: int, outputs_probabilities: bool | None):

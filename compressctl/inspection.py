@@ -28,8 +28,8 @@ def _layer_support(layer, mot, registries) -> dict:
     return {"prune": prune, "cluster": cluster, "quantize": quantize}
 
 
-def inspect_model(path: str, trust_model: bool = False) -> dict:
-    handle = load_model(path, trust_model=trust_model)
+def inspect_model(path: str, trust_model: bool = False, custom_objects: str | None = None) -> dict:
+    handle = load_model(path, trust_model=trust_model, custom_objects=custom_objects)
     info = {
         "model": str(handle.path),
         "format": handle.format,

@@ -119,9 +119,36 @@ def _keras_version_of(path: Path) -> str:
         raise UserError(f"{path}: not a readable .keras file ({exc})") from None
 
 
-def load_model(path: str | Path, trust_model: bool = False) -> ModelHandle:
+def load_custom_objects(spec: str | None) -> dict:
+    """Import ``module:attribute`` (a dict of name → class or function) for custom layers.
+
+    This runs the user's own module: naming it is the user's consent to run that code.
+    """
+    if not spec:
+        return {}
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise UserError(f"--custom-objects {spec}: expected module:dict, e.g. my_layers:CUSTOM_OBJECTS")
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - any failure importing user code is reported as bad input
+        raise UserError(f"--custom-objects {spec}: cannot import {module_name}: {exc}") from None
+    finally:
+        sys.path.pop(0)
+    objects = getattr(module, attribute, None)
+    if not isinstance(objects, dict):
+        raise UserError(f"--custom-objects {spec}: {module_name}.{attribute} is not a dict of name → class")
+    return objects
+
+
+def load_model(path: str | Path, trust_model: bool = False, custom_objects: str | None = None) -> ModelHandle:
     """Load a model; every failure is a UserError that names the file and the reason."""
     path = Path(path)
+    objects = load_custom_objects(custom_objects)
     fmt = detect_format(path)
     if fmt == "keras" and _keras_version_of(path).startswith("3"):
         raise UserError(
@@ -141,14 +168,14 @@ def load_model(path: str | Path, trust_model: bool = False) -> ModelHandle:
         return _load_inference_only(path, tf())
     k = keras()
     try:
-        kwargs = {"compile": False}
+        kwargs = {"compile": False, "custom_objects": objects or None}
         if fmt == "keras":
             kwargs["safe_mode"] = not trust_model
         model = k.models.load_model(str(path), **kwargs)
     except Exception as exc:  # noqa: BLE001 - any load failure is the file's problem
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "Unknown layer" in message or "custom" in message.lower():
-            message += " (custom layers need the code that defines them; compressctl loads built-in layers)"
+            message += " (a custom layer: pass --custom-objects module:dict naming the code that defines it)"
         raise UserError(f"{path}: could not load the model: {message}") from None
     if not isinstance(model, k.Model):
         raise UserError(f"{path}: loaded a {type(model).__name__}, not a Keras model")

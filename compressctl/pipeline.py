@@ -67,7 +67,8 @@ def publish(staging: Path, out: Path) -> None:
 
 
 def run(recipe: Recipe, *, recipe_path: str = "", recipe_sha256: str = "", trust_model: bool = False,
-        sign_key: str | None = None, resume: bool = False, emit: Emit = ignore) -> RunResult:  # fmt: skip
+        sign_key: str | None = None, resume: bool = False, custom_objects: str | None = None,
+        emit: Emit = ignore) -> RunResult:  # fmt: skip
     from compressctl.modelio import detect_format, export_saved_model, load_model, task_info
     from compressctl.stages.base import StageContext
     from compressctl.tfenv import keras, seed_everything
@@ -86,7 +87,7 @@ def run(recipe: Recipe, *, recipe_path: str = "", recipe_sha256: str = "", trust
     # Fresh Keras name counters: a layer named quant_dense_3 in a second run of one process would
     # change the flatbuffer's tensor names, and with them the artifact's sha256.
     keras().backend.clear_session()
-    handle = load_model(recipe.model, trust_model=trust_model)
+    handle = load_model(recipe.model, trust_model=trust_model, custom_objects=custom_objects)
     check_against_model(data, handle.input_shape, handle.output_units, str(handle.path))
     if recipe.stages and not handle.trainable:
         kinds = ", ".join(s.type for s in recipe.stages)
