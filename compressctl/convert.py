@@ -1,9 +1,10 @@
-"""Run a TFLite conversion in a child process (see convert_worker) and report failures clearly."""
+"""TFLite conversions in a child process (see convert_worker), with failures reported clearly."""
 
 from __future__ import annotations
 
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -15,61 +16,121 @@ from compressctl.errors import ConversionError
 
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 WORKER = [sys.executable, "-m", "compressctl.convert_worker"]
+START_TIMEOUT_S = 600
 
 
-def convert(
-    saved_model: Path,
-    out: Path,
-    mode: str,
-    workdir: Path,
-    *,
-    calibration: np.ndarray | None = None,
-    io_dtype: str = "float32",
-    integer_only: bool = False,
-    sparsity: bool = False,
-    timeout_s: float = 3600,
-) -> Path:
-    """Convert ``saved_model`` to ``out`` (mode: float32, float16, dynamic or int8)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    tag = out.parent.name + "-" + out.stem
-    spec = {
-        "saved_model": str(saved_model),
-        "out": str(out),
-        "result": str(workdir / f"{tag}.result.json"),
-        "mode": mode,
-        "io_dtype": io_dtype,
-        "integer_only": integer_only,
-        "sparsity": sparsity,
-    }
-    if calibration is not None:
-        spec["calibration"] = str(workdir / f"{tag}.calibration.npy")
-        spec["input_dtype"] = str(calibration.dtype)
-        np.save(spec["calibration"], calibration)
-    spec_path = workdir / f"{tag}.spec.json"
-    spec_path.write_text(json.dumps(spec))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
-    what = f"{mode} conversion" + (" with sparsity" if sparsity else "")
-    try:
-        proc = subprocess.run(
-            [*WORKER, str(spec_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=2,
-            stderr=2,
-            env=env,
-            timeout=timeout_s,
+class Converter:
+    """A warm conversion worker. Start it early: its TensorFlow import overlaps the caller's work.
+
+    A crash (the converter can segfault) ends only the conversion in flight: it becomes a
+    ConversionError, and the next conversion starts a fresh worker.
+    """
+
+    def __init__(self, timeout_s: float = 3600):
+        self.timeout_s = timeout_s
+        self._proc: subprocess.Popen | None = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def start(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
+        self._proc = subprocess.Popen(
+            WORKER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=2, env=env, text=True, bufsize=1
         )
-    except subprocess.TimeoutExpired:
-        raise ConversionError(f"the TFLite converter did not finish the {what} in {timeout_s:.0f} s") from None
-    if proc.returncode < 0:
-        name = signal.Signals(-proc.returncode).name
-        raise ConversionError(f"the TFLite converter crashed ({name}) during the {what}")
-    if proc.returncode != 0:
+        self._ready = False
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
         try:
-            error = json.loads(Path(spec["result"]).read_text())["error"]
-        except (OSError, ValueError, KeyError):
-            error = f"exit status {proc.returncode}"
-        raise ConversionError(f"the TFLite converter failed during the {what}: {error}")
-    if not out.exists():
-        raise ConversionError(f"the TFLite converter wrote nothing during the {what}")
-    return out
+            proc.stdin.close()
+            proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+
+    def _answer(self, timeout_s: float) -> dict | None:
+        """The worker's next answer, or None when it died."""
+        selector = selectors.DefaultSelector()
+        selector.register(self._proc.stdout, selectors.EVENT_READ)
+        try:
+            if not selector.select(timeout_s):
+                self._proc.kill()
+                self._proc.wait()
+                raise TimeoutError
+        finally:
+            selector.close()
+        line = self._proc.stdout.readline()
+        return json.loads(line) if line else None
+
+    def _died(self, what: str) -> ConversionError:
+        code = self._proc.wait()
+        self._proc = None
+        if code < 0:
+            return ConversionError(f"the TFLite converter crashed ({signal.Signals(-code).name}) during the {what}")
+        return ConversionError(f"the TFLite converter exited with status {code} during the {what}")
+
+    def convert(
+        self,
+        saved_model: Path,
+        out: Path,
+        mode: str,
+        workdir: Path,
+        *,
+        calibration: np.ndarray | None = None,
+        io_dtype: str = "float32",
+        integer_only: bool = False,
+        sparsity: bool = False,
+    ) -> Path:
+        """Convert ``saved_model`` to ``out`` (mode: float32, float16, dynamic or int8)."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        spec = {
+            "saved_model": str(saved_model),
+            "out": str(out),
+            "mode": mode,
+            "io_dtype": io_dtype,
+            "integer_only": integer_only,
+            "sparsity": sparsity,
+        }
+        if calibration is not None:
+            spec["calibration"] = str(workdir / f"{out.parent.name}-{out.stem}.calibration.npy")
+            spec["input_dtype"] = str(calibration.dtype)
+            np.save(spec["calibration"], calibration)
+        what = f"{mode} conversion" + (" with sparsity" if sparsity else "")
+        self.start()
+        try:
+            if not self._ready:
+                ready = self._answer(START_TIMEOUT_S)
+                if ready is None:
+                    raise self._died("start of the conversion worker")
+                self._ready = True
+            self._proc.stdin.write(json.dumps(spec) + "\n")
+            self._proc.stdin.flush()
+            answer = self._answer(self.timeout_s)
+        except TimeoutError:
+            self._proc = None
+            raise ConversionError(f"the TFLite converter did not finish the {what} in {self.timeout_s:.0f} s") from None
+        except BrokenPipeError:
+            answer = None
+        if answer is None:
+            raise self._died(what)
+        if "error" in answer:
+            raise ConversionError(f"the TFLite converter failed during the {what}: {answer['error']}")
+        if not out.exists():
+            raise ConversionError(f"the TFLite converter wrote nothing during the {what}")
+        return out
+
+
+def convert(saved_model: Path, out: Path, mode: str, workdir: Path, **options) -> Path:
+    """One conversion in a worker of its own."""
+    with Converter() as converter:
+        return converter.convert(saved_model, out, mode, workdir, **options)

@@ -1,9 +1,9 @@
-"""Child process that runs one TFLite conversion.
+"""Child process that runs TFLite conversions, one JSON request per line on stdin.
 
 The converter can kill its process (a calibrated int8 conversion of a GRU segfaulted), so the
-pipeline runs each conversion here, in a process of its own, and turns a crash into a message.
-Usage: ``python -m compressctl.convert_worker SPEC.json``; writes SPEC["out"] whole or not at all,
-and on a Python-level failure writes {"error": ...} to SPEC["result"] and exits 1.
+pipeline converts here, in a process of its own, and turns a crash into a message. The worker
+stays warm between requests (TensorFlow is imported once) and is restarted after a crash.
+Each request writes request["out"] whole or not at all and answers {"ok": true} or {"error": ...}.
 """
 
 from __future__ import annotations
@@ -43,29 +43,39 @@ def build_converter(tf, spec: dict):
     return converter
 
 
-def main(argv: list[str]) -> int:
-    with open(argv[1]) as f:
-        spec = json.load(f)
+def handle(spec: dict) -> dict:
+    """Run one conversion; never raises."""
     try:
         from compressctl.tfenv import tf
 
-        tensorflow = tf()
-        flatbuffer = build_converter(tensorflow, spec).convert()
+        flatbuffer = build_converter(tf(), spec).convert()
         tmp = spec["out"] + ".part"
         with open(tmp, "wb") as f:
             f.write(flatbuffer)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, spec["out"])
-        return 0
+        return {"ok": True}
     except Exception as exc:  # noqa: BLE001 - reported to the parent as one message
         text = str(exc).strip()
         lines = [line for line in text.splitlines() if "error:" in line.lower()] or text.splitlines()[:1]
         message = "; ".join(line.strip() for line in lines[:3]) or type(exc).__name__
-        with open(spec["result"], "w") as f:
-            json.dump({"error": f"{type(exc).__name__}: {message}"}, f)
-        return 1
+        return {"error": f"{type(exc).__name__}: {message}"}
+
+
+def serve(handler=handle) -> int:
+    # Answers go to a private copy of stdout; anything else printed (C++ included) goes to the log.
+    answers = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    from compressctl.tfenv import tf
+
+    tf()  # import while the parent is still loading its model
+    answers.write(json.dumps({"ready": True}) + "\n")
+    for line in sys.stdin:
+        if line.strip():
+            answers.write(json.dumps(handler(json.loads(line))) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(serve())

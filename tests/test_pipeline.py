@@ -80,7 +80,9 @@ gates:
         "cpu-dynamic",
         "report.json",
         "report.md",
+        "report.html",
         "recipe.lock.yaml",
+        "manifest.json",
     }
     assert [s["type"] for s in report["stages"]] == ["prune", "cluster", "quantize"]
     prune = report["stages"][0]
@@ -118,12 +120,13 @@ def test_a_crashing_converter_falls_back_and_other_targets_finish(tmp_path, tiny
     # A worker that kills itself with SIGSEGV for int8 conversions, like the converter did on a GRU.
     crash = tmp_path / "crash_worker.py"
     crash.write_text(
-        "import json, os, signal, sys\n"
+        "import os, signal, sys\n"
         "from compressctl import convert_worker\n"
-        "spec = json.load(open(sys.argv[1]))\n"
-        "if spec['mode'] == 'int8':\n"
-        "    os.kill(os.getpid(), signal.SIGSEGV)\n"
-        "sys.exit(convert_worker.main(sys.argv))\n"
+        "def handle(spec):\n"
+        "    if spec['mode'] == 'int8':\n"
+        "        os.kill(os.getpid(), signal.SIGSEGV)\n"
+        "    return convert_worker.handle(spec)\n"
+        "sys.exit(convert_worker.serve(handle))\n"
     )
     monkeypatch.setattr(convert, "WORKER", [sys.executable, str(crash)])
     recipe = write_recipe(

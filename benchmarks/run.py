@@ -1,0 +1,256 @@
+"""compressctl against what a user would otherwise do, measured in one run on this machine.
+
+Usage: python benchmarks/run.py [--quick]   (``make bench``)
+Writes benchmarks/RESULTS.md and benchmarks/results.json. Every figure is measured here, on the
+files written here: sizes and gzip sizes of the artifacts, accuracy through the LiteRT
+interpreter on the test split, latency timed alternately in this one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from benchmarks import peers  # noqa: E402
+from compressctl import bench, measure  # noqa: E402
+from compressctl.evaluate import TaskInfo, evaluate_tflite  # noqa: E402
+
+OUT = REPO / "benchmarks" / "out"
+SAMPLES = REPO / "sample_models"
+CLI = [str(REPO / ".venv" / "bin" / "compressctl")] if (REPO / ".venv" / "bin" / "compressctl").exists() else [
+    sys.executable,
+    "-m",
+    "compressctl",
+]
+TASK = TaskInfo(binary=False, from_logits=False)
+ONE_SAMPLE = 1 / 397  # one test sample of the digits split, as a fraction
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def timed_child(cmd: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Wall seconds and peak RSS (MiB) of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    stdout, stderr = proc.communicate()
+    wall = time.perf_counter() - start
+    # ru_maxrss of RUSAGE_CHILDREN is the largest child so far; good enough for the main process.
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return wall, peak, subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
+def compressctl_run(recipe: str, model: Path, out: Path, extra: list[str] = ()) -> dict:
+    cmd = [*CLI, "run", recipe, "--model", str(model), "--out", str(out), "--json", "--quiet", *extra]
+    wall, peak, proc = timed_child(cmd)
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    report = json.loads(proc.stdout)
+    return {"report": report, "wall_s": wall, "peak_rss_mib": peak, "exit_code": proc.returncode}
+
+
+def ensure_samples() -> None:
+    if not (SAMPLES / "digits.npz").exists() or not (SAMPLES / "lenet5_digits").exists():
+        log("building sample models")
+        subprocess.run([sys.executable, "-m", "compressctl.samples", "--out", str(SAMPLES)], check=True, cwd=REPO)
+
+
+def measure_all(baseline: Path, artifacts: dict[str, Path], data: dict, keras_metric: float, runs: int) -> list[dict]:
+    """One table: each artifact's size, gzip, accuracy and latency against the float32 baseline."""
+    base = measure.file_facts(baseline)
+    latency = bench.bench_alternating({"baseline": baseline, **artifacts}, data["x_test"], runs, runs // 10, 5, 1)
+    rows = []
+    for name, path in {"float32 baseline": baseline, **artifacts}.items():
+        facts = measure.file_facts(path)
+        metric = evaluate_tflite(path, data["x_test"], data["y_test"], TASK)
+        lat = latency["baseline" if name == "float32 baseline" else name]
+        rows.append(
+            {
+                "pipeline": name,
+                "size_bytes": facts["size_bytes"],
+                "gzip_bytes": facts["gzip_bytes"],
+                "ratio": base["size_bytes"] / facts["size_bytes"],
+                "ratio_gzip": base["gzip_bytes"] / facts["gzip_bytes"],
+                "accuracy": metric,
+                "delta": metric - keras_metric,
+                "p50_ms": lat["p50"],
+                "speedup": latency["baseline"]["p50"] / lat["p50"],
+            }
+        )
+    return rows
+
+
+def model_table(model_name: str, data: dict, quick: bool) -> dict:
+    model = SAMPLES / model_name
+    out = OUT / model_name
+    walls, files = {}, {}
+    log(f"{model_name}: compressctl recipes")
+    runs = {}
+    for recipe in ("cpu-int8", "deep-compression"):
+        result = compressctl_run(f"recipes/{recipe}.yaml", model, out / recipe)
+        runs[recipe] = result
+        walls[f"compressctl {recipe}"] = result["wall_s"]
+        files[f"compressctl {recipe}"] = out / recipe / "cpu" / "model.tflite"
+    keras_metric = runs["cpu-int8"]["report"]["baseline"]["metric_value"]
+    log(f"{model_name}: TFMOT guide pipelines")
+    for name, pipeline in (("TFMOT pruning guide", peers.pruning_guide), ("TFMOT clustering guide", peers.clustering_guide)):
+        start = time.perf_counter()
+        blob = pipeline(str(model), data)
+        walls[name] = time.perf_counter() - start
+        path = out / (name.replace(" ", "_") + ".tflite")
+        path.write_bytes(blob)
+        files[name] = path
+    log(f"{model_name}: measuring every artifact in one process")
+    rows = measure_all(out / "cpu-int8" / "baseline" / "model_float32.tflite", files, data, keras_metric, 300 if quick else 1000)
+    for row in rows:
+        row["wall_s"] = walls.get(row["pipeline"])
+    return {"model": model_name, "keras_accuracy": keras_metric, "rows": rows, "runs": runs}
+
+
+def help_latency(n: int = 11) -> float:
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        subprocess.run([*CLI, "--help"], capture_output=True, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def ptq_overhead(data_path: Path, rounds: int) -> dict:
+    """Wall time of `compressctl run recipes/cpu-int8.yaml` against the plain script, alternately."""
+    ours, plain = [], []
+    for k in range(rounds):
+        wall, _, proc = timed_child([*CLI, "run", "recipes/cpu-int8.yaml", "--out", str(OUT / "ptq" / f"cc{k}"), "--quiet"])
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        ours.append(wall)
+        wall, _, proc = timed_child(
+            [sys.executable, "benchmarks/plain_ptq.py", str(SAMPLES / "lenet5_digits"), str(data_path), str(OUT / "ptq" / f"plain{k}")]
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        plain.append(wall)
+    return {"compressctl_s": statistics.median(ours), "plain_s": statistics.median(plain), "ratio": statistics.median(ours) / statistics.median(plain)}
+
+
+def width_sweep(data: dict, widths: list[float]) -> list[dict]:
+    from compressctl.samples import lenet5, train
+
+    rows = []
+    for width in widths:
+        path = OUT / "models" / f"lenet5_w{width}"
+        if not path.exists():
+            model = train(lenet5(width), data, 12)
+            model.save(str(path), save_format="tf")
+        result = compressctl_run("recipes/deep-compression.yaml", path, OUT / "sweep" / f"w{width}")
+        report = result["report"]
+        artifact = report["artifacts"][0]
+        rows.append(
+            {
+                "width": width,
+                "params": report["model"]["params"],
+                "wall_s": result["wall_s"],
+                "peak_rss_mib": result["peak_rss_mib"],
+                "baseline_bytes": report["baseline"]["size_bytes"],
+                "size_bytes": artifact["size_bytes"],
+                "gzip_bytes": artifact["gzip_bytes"],
+                "ratio_gzip": artifact["compression_ratio_gzip"],
+                "accuracy": artifact["metric_value"],
+                "delta": artifact["metric_delta"],
+                "stage_seconds": {s["type"]: s["seconds"] for s in report["stages"]},
+            }
+        )
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer timing runs and rounds (a smoke run)")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    ensure_samples()
+    OUT.mkdir(parents=True, exist_ok=True)
+    data = dict(np.load(SAMPLES / "digits.npz"))
+    results = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {**measure.environment(1), "node": platform.node()},
+        "tables": [model_table(name, data, args.quick) for name in ("lenet5_digits", "mlp_digits")],
+    }
+    log("timing compressctl --help")
+    results["help_median_s"] = help_latency(5 if args.quick else 11)
+    log("PTQ overhead against the plain script")
+    results["ptq"] = ptq_overhead(SAMPLES / "digits.npz", 1 if args.quick else 3)
+    log("width sweep")
+    results["sweep"] = width_sweep(data, [1.0] if args.quick else [0.5, 1.0, 2.0])
+    results["goals"] = goals(results)
+    results["wall_s"] = time.perf_counter() - started
+    for table in results["tables"]:
+        for run in table["runs"].values():
+            run["report"] = {k: run["report"][k] for k in ("artifacts", "baseline", "stages", "gates", "passed")}
+    (REPO / "benchmarks" / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    from benchmarks.render import render
+
+    (REPO / "benchmarks" / "RESULTS.md").write_text(render(results))
+    log(f"wrote benchmarks/RESULTS.md and benchmarks/results.json in {results['wall_s']:.0f} s")
+    return 0
+
+
+def goals(results: dict) -> list[dict]:
+    lenet = next(t for t in results["tables"] if t["model"] == "lenet5_digits")
+    rows = {r["pipeline"]: r for r in lenet["rows"]}
+    deep, int8 = rows["compressctl deep-compression"], rows["compressctl cpu-int8"]
+    guides = [rows["TFMOT pruning guide"], rows["TFMOT clustering guide"]]
+    out = [
+        {
+            "goal": "LeNet-5 deep-compression: ≥ 60× gzip ratio over float32 TFLite",
+            "measured": f"{deep['ratio_gzip']:.1f}×",
+            "met": deep["ratio_gzip"] >= 60,
+        },
+        {
+            "goal": "LeNet-5 deep-compression: no accuracy loss (drop ≤ 0.25 points, one test sample in 397)",
+            "measured": f"{100 * deep['delta']:+.2f} points",
+            "met": -deep["delta"] <= ONE_SAMPLE + 1e-9,
+        },
+        {
+            "goal": "deep-compression beats both TFMOT guide pipelines on gzip ratio at equal or better accuracy",
+            "measured": ", ".join(f"{g['pipeline']}: {g['ratio_gzip']:.1f}× at {100 * g['accuracy']:.2f} %" for g in guides),
+            "met": all(deep["ratio_gzip"] > g["ratio_gzip"] and deep["accuracy"] >= g["accuracy"] for g in guides),
+        },
+        {
+            "goal": "int8 CPU artifact ≥ 2.5× faster than float32 (p50, batch 1, 1 thread)",
+            "measured": f"{int8['speedup']:.2f}× (deep-compression artifact: {deep['speedup']:.2f}×)",
+            "met": int8["speedup"] >= 2.5,
+        },
+        {
+            "goal": "`compressctl --help` ≤ 0.3 s median",
+            "measured": f"{results['help_median_s']:.3f} s",
+            "met": results["help_median_s"] <= 0.3,
+        },
+        {
+            "goal": "PTQ-only `compressctl run` within 1.2× of the plain script",
+            "measured": f"{results['ptq']['ratio']:.2f}× ({results['ptq']['compressctl_s']:.1f} s vs {results['ptq']['plain_s']:.1f} s)",
+            "met": results["ptq"]["ratio"] <= 1.2,
+        },
+    ]
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
