@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from compressctl.modelio import load_model
+from compressctl.targets.edgetpu import keras_layer_support
 
 
 def _layer_support(layer, mot, registries) -> dict:
@@ -13,7 +14,7 @@ def _layer_support(layer, mot, registries) -> dict:
     has_kernel = bool(kernel_arrays(layer))
     if hasattr(layer, "layers"):
         reason = "nested model: inspect and compress it separately"
-        return {"prune": reason, "cluster": reason, "quantize": reason}
+        return {"prune": reason, "cluster": reason, "quantize": reason, "edgetpu": reason}
     prune = (
         True
         if has_kernel and prune_registry.PruneRegistry.supports(layer)
@@ -25,7 +26,10 @@ def _layer_support(layer, mot, registries) -> dict:
         else ("no weights to cluster" if not has_kernel else f"TFMOT cannot cluster {kind}")
     )
     quantize = True if quant_registry.supports(layer) else f"no QAT support for {kind}"
-    return {"prune": prune, "cluster": cluster, "quantize": quantize}
+    # Predicted from the layer class and settings against the Edge TPU's documented ops; the
+    # edgetpu target's mapping (or the compiler's log) is the authority on a converted model.
+    edgetpu = keras_layer_support(layer)
+    return {"prune": prune, "cluster": cluster, "quantize": quantize, "edgetpu": edgetpu}
 
 
 def inspect_model(path: str, trust_model: bool = False, custom_objects: str | None = None) -> dict:

@@ -29,8 +29,12 @@ MAX_RECIPE_NODES = 20_000
 Stage = Annotated[Union[tuple(s.Params for s in STAGES.values())], Field(discriminator="type")]  # noqa: UP007
 Target = Annotated[Union[tuple(t.Params for t in TARGETS.values())], Field(discriminator="type")]  # noqa: UP007
 
-# Stages that train through TFMOT wrappers, in the only order TFMOT can stack them.
-LEGAL_ORDER = ("prune", "cluster", "quantize")
+# Stages that rebuild the model's layers come first; then those that train through TFMOT
+# wrappers, in the only order TFMOT can stack them.
+LEGAL_ORDER = ("lowrank", "distill", "prune", "cluster", "quantize")
+RESTRUCTURING = {"lowrank": "factorizing replaces the layers", "distill": "distillation retrains the model"}
+# What a restructuring stage would throw away, by the TFMOT stage that made it.
+TFMOT_WORK = {"prune": "the pruned zeros", "cluster": "the shared weights", "quantize": "the fake-quant wrappers"}
 
 
 class Task(StrictModel):
@@ -103,6 +107,9 @@ class Recipe(StrictModel):
                 )
             elif kind == "prune" and "cluster" in earlier:
                 reason = "cannot prune after cluster: new zeros would break the shared weights"
+            elif kind in RESTRUCTURING and any(t in TFMOT_WORK for t in earlier):
+                last = next(t for t in reversed(earlier) if t in TFMOT_WORK)
+                reason = f"cannot {kind} after {last}: {RESTRUCTURING[kind]} and would lose {TFMOT_WORK[last]}"
             if reason:
                 shown = " → ".join(f"[{t}]" if j == i else t for j, t in enumerate(types))
                 raise PydanticCustomError(

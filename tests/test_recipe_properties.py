@@ -1,5 +1,6 @@
 """Mutated recipes never crash validation: each ends as a valid recipe or one clean UserError."""
 
+import contextlib
 import copy
 import subprocess
 import sys
@@ -99,7 +100,5 @@ def test_cli_validate_exits_0_or_2_without_traceback(tmp_path_factory, data):
 def test_arbitrary_text_never_crashes_the_loader(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("r") / "recipe.yaml"
     path.write_text(text)
-    try:
+    with contextlib.suppress(UserError):
         load_recipe(path)
-    except UserError:
-        pass

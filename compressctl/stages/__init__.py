@@ -1,10 +1,12 @@
 """Compression techniques, one module each. Importing this package does not import TensorFlow."""
 
 from compressctl.stages.cluster import Cluster
+from compressctl.stages.distill import Distill
+from compressctl.stages.lowrank import LowRank
 from compressctl.stages.prune import Prune
 from compressctl.stages.quantize import Quantize
 
-STAGES = {"prune": Prune, "cluster": Cluster, "quantize": Quantize}
+STAGES = {"prune": Prune, "cluster": Cluster, "quantize": Quantize, "lowrank": LowRank, "distill": Distill}
 
 
 def build(params):
