@@ -43,7 +43,9 @@ class StageCache:
 
     def key_for(self, params) -> str:
         previous = self.keys[-1] if self.keys else self.base
-        key = hashlib.sha256((previous + params.model_dump_json()).encode()).hexdigest()
+        # A stage that reads a file (a distillation student) is keyed by the file's content too.
+        files = [_hash_path(Path(p)) for p in getattr(params, "input_files", list)() if Path(p).exists()]
+        key = hashlib.sha256((previous + params.model_dump_json() + "".join(files)).encode()).hexdigest()
         self.keys.append(key)
         return key
 

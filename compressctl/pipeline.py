@@ -57,6 +57,7 @@ class _Run:
     staging: Path
     work: Path
     handle: object = None
+    params: int | None = None  # counted at load: stages share, wrap and replace the original layers
     task: TaskInfo | None = None
     cache: StageCache | None = None
     resume: bool = False
@@ -146,7 +147,8 @@ def run(
             cache = StageCache(out, handle.path, measure.sha256_file(data.path), settings)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
         work = Path(tempfile.mkdtemp(prefix="compressctl-work-"))
-        ctx = _Run(recipe, data, converter, emit, staging, work, handle, task, cache, resume)
+        params = int(handle.keras.count_params()) if handle.keras is not None else None
+        ctx = _Run(recipe, data, converter, emit, staging, work, handle, params, task, cache, resume)
         try:
             report = _measure_run(ctx)
             report["recipe"] = {"name": recipe.name, "path": recipe_path, "sha256": recipe_sha256}
@@ -241,7 +243,7 @@ def _measure_run(ctx: _Run) -> dict:
             "format": handle.format,
             "input_shape": [None if d is None else int(d) for d in handle.input_shape],
             "output_units": handle.output_units,
-            "params": int(handle.keras.count_params()) if handle.keras is not None else None,
+            "params": ctx.params,
             "notes": handle.notes,
         },
         "data": {
@@ -325,14 +327,15 @@ def _build_target(ctx: _Run, target, saved_model: Path, rng) -> dict:
                 sparsity=conversion.sparsity,
             )
             status = runtime.smoke_test(path, data.x_test)
+            # A target may check the artifact further and write companion files into its folder
+            # (the Edge TPU target's op mapping and compiled model); what it returns joins the record.
+            extra = target.finish(path, folder, emit) if hasattr(target, "finish") else {}
         except StageError as exc:
             tried.append(f"{conversion.label}: {exc}")
-            path.unlink(missing_ok=True)
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
             emit(Event("warn", f"{target.name}: {conversion.label} failed: {exc}"))
             continue
-        # A target may check the artifact further and write companion files into its folder
-        # (the Edge TPU target's op mapping and compiled model); what it returns joins the record.
-        extra = target.finish(path, folder, emit) if hasattr(target, "finish") else {}
         ctx.statuses[target.name] = status
         return {
             "target": target.name,

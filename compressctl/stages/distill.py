@@ -97,6 +97,10 @@ class Distill:
         epochs: int = Field(10, ge=1, le=1000, description="Training epochs on the train split.")
         learning_rate: float = Field(1e-3, gt=0, le=1, description="Adam learning rate.")
 
+        def input_files(self) -> list[str]:
+            """Files the stage reads beyond its input model (the stage cache hashes them)."""
+            return [self.student.model] if self.student.model else []
+
     def __init__(self, params: Params):
         self.params = params
 
