@@ -126,7 +126,6 @@ def run(
     detect_format(Path(recipe.model))  # a missing or unsupported model is reported before any work
     data = load_npz(recipe.data)
     with _terminate_as_interrupt(), Converter() as converter:  # its TensorFlow import overlaps ours
-        emit(Event("step", f"loading model {recipe.model}"))
         # Fresh Keras name counters: a layer named quant_dense_3 in a second run of one process would
         # change the flatbuffer's tensor names, and with them the artifact's sha256.
         keras().backend.clear_session()
@@ -138,6 +137,8 @@ def run(
                 f"{handle.path}: an inference-only SavedModel (no Keras metadata) cannot be fine-tuned, but the "
                 f"recipe has stage(s) {kinds}; drop the stages (post-training targets only) or give the Keras model"
             )
+        # Only now, with every input checked, does the run start talking: bad input is one line.
+        emit(Event("step", f"loaded {handle.path} ({handle.format}); data {data.path}"))
         seed_everything(recipe.seed)
         task = task_info(handle, data.x_train, recipe.task.metric, recipe.task.top_k)
         out.parent.mkdir(parents=True, exist_ok=True)
