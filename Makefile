@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint format sample-models bench clean
+.PHONY: install demo test test-fast lint format sample-models bench clean schema
 
 install: $(STAMP)
 
@@ -26,6 +26,12 @@ test: install
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
+
+# The recipe JSON Schema for editors and the recipe reference, both generated from the code
+# (tests/test_recipe_docs.py fails when either is out of date).
+schema: install
+	$(VENV)/bin/compressctl schema > recipes/recipe.schema.json
+	$(PY) -m compressctl.recipe_docs docs/recipes.md
 
 lint: install
 	$(VENV)/bin/ruff check compressctl tests

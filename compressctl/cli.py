@@ -1,7 +1,12 @@
 """The command line: parse, call the API, render, map errors to exit codes.
 
-Nothing here imports TensorFlow: ``--help``, ``validate`` and ``schema`` answer at once, and the
-commands that need TensorFlow import it through the API when they run.
+Nothing here imports TensorFlow or matplotlib: ``--help``, ``validate`` and ``schema`` answer at
+once, and the commands that need either import it through the API when they run.
+
+Output rules: with ``--json`` stdout carries one JSON document and nothing else (anything else that
+would land there goes to stderr or the log). Rich tables and progress bars appear only on a
+terminal; piped, or with ``CI`` set, output is plain lines without colour codes. ``NO_COLOR`` is
+honoured, ``--quiet`` keeps only errors, warnings and the result.
 """
 
 from __future__ import annotations
@@ -11,12 +16,13 @@ import json
 import os
 import sys
 import traceback
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from compressctl import __version__
-from compressctl.errors import EXIT_STAGE_FAILED, EXIT_USER_ERROR, CompressctlError
+from compressctl.errors import EXIT_STAGE_FAILED, EXIT_USER_ERROR, CompressctlError, UserError
 
 app = typer.Typer(
     name="compressctl",
@@ -36,22 +42,39 @@ TrustOpt = Annotated[
 ]
 
 
+def in_ci() -> bool:
+    """CI=true (GitHub Actions, GitLab, most others); CI=0 or CI=false count as unset."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 class UI:
     """compressctl's own output: results on stdout, progress and messages on (the real) stderr."""
 
-    def __init__(self, err_stream, json_mode: bool = False, quiet: bool = False):
+    def __init__(self, err_stream, out_stream=None, json_mode: bool = False, quiet: bool = False):
         from rich.console import Console
 
-        plain = bool(os.environ.get("CI")) or not err_stream.isatty()
+        out_stream = out_stream or sys.stdout
+        ci = in_ci()
+        self.plain_err = ci or not _isatty(err_stream)
+        self.plain_out = ci or not _isatty(out_stream)
+        # force_terminal=False: no escape codes of any kind, whatever the environment claims.
         self.err = Console(
-            file=err_stream, highlight=False, soft_wrap=True, force_terminal=None if not plain else False
+            file=err_stream, highlight=False, soft_wrap=True, force_terminal=False if self.plain_err else None
         )
-        # Piped output keeps whole rows: a file or CI log has no terminal width to respect.
-        out_plain = bool(os.environ.get("CI")) or not sys.stdout.isatty()
-        self.out = Console(file=sys.stdout, highlight=False, soft_wrap=True, width=160 if out_plain else None)
+        self.out = Console(
+            file=out_stream, highlight=False, soft_wrap=True, force_terminal=False if self.plain_out else None
+        )
+        self.out_stream = out_stream
         self.json_mode = json_mode
         self.quiet = quiet
-        self.live = not plain and not quiet
+        self.live = not self.plain_err and not quiet
         self._progress = None
         self._task = None
 
@@ -105,8 +128,68 @@ class UI:
             self._progress = None
 
     def print_json(self, payload) -> None:
-        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
-        sys.stdout.flush()
+        self.out_stream.write(json.dumps(payload, indent=2, default=str) + "\n")
+        self.out_stream.flush()
+
+    def line(self, text: str) -> None:
+        """One plain line of the result on stdout."""
+        self.out_stream.write(text + "\n")
+        self.out_stream.flush()
+
+    def table(self, title: str | None, columns: list[tuple[str, str]], rows: list[list[str]]) -> None:
+        """A rich table on a terminal; aligned plain columns (no box drawing, no colour) otherwise."""
+        if not self.plain_out:
+            from rich.table import Table
+
+            table = Table(title=title)
+            for heading, justify in columns:
+                table.add_column(heading, justify=justify)
+            for row in rows:
+                table.add_row(*row)
+            self.out.print(table)
+            return
+        widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, (h, _) in enumerate(columns)]
+
+        def fmt(cells):
+            parts = [
+                c.rjust(w) if justify == "right" else c.ljust(w)
+                for c, w, (_, justify) in zip(cells, widths, columns, strict=True)
+            ]
+            return "  ".join(parts).rstrip()
+
+        if title:
+            self.line(title)
+        self.line(fmt([h for h, _ in columns]))
+        for row in rows:
+            self.line(fmt(row))
+
+
+@contextlib.contextmanager
+def _reserved_stdout():
+    """Keep descriptor 1 for the JSON document: anything else written there goes where descriptor 2 goes.
+
+    Yields the stream the JSON is to be written to. A library's print() or a C++ log line on
+    stdout would otherwise break ``compressctl ... --json | jq``.
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (pytest's capture, CliRunner)
+        yield sys.stdout
+        return
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    os.dup2(2, fd)
+    stream = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8")
+    try:
+        yield stream
+    finally:
+        with contextlib.suppress(Exception):
+            stream.flush()
+            sys.stdout.flush()
+        os.dup2(saved, fd)
+        os.close(saved)
+        with contextlib.suppress(Exception):
+            stream.close()
 
 
 @contextlib.contextmanager
@@ -116,18 +199,15 @@ def session(json_mode: bool = False, quiet: bool = False, verbose: bool = False,
 
     log_path = default_log_path()
     redirect = quiet_tensorflow(log_path) if heavy and not verbose else contextlib.nullcontext(sys.stderr)
-    with redirect as err_stream:
-        ui = UI(err_stream, json_mode=json_mode, quiet=quiet)
+    reserve = _reserved_stdout() if json_mode else contextlib.nullcontext(None)
+    with redirect as err_stream, reserve as out_stream:
+        ui = UI(err_stream, out_stream, json_mode=json_mode, quiet=quiet)
         try:
             yield ui
         except CompressctlError as exc:
-            ui._stop_progress()
-            ui.error(str(exc))
-            raise typer.Exit(exc.exit_code) from None
+            _fail(ui, str(exc), exc.exit_code)
         except KeyboardInterrupt:
-            ui._stop_progress()
-            ui.error("interrupted; nothing was written")
-            raise typer.Exit(130) from None
+            _fail(ui, "interrupted; nothing was written", 130)
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:  # noqa: BLE001 - a bug: one line for the user, the traceback to the log
@@ -135,8 +215,15 @@ def session(json_mode: bool = False, quiet: bool = False, verbose: bool = False,
             with contextlib.suppress(OSError), open(log_path, "a") as log:
                 traceback.print_exc(file=log)
             text = str(exc).splitlines()[0] if str(exc) else ""
-            ui.error(f"internal error: {type(exc).__name__}: {text} (traceback in {log_path})")
-            raise typer.Exit(EXIT_STAGE_FAILED) from None
+            _fail(ui, f"internal error: {type(exc).__name__}: {text} (traceback in {log_path})", EXIT_STAGE_FAILED)
+
+
+def _fail(ui: UI, message: str, code: int):
+    ui._stop_progress()
+    ui.error(message)
+    if ui.json_mode:
+        ui.print_json({"exit_code": code, "errors": message.splitlines()})
+    raise typer.Exit(code) from None
 
 
 def _version(value: bool):
@@ -181,55 +268,41 @@ def run(
     raise typer.Exit(result.exit_code)
 
 
-def _render_run(ui: UI, result) -> None:
-    from compressctl.gates import describe
+def gate_line(gate: dict) -> str:
+    """One line per gate; a failure starts with FAILED, so a CI log search finds it."""
+    value = gate["value"]
+    shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+    op = "<=" if gate["name"].startswith("max_") else ">="
+    verdict = "passed" if gate["passed"] else "FAILED"
+    return f"{verdict} gate {gate['name']} [{gate['target']}]: {shown} (required {op} {gate['threshold']})"
 
+
+def _render_run(ui: UI, result) -> None:
     report = result.report
     if ui.json_mode:
         ui.print_json({"out": str(result.out), "exit_code": result.exit_code, **report})
     else:
         _summary_table(ui, report)
-        ui.out.print(f"wrote {result.out}/ (report.json, report.md, recipe.lock.yaml)", markup=False)
+        ui.line(f"wrote {result.out}/ (report.json, report.md, report.html, recipe.lock.yaml)")
     for failure in report["failed_targets"]:
         ui.error(f"target {failure['target']} failed: {failure['error']}")
     for gate in report["gates"]:
         if not gate["passed"]:
-            ui.err.print(describe(gate), style="bold red", markup=False)
+            ui.err.print(gate_line(gate), style="bold red", markup=False)
         elif not ui.quiet:
-            ui.err.print(describe(gate), markup=False)
+            ui.err.print(gate_line(gate), markup=False)
 
 
 def _summary_table(ui: UI, report: dict) -> None:
-    from rich.table import Table
-
     from compressctl.report.markdown import artifact_rows
 
-    table = Table(title=f"compressctl: {report.get('recipe', {}).get('name') or report['model']['path']}")
-    for column, justify in (
-        ("artifact", "left"),
-        ("size", "right"),
-        ("gzip", "right"),
-        ("ratio", "right"),
-        ("gzip ratio", "right"),
-        (report["metric"], "right"),
-        ("Δ", "right"),
-        ("p50 ms", "right"),
-        ("speed-up", "right"),
-    ):
-        table.add_column(column, justify=justify)
-    for r in artifact_rows(report):
-        table.add_row(
-            r["name"],
-            r["size"],
-            r["gzip"],
-            r["ratio"],
-            r["ratio_gzip"],
-            r["metric"],
-            r["delta"],
-            r["p50"],
-            r["speedup"],
-        )
-    ui.out.print(table)
+    columns = [("artifact", "left")] + [
+        (heading, "right")
+        for heading in ("size", "gzip", "ratio", "gzip ratio", report["metric"], "Δ", "p50 ms", "speed-up")
+    ]
+    keys = ("name", "size", "gzip", "ratio", "ratio_gzip", "metric", "delta", "p50", "speedup")
+    rows = [[r[k] for k in keys] for r in artifact_rows(report)]
+    ui.table(f"compressctl: {report.get('recipe', {}).get('name') or report['model']['path']}", columns, rows)
 
 
 @app.command()
@@ -248,12 +321,14 @@ def validate(
         else:
             stages = " → ".join(s.type for s in recipe_obj.stages) or "no stages"
             targets = ", ".join(recipe_obj.target_names())
-            ui.out.print(f"{recipe}: valid ({stages}; targets: {targets})", markup=False)
+            ui.line(f"{recipe}: valid ({stages}; targets: {targets})")
 
 
 @app.command()
-def schema():
-    """Print the recipe format's JSON Schema."""
+def schema(
+    json_: Annotated[bool, typer.Option("--json", help="Accepted for symmetry: the output is always JSON.")] = False,
+):
+    """Print the recipe format's JSON Schema (recipes/recipe.schema.json is this output)."""
     from compressctl import api
 
     sys.stdout.write(json.dumps(api.schema(), indent=2) + "\n")
@@ -274,19 +349,17 @@ def inspect(
         if json_:
             ui.print_json(info)
             return
-        from rich.table import Table
-
         shape = "×".join("?" if d is None else str(d) for d in info["input_shape"])
         title = f"{info['model']} ({info['format']}, input {shape}, {info.get('params', 0):,} params)"
-        table = Table(title=title)
-        for column in ("layer", "class", "params", "prune", "cluster", "quantize"):
-            table.add_column(column, justify="right" if column == "params" else "left")
+        columns = [(c, "right" if c == "params" else "left") for c in ("layer", "class", "params")]
+        columns += [(c, "left") for c in ("prune", "cluster", "quantize")]
+        rows = []
         for row in info["layers"]:
             cells = ["yes" if row[k] is True else f"no: {row[k]}" for k in ("prune", "cluster", "quantize")]
-            table.add_row(row["name"], row["class"], f"{row['params']:,}", *cells)
-        ui.out.print(table)
+            rows.append([row["name"], row["class"], f"{row['params']:,}", *cells])
+        ui.table(title, columns, rows)
         for note in info["notes"]:
-            ui.out.print(f"note: {note}", markup=False)
+            ui.line(f"note: {note}")
 
 
 @app.command("eval")
@@ -302,13 +375,13 @@ def eval_(
     from compressctl import api
 
     if metric not in ("accuracy", "top_k_accuracy"):
-        _bad_flag(f"--metric: must be accuracy or top_k_accuracy, got {metric!r}")
+        _bad_flag(f"--metric: must be accuracy or top_k_accuracy, got {metric!r}", json_)
     with session(json_) as ui:
         result = api.evaluate_artifact(artifact, data, metric, top_k, logits=logits)
         if json_:
             ui.print_json(result)
         else:
-            ui.out.print(f"{artifact}: {result['metric']} {result['metric_value']:.4f} on {result['samples']} samples")
+            ui.line(f"{artifact}: {result['metric']} {result['metric_value']:.4f} on {result['samples']} samples")
 
 
 @app.command("bench")
@@ -329,33 +402,164 @@ def bench_(
             ui.print_json(result)
             return
         lat = result["latency_ms"]
-        ui.out.print(
+        ui.line(
             f"{artifact}: p50 {lat['p50']:.4f} ms, p90 {lat['p90']:.4f} ms, p99 {lat['p99']:.4f} ms, "
-            f"mean {lat['mean']:.4f} ms ({lat['runs']} runs, {result['measured_on']})",
-            markup=False,
+            f"mean {lat['mean']:.4f} ms ({lat['runs']} runs, {result['measured_on']})"
         )
         if baseline:
-            ui.out.print(f"speed-up over {baseline}: {result['speedup']:.2f}×", markup=False)
+            ui.line(f"speed-up over {baseline}: {result['speedup']:.2f}×")
+
+
+REPORT_FORMATS = ("md", "html", "json")
 
 
 @app.command()
 def report(
     run_dir: Annotated[str, typer.Argument(help="A run directory (holding report.json).")],
-    format_: Annotated[str, typer.Option("--format", "-f", help="md or json.")] = "md",
+    format_: Annotated[str, typer.Option("--format", "-f", help="md, html or json.")] = "md",
+    out: Annotated[str | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
 ):
     """Re-render a run's report from its report.json (runs nothing)."""
     from compressctl import api
-    from compressctl.report import render_markdown
 
-    if format_ not in ("md", "json"):
-        _bad_flag(f"--format: must be md or json, got {format_!r}")
-    with session(heavy=False):
+    if json_:
+        if format_ not in ("md", "json"):
+            _bad_flag(f"--json and --format {format_} ask for two formats; give one", json_)
+        format_ = "json"
+    if format_ not in REPORT_FORMATS:
+        _bad_flag(f"--format: must be md, html or json, got {format_!r}", json_)
+    with session(json_, heavy=False) as ui:
         data = api.load_report(run_dir)
-        sys.stdout.write(json.dumps(data, indent=2) + "\n" if format_ == "json" else render_markdown(data))
+        if format_ == "json":
+            text = json.dumps(data, indent=2) + "\n"
+        elif format_ == "html":
+            from compressctl.report import render_html
+
+            text = render_html(data)
+        else:
+            from compressctl.report import render_markdown
+
+            text = render_markdown(data)
+        if out:
+            _write_text(out, text)
+            ui.info(f"wrote {out}")
+        elif json_:
+            ui.print_json(data)
+        else:
+            ui.out_stream.write(text)
 
 
-def _bad_flag(message: str):
+def _write_text(path: str, text: str) -> None:
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+@app.command()
+def compare(
+    run_dirs: Annotated[list[str], typer.Argument(help="Run directories (each holding report.json).")],
+    by: Annotated[str, typer.Option("--by", help="Size axis of the Pareto front: size or gzip.")] = "size",
+    html: Annotated[str | None, typer.Option("--html", help="Also write a self-contained HTML page here.")] = None,
+    json_: JsonOpt = False,
+):
+    """One table of every artifact across runs, with the Pareto front of size against metric."""
+    from compressctl import api
+    from compressctl.compare import SIZE_KEYS, TABLE_COLUMNS, compare_reports, format_row, run_names
+
+    if by not in SIZE_KEYS:
+        _bad_flag(f"--by: must be size or gzip, got {by!r}", json_)
+    with session(json_, heavy=False) as ui:
+        names = run_names(run_dirs)
+        runs = [(name, d, api.load_report(d)) for name, d in zip(names, run_dirs, strict=True)]
+        rows, notes = compare_reports(runs, SIZE_KEYS[by])
+        for note in notes:
+            ui.warn(note)
+        if html:
+            from compressctl.report.html import render_compare_html
+
+            _write_text(html, render_compare_html(rows, SIZE_KEYS[by], notes))
+            ui.info(f"wrote {html}")
+        if json_:
+            ui.print_json(rows)
+            return
+        metric = rows[0]["metric"] if rows else "metric"
+        columns = [(metric if key == "metric_value" else label, "left" if key in ("run", "target") else "right")
+                   for key, label in TABLE_COLUMNS]  # fmt: skip
+        columns.append(("Pareto", "left"))
+        table_rows = [[*format_row(r).values(), "*" if r["pareto"] else ""] for r in rows]
+        ui.table(f"compressctl compare (Pareto front by {by} and {metric}: *)", columns, table_rows)
+
+
+@app.command()
+def recipes(json_: JsonOpt = False):
+    """List the bundled recipes with one line on each."""
+    from compressctl.bundled import bundled_recipes, recipes_dir
+
+    with session(json_, heavy=False) as ui:
+        found = bundled_recipes()
+        if not found:
+            raise UserError("no bundled recipes found (looked in compressctl/recipes and the repository's recipes/)")
+        if json_:
+            ui.print_json(found)
+            return
+        cwd = Path.cwd()
+        rows = []
+        for r in found:
+            path = Path(r["path"])
+            with contextlib.suppress(ValueError):
+                path = path.relative_to(cwd)
+            rows.append([r["name"], r["description"], str(path)])
+        ui.table(
+            f"bundled recipes ({recipes_dir()})", [("name", "left"), ("description", "left"), ("file", "left")], rows
+        )
+
+
+@app.command()
+def init(
+    model: Annotated[str, typer.Argument(help="Model path: SavedModel dir, .h5 or .keras.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Recipe file to write ('-': stdout).")] = "recipe.yaml",
+    data: Annotated[str | None, typer.Option("--data", "-d", help="npz data set to put in the recipe.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing recipe file.")] = False,
+    trust_model: TrustOpt = False,
+    json_: JsonOpt = False,
+    verbose: VerboseOpt = False,
+):
+    """Write a starter recipe for a model, with stages chosen from what `inspect` finds in it."""
+    from compressctl import api
+    from compressctl.starter import plan, starter_recipe
+
+    if out != "-" and Path(out).exists() and not force:
+        _bad_flag(f"{out}: exists; pass --force to replace it or choose another --out", json_)
+    with session(json_, verbose=verbose) as ui:
+        if data is not None and not Path(data).is_file():
+            raise UserError(f"{data}: data file not found")
+        info = api.inspect(model, trust_model=trust_model)
+        text = starter_recipe(info, model, data, "recipe.yaml" if out == "-" else out)
+        chosen = plan(info)
+        if out == "-":
+            if json_:
+                ui.print_json({"recipe": text, "stages": [s["type"] for s in chosen["stages"]]})
+            else:
+                ui.out_stream.write(text)
+            return
+        _write_text(out, text)
+        if json_:
+            ui.print_json({"out": out, "stages": [s["type"] for s in chosen["stages"]], "notes": chosen["notes"]})
+            return
+        stages = " → ".join(s["type"] for s in chosen["stages"]) or "no stages"
+        ui.line(f"wrote {out} ({stages}; target cpu int8); check it with: compressctl validate {out}")
+        for note in chosen["notes"]:
+            ui.info(f"note: {note}")
+
+
+def _bad_flag(message: str, json_mode: bool = False):
     typer.echo(f"error: {message}", err=True)
+    if json_mode:
+        typer.echo(json.dumps({"exit_code": EXIT_USER_ERROR, "errors": [message]}, indent=2))
     raise typer.Exit(EXIT_USER_ERROR)
 
 

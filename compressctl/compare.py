@@ -1,0 +1,147 @@
+"""``compressctl compare``: artifacts of several runs in one table, and which of them are worth keeping.
+
+Pure functions over report.json contents: rows (one per artifact, plus each distinct baseline) and
+the Pareto front on size and metric. An artifact is on the front when no other one is at least as
+small and at least as good on the metric, and strictly better on one of the two.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SIZE_KEYS = {"size": "size_bytes", "gzip": "gzip_bytes"}
+
+# (row key, column heading) of the table the CLI and the HTML page show.
+TABLE_COLUMNS = (
+    ("run", "run"),
+    ("target", "target"),
+    ("size_bytes", "size"),
+    ("gzip_bytes", "gzip"),
+    ("compression_ratio", "ratio"),
+    ("compression_ratio_gzip", "gzip ratio"),
+    ("metric_value", "metric"),
+    ("metric_delta", "Δ"),
+    ("p50_ms", "p50 ms"),
+    ("speedup", "speed-up"),
+)
+
+
+def run_names(run_dirs: list[str]) -> list[str]:
+    """Each run's folder name; the whole path as given where two folders share a name."""
+    names = [Path(d).name or str(d) for d in run_dirs]
+    return [str(d) if names.count(n) > 1 else n for d, n in zip(run_dirs, names, strict=True)]
+
+
+def rows_from_report(run: str, report: dict, run_dir: str | Path = "") -> list[dict]:
+    """The baseline and every artifact of one run as flat rows."""
+    base = report["baseline"]
+    common = {
+        "run": run,
+        "recipe": (report.get("recipe") or {}).get("name"),
+        "metric": report.get("metric", "metric"),
+        "measured_on": base.get("measured_on"),
+    }
+    rows = [
+        {
+            **common,
+            "target": "baseline",
+            "conversion": "float32",
+            "baseline": True,
+            "path": str(Path(run_dir) / base["artifact"]),
+            "sha256": base.get("sha256"),
+            "size_bytes": base["size_bytes"],
+            "gzip_bytes": base["gzip_bytes"],
+            "compression_ratio": 1.0,
+            "compression_ratio_gzip": 1.0,
+            "metric_value": base["metric_value"],
+            "metric_delta": 0.0,
+            "p50_ms": base["latency_ms"]["p50"],
+            "speedup": 1.0,
+        }
+    ]
+    for a in report.get("artifacts", []):
+        rows.append(
+            {
+                **common,
+                "target": a["target"],
+                "conversion": a.get("conversion"),
+                "baseline": False,
+                "path": str(Path(run_dir) / a["path"]),
+                "sha256": a.get("sha256"),
+                "size_bytes": a["size_bytes"],
+                "gzip_bytes": a["gzip_bytes"],
+                "compression_ratio": a["compression_ratio"],
+                "compression_ratio_gzip": a["compression_ratio_gzip"],
+                "metric_value": a["metric_value"],
+                "metric_delta": a["metric_delta"],
+                "p50_ms": a["latency_ms"]["p50"],
+                "speedup": a["speedup"],
+                "measured_on": a.get("measured_on", common["measured_on"]),
+            }
+        )
+    return rows
+
+
+def dominates(a: dict, b: dict, by: str = "size_bytes") -> bool:
+    """a is at least as small and as good as b, and strictly better on one of the two."""
+    no_worse = a[by] <= b[by] and a["metric_value"] >= b["metric_value"]
+    return no_worse and (a[by] < b[by] or a["metric_value"] > b["metric_value"])
+
+
+def pareto_flags(rows: list[dict], by: str = "size_bytes") -> list[bool]:
+    """For each row, True when no other row dominates it (ties on both axes all stay on the front)."""
+    return [not any(dominates(other, row, by) for other in rows if other is not row) for row in rows]
+
+
+def compare_reports(runs: list[tuple[str, str, dict]], by: str = "size_bytes") -> tuple[list[dict], list[str]]:
+    """(name, run_dir, report) per run → rows with ``pareto`` set, and notes on what makes them hard to compare.
+
+    A baseline shared by several runs (same sha256) is listed once, under the first run that has it.
+    """
+    if by not in SIZE_KEYS.values():
+        raise ValueError(f"by must be one of {sorted(SIZE_KEYS.values())}, got {by!r}")
+    rows, seen_baselines = [], set()
+    for name, run_dir, report in runs:
+        for row in rows_from_report(name, report, run_dir):
+            if row["baseline"]:
+                key = row["sha256"] or (name, row["path"])
+                if key in seen_baselines:
+                    continue
+                seen_baselines.add(key)
+            rows.append(row)
+    for row, flag in zip(rows, pareto_flags(rows, by), strict=True):
+        row["pareto"] = flag
+    return rows, _notes(runs)
+
+
+def _notes(runs: list[tuple[str, str, dict]]) -> list[str]:
+    notes = []
+    metrics = {r.get("metric") for _, _, r in runs}
+    if len(metrics) > 1:
+        notes.append(f"the runs report different metrics ({', '.join(sorted(map(str, metrics)))}); not comparable")
+    datasets = {(r.get("data") or {}).get("sha256") for _, _, r in runs}
+    if len(datasets) > 1:
+        notes.append("the runs were measured on different data (data sha256 differs); metrics are not comparable")
+    places = {(r.get("baseline") or {}).get("measured_on") for _, _, r in runs}
+    if len(places) > 1:
+        notes.append(
+            f"latency was measured in different settings ({', '.join(sorted(map(str, places)))}); "
+            "compare speed-ups, not milliseconds"
+        )
+    return notes
+
+
+def format_row(row: dict) -> dict[str, str]:
+    """The table's cells for one row, as text."""
+    return {
+        "run": row["run"],
+        "target": row["target"],
+        "size_bytes": f"{row['size_bytes']:,}",
+        "gzip_bytes": f"{row['gzip_bytes']:,}",
+        "compression_ratio": f"{row['compression_ratio']:.2f}×",
+        "compression_ratio_gzip": f"{row['compression_ratio_gzip']:.2f}×",
+        "metric_value": f"{100 * row['metric_value']:.2f} %",
+        "metric_delta": "" if row["baseline"] else f"{100 * row['metric_delta']:+.2f} pt",
+        "p50_ms": f"{row['p50_ms']:.3f}",
+        "speedup": f"{row['speedup']:.2f}×",
+    }
