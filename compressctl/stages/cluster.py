@@ -73,10 +73,13 @@ class Cluster:
             if not clustering_registry.ClusteringRegistry.supports(layer):
                 skipped.append({"layer": layer.name, "reason": f"TFMOT cannot cluster {type(layer).__name__}"})
                 return layer
-            smallest = min(a.size for a in arrays)
-            if smallest <= clusters:
+            # k-means++ needs more distinct values than clusters; with preserve_sparsity it sees
+            # only the non-zero weights.
+            distinct = min(int(np.unique(a[a != 0] if p.preserve_sparsity else a).size) for a in arrays)
+            if distinct <= clusters:
+                kind = "distinct non-zero weights" if p.preserve_sparsity else "distinct weights"
                 skipped.append(
-                    {"layer": layer.name, "reason": f"{smallest} weights are too few for {clusters} clusters"}
+                    {"layer": layer.name, "reason": f"{distinct} {kind} are too few for {clusters} clusters"}
                 )
                 return layer
             try:

@@ -35,7 +35,8 @@ class CpuTarget:
         sparse: bool = Field(
             False,
             description="Also ask the converter for sparse weight encoding (EXPERIMENTAL_SPARSITY); kept "
-            "only when the artifact runs, else the dense artifact is kept.",
+            "only when the artifact runs in the default interpreter (with XNNPACK), else the dense artifact is "
+            "kept and the report says why.",
         )
 
     def __init__(self, params: Params):

@@ -1,0 +1,63 @@
+"""Every bundled recipe runs end to end (on the tiny model, so the suite stays fast)."""
+
+import pytest
+
+from compressctl import api
+from tests.conftest import REPO, write_recipe
+from tests.test_pipeline import remeasure
+
+pytestmark = pytest.mark.slow
+
+RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_bundled_recipe_runs_on_the_tiny_model(recipe, tmp_path, tiny_cnn_path, tiny_data):
+    result = api.run(
+        str(recipe),
+        ["bench.runs=10", "bench.warmup=1"],
+        model=str(tiny_cnn_path),
+        data=str(tiny_data),
+        out=str(tmp_path / "run"),
+    )
+    # Gates are tuned for the sample models; on the tiny model only a gate may fail, never a target.
+    assert result.exit_code in (0, 1)
+    assert result.report["failed_targets"] == []
+    assert {a["target"] for a in result.report["artifacts"]} == set(api.validate(str(recipe)).target_names())
+    remeasure(tmp_path / "run", tiny_data)
+    assert api.verify(str(tmp_path / "run"))["ok"]
+
+
+def test_sparse_cpu_artifact_is_kept_only_if_it_runs(tmp_path, tiny_cnn_path, tiny_data):
+    recipe = write_recipe(
+        tmp_path,
+        f"""
+model: {tiny_cnn_path}
+data: {tiny_data}
+stages:
+  - type: prune
+    target_sparsity: 0.8
+    epochs: 1
+targets:
+  - type: cpu
+    mode: int8
+    sparse: true
+  - type: cpu
+    name: dense
+    mode: int8
+bench: {{runs: 10, warmup: 1}}
+""",
+    )
+    result = api.run(str(recipe), out=str(tmp_path / "run"))
+    assert result.exit_code == 0
+    sparse, dense = result.report["artifacts"]
+    if sparse["fallback"] is None:
+        assert sparse["conversion"] == "full int8 sparse"
+        assert sparse["runs_under"]["xnnpack"]
+        assert sparse["sha256"] != dense["sha256"]
+    else:
+        # On TF 2.21 XNNPACK refuses int8 sparse fully-connected layers: the dense artifact is kept.
+        assert sparse["fallback"]["reason"] == "the sparse artifact did not run"
+        assert "runs only without XNNPACK" in sparse["fallback"]["tried"][0]
+        assert sparse["sha256"] == dense["sha256"]
+    remeasure(tmp_path / "run", tiny_data)
