@@ -22,7 +22,7 @@ from typing import Annotated
 import typer
 
 from compressctl import __version__
-from compressctl.errors import EXIT_STAGE_FAILED, EXIT_USER_ERROR, CompressctlError, UserError
+from compressctl.errors import EXIT_GATE_FAILED, EXIT_STAGE_FAILED, EXIT_USER_ERROR, CompressctlError, UserError
 
 app = typer.Typer(
     name="compressctl",
@@ -37,6 +37,12 @@ app = typer.Typer(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout, nothing else there.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors, warnings and the result.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Let TensorFlow's own log lines through to stderr.")]
+CustomObjectsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--custom-objects", help="module:dict of custom layer classes (imports, so runs, that module's code)."
+    ),
+]
 TrustOpt = Annotated[
     bool, typer.Option("--trust-model", help="Load models even when loading runs Python code stored in them.")
 ]
@@ -254,6 +260,13 @@ def run(
         list[str] | None, typer.Option("--set", "-s", help="Override a recipe field: stages.0.target_sparsity=0.8")
     ] = None,
     trust_model: TrustOpt = False,
+    custom_objects: CustomObjectsOpt = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Reuse cached stage outputs whose inputs are unchanged.")
+    ] = False,
+    sign_key: Annotated[
+        str | None, typer.Option("--sign-key", help="Ed25519 private key (PEM) to sign the run's manifest.json.")
+    ] = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -263,21 +276,25 @@ def run(
 
     with session(json_, quiet, verbose) as ui:
         api.validate(recipe, set_ or [], {"model": model, "data": data, "out": out})
-        result = api.run(recipe, set_ or [], model=model, data=data, out=out, trust_model=trust_model, emit=ui.emit)
+        result = api.run(
+            recipe,
+            set_ or [],
+            model=model,
+            data=data,
+            out=out,
+            trust_model=trust_model,
+            custom_objects=custom_objects,
+            resume=resume,
+            sign_key=sign_key,
+            emit=ui.emit,
+        )
         _render_run(ui, result)
     raise typer.Exit(result.exit_code)
 
 
-def gate_line(gate: dict) -> str:
-    """One line per gate; a failure starts with FAILED, so a CI log search finds it."""
-    value = gate["value"]
-    shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-    op = "<=" if gate["name"].startswith("max_") else ">="
-    verdict = "passed" if gate["passed"] else "FAILED"
-    return f"{verdict} gate {gate['name']} [{gate['target']}]: {shown} (required {op} {gate['threshold']})"
-
-
 def _render_run(ui: UI, result) -> None:
+    from compressctl.gates import describe as gate_line
+
     report = result.report
     if ui.json_mode:
         ui.print_json({"out": str(result.out), "exit_code": result.exit_code, **report})
@@ -338,6 +355,7 @@ def schema(
 def inspect(
     model: Annotated[str, typer.Argument(help="Model path: SavedModel dir, .h5 or .keras.")],
     trust_model: TrustOpt = False,
+    custom_objects: CustomObjectsOpt = None,
     json_: JsonOpt = False,
     verbose: VerboseOpt = False,
 ):
@@ -345,17 +363,18 @@ def inspect(
     from compressctl import api
 
     with session(json_, verbose=verbose) as ui:
-        info = api.inspect(model, trust_model=trust_model)
+        info = api.inspect(model, trust_model=trust_model, custom_objects=custom_objects)
         if json_:
             ui.print_json(info)
             return
         shape = "×".join("?" if d is None else str(d) for d in info["input_shape"])
         title = f"{info['model']} ({info['format']}, input {shape}, {info.get('params', 0):,} params)"
         columns = [(c, "right" if c == "params" else "left") for c in ("layer", "class", "params")]
-        columns += [(c, "left") for c in ("prune", "cluster", "quantize")]
+        techniques = ("prune", "cluster", "quantize", "lowrank", "edgetpu")
+        columns += [(c, "left") for c in techniques]
         rows = []
         for row in info["layers"]:
-            cells = ["yes" if row[k] is True else f"no: {row[k]}" for k in ("prune", "cluster", "quantize")]
+            cells = ["yes" if row.get(k) is True else f"no: {row.get(k)}" for k in techniques]
             rows.append([row["name"], row["class"], f"{row['params']:,}", *cells])
         ui.table(title, columns, rows)
         for note in info["notes"]:
@@ -556,6 +575,32 @@ def init(
             ui.info(f"note: {note}")
 
 
+@app.command()
+def verify(
+    run_dir: Annotated[str, typer.Argument(help="A run directory (holding manifest.json).")],
+    public_key: Annotated[
+        str | None, typer.Option("--public-key", help="Ed25519 public key (PEM): also check manifest.sig.")
+    ] = None,
+    json_: JsonOpt = False,
+):
+    """Check every file of a run against its manifest.json (and signature); exit 1 naming what differs."""
+    from compressctl import api
+
+    with session(json_, heavy=False) as ui:
+        result = api.verify(run_dir, public_key)
+        if json_:
+            ui.print_json(result)
+        else:
+            for kind in ("differ", "missing", "added"):
+                for name in result[kind]:
+                    ui.err.print(f"{kind}: {name}", style="bold red", markup=False)
+            if result["signature"] is not None:
+                ui.line(f"signature: {result['signature']}")
+            verdict = "ok" if result["ok"] else "FAILED"
+            ui.line(f"{run_dir}: {verdict} ({result['files']} files in the manifest)")
+    raise typer.Exit(0 if result["ok"] else EXIT_GATE_FAILED)
+
+
 def _bad_flag(message: str, json_mode: bool = False):
     typer.echo(f"error: {message}", err=True)
     if json_mode:
@@ -564,7 +609,18 @@ def _bad_flag(message: str, json_mode: bool = False):
 
 
 def main() -> None:
-    app(prog_name="compressctl")
+    try:
+        app(prog_name="compressctl")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    if "tensorflow" in sys.modules:
+        # Every file is written and closed by now; TensorFlow's interpreter teardown would add most
+        # of a second to each command, so leave without it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

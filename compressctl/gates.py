@@ -34,10 +34,10 @@ def evaluate_gates(gates: Gates, baseline: dict, artifacts: list[dict]) -> list[
     return rows
 
 
-def describe(row: dict) -> str:
-    """One line a CI log shows clearly."""
-    verdict = "passed" if row["passed"] else "FAILED"
-    value = row["value"]
+def describe(gate: dict) -> str:
+    """One line per gate; a failure starts with FAILED, so a CI log search finds it."""
+    value = gate["value"]
     shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-    op = "<=" if row["name"].startswith("max_") else ">="
-    return f"gate {row['name']} [{row['target']}] {verdict}: {shown} (required {op} {row['threshold']})"
+    op = "<=" if gate["name"].startswith("max_") else ">="
+    verdict = "passed" if gate["passed"] else "FAILED"
+    return f"{verdict} gate {gate['name']} [{gate['target']}]: {shown} (required {op} {gate['threshold']})"

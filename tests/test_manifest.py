@@ -92,3 +92,36 @@ def test_bad_keys_are_user_errors(run_dir, tmp_path, keys):
 def test_not_a_run(tmp_path):
     with pytest.raises(UserError, match="no manifest.json"):
         manifest.verify(tmp_path)
+
+
+@pytest.mark.slow
+def test_signed_run_verifies_through_the_cli_and_tampering_is_named(tmp_path, keys, tiny_cnn_path, tiny_data):
+    import json
+    import sys
+
+    private, public = keys
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"model: {tiny_cnn_path}\ndata: {tiny_data}\nstages: [{{type: prune, epochs: 1}}]\nbench: {{runs: 5, warmup: 1}}\n"
+    )
+    out = tmp_path / "run"
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "compressctl", *map(str, args)], capture_output=True, text=True)
+
+    first = cli("run", recipe, "--out", out, "--sign-key", private, "--quiet")
+    assert first.returncode == 0, first.stderr
+    assert (out / "manifest.sig").exists()
+    ok = cli("verify", out, "--public-key", public)
+    assert ok.returncode == 0, ok.stderr
+    assert "signature: valid" in ok.stdout
+    resumed = cli("run", recipe, "--out", out, "--resume", "--json", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert [s["cached"] for s in json.loads(resumed.stdout)["stages"]] == [True]
+    with open(out / "cpu" / "model.tflite", "ab") as f:
+        f.write(b"\0")
+    bad = cli("verify", out, "--json")
+    assert bad.returncode == 1
+    assert json.loads(bad.stdout)["differ"] == ["cpu/model.tflite"]
+    named = cli("verify", out)
+    assert "differ: cpu/model.tflite" in named.stderr
