@@ -14,7 +14,7 @@ def _layer_support(layer, mot, registries) -> dict:
     has_kernel = bool(kernel_arrays(layer))
     if hasattr(layer, "layers"):
         reason = "nested model: inspect and compress it separately"
-        return {"prune": reason, "cluster": reason, "quantize": reason, "edgetpu": reason}
+        return {"prune": reason, "cluster": reason, "quantize": reason, "lowrank": reason, "edgetpu": reason}
     prune = (
         True
         if has_kernel and prune_registry.PruneRegistry.supports(layer)
@@ -29,7 +29,20 @@ def _layer_support(layer, mot, registries) -> dict:
     # Predicted from the layer class and settings against the Edge TPU's documented ops; the
     # edgetpu target's mapping (or the compiler's log) is the authority on a converted model.
     edgetpu = keras_layer_support(layer)
-    return {"prune": prune, "cluster": cluster, "quantize": quantize, "edgetpu": edgetpu}
+    return {"prune": prune, "cluster": cluster, "quantize": quantize, "lowrank": _lowrank(layer), "edgetpu": edgetpu}
+
+
+def _lowrank(layer) -> bool | str:
+    """Whether the lowrank stage can factorize this layer (it still only does so where it saves)."""
+    kind = type(layer).__name__
+    if not layer.weights:
+        return "no weights"
+    if kind == "Dense":
+        return True
+    if kind in ("Conv1D", "Conv2D"):
+        size = tuple(getattr(layer, "kernel_size", ()))
+        return True if all(k == 1 for k in size) else f"{kind} kernel {size} is not 1×1"
+    return f"lowrank factorizes Dense and 1×1 convolutions, not {kind}"
 
 
 def inspect_model(path: str, trust_model: bool = False, custom_objects: str | None = None) -> dict:
