@@ -27,6 +27,10 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
+# A benchmark, not a test: figures go to benchmarks/RESULTS.md and benchmarks/results.json.
+bench: install
+	$(PY) benchmarks/run.py
+
 # The recipe JSON Schema for editors and the recipe reference, both generated from the code
 # (tests/test_recipe_docs.py fails when either is out of date).
 schema: install
@@ -34,12 +38,12 @@ schema: install
 	$(PY) -m compressctl.recipe_docs docs/recipes.md
 
 lint: install
-	$(VENV)/bin/ruff check compressctl tests
-	$(VENV)/bin/ruff format --check compressctl tests
+	$(VENV)/bin/ruff check compressctl tests benchmarks
+	$(VENV)/bin/ruff format --check compressctl tests benchmarks
 
 format: install
-	$(VENV)/bin/ruff format compressctl tests
-	$(VENV)/bin/ruff check --fix compressctl tests
+	$(VENV)/bin/ruff format compressctl tests benchmarks
+	$(VENV)/bin/ruff check --fix compressctl tests benchmarks
 
 clean:
-	rm -rf runs build *.egg-info .pytest_cache .ruff_cache
+	rm -rf runs benchmarks/out build *.egg-info .pytest_cache .ruff_cache

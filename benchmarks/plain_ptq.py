@@ -26,13 +26,15 @@ fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(
 )
 
 converter = tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
-open(f"{out}/float32.tflite", "wb").write(converter.convert())
+with open(f"{out}/float32.tflite", "wb") as f:
+    f.write(converter.convert())
 converter = tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
 converter.optimizations = [tf.lite.Optimize.DEFAULT]
 rng = np.random.default_rng(0)
 calibration = x_train[rng.choice(len(x_train), 200, replace=False)]
 converter.representative_dataset = lambda: ([calibration[i : i + 1]] for i in range(len(calibration)))
-open(f"{out}/int8.tflite", "wb").write(converter.convert())
+with open(f"{out}/int8.tflite", "wb") as f:
+    f.write(converter.convert())
 
 
 def interpreter(path):

@@ -66,13 +66,13 @@ def render(results: dict) -> str:
     ]
     for r in results["sweep"]:
         lines.append(
-            f"| {r['width']}× | {r['params']:,} | {r['wall_s']:.1f} | {r['peak_rss_mib']:.0f} | {_kib(r['baseline_bytes'])} "
-            f"| {_kib(r['size_bytes'])} | {_kib(r['gzip_bytes'])} | {r['ratio_gzip']:.1f}× | {100 * r['accuracy']:.2f} % "
-            f"| {100 * r['delta']:+.2f} pt |"
+            f"| {r['width']}× | {r['params']:,} | {r['wall_s']:.1f} | {r['peak_rss_mib']:.0f} "
+            f"| {_kib(r['baseline_bytes'])} | {_kib(r['size_bytes'])} | {_kib(r['gzip_bytes'])} "
+            f"| {r['ratio_gzip']:.1f}× | {100 * r['accuracy']:.2f} % | {100 * r['delta']:+.2f} pt |"
         )
     lines.append(
-        "\nPeak RSS is the largest resident set of the `compressctl run` process (the conversion worker is a "
-        "separate, smaller process)."
+        "\nPeak RSS is the largest resident set of the `compressctl run` process itself (the conversion worker "
+        "is a separate process, not counted)."
     )
     notes = results.get("notes")
     if notes:

@@ -33,11 +33,15 @@ from compressctl.evaluate import TaskInfo, evaluate_tflite  # noqa: E402
 
 OUT = REPO / "benchmarks" / "out"
 SAMPLES = REPO / "sample_models"
-CLI = [str(REPO / ".venv" / "bin" / "compressctl")] if (REPO / ".venv" / "bin" / "compressctl").exists() else [
-    sys.executable,
-    "-m",
-    "compressctl",
-]
+CLI = (
+    [str(REPO / ".venv" / "bin" / "compressctl")]
+    if (REPO / ".venv" / "bin" / "compressctl").exists()
+    else [
+        sys.executable,
+        "-m",
+        "compressctl",
+    ]
+)
 TASK = TaskInfo(binary=False, from_logits=False)
 ONE_SAMPLE = 1 / 397  # one test sample of the digits split, as a fraction
 
@@ -47,16 +51,25 @@ def log(message: str) -> None:
 
 
 def timed_child(cmd: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
-    """Wall seconds and peak RSS (MiB) of one child process."""
+    """Wall seconds and peak RSS (MiB) of one child process, reaped with wait4 for its own rusage."""
+    import threading
+
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    stdout, stderr = proc.communicate()
+    captured = {}
+    readers = [
+        threading.Thread(target=lambda name, stream: captured.__setitem__(name, stream.read()), args=(n, s))
+        for n, s in (("stdout", proc.stdout), ("stderr", proc.stderr))
+    ]
+    for reader in readers:
+        reader.start()
+    _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    # ru_maxrss of RUSAGE_CHILDREN is the largest child so far; good enough for the main process.
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return wall, peak, subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    for reader in readers:
+        reader.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    completed = subprocess.CompletedProcess(cmd, proc.returncode, captured["stdout"], captured["stderr"])
+    return wall, usage.ru_maxrss / 1024, completed
 
 
 def compressctl_run(recipe: str, model: Path, out: Path, extra: list[str] = ()) -> dict:
@@ -112,7 +125,10 @@ def model_table(model_name: str, data: dict, quick: bool) -> dict:
         files[f"compressctl {recipe}"] = out / recipe / "cpu" / "model.tflite"
     keras_metric = runs["cpu-int8"]["report"]["baseline"]["metric_value"]
     log(f"{model_name}: TFMOT guide pipelines")
-    for name, pipeline in (("TFMOT pruning guide", peers.pruning_guide), ("TFMOT clustering guide", peers.clustering_guide)):
+    for name, pipeline in (
+        ("TFMOT pruning guide", peers.pruning_guide),
+        ("TFMOT clustering guide", peers.clustering_guide),
+    ):
         start = time.perf_counter()
         blob = pipeline(str(model), data)
         walls[name] = time.perf_counter() - start
@@ -120,7 +136,9 @@ def model_table(model_name: str, data: dict, quick: bool) -> dict:
         path.write_bytes(blob)
         files[name] = path
     log(f"{model_name}: measuring every artifact in one process")
-    rows = measure_all(out / "cpu-int8" / "baseline" / "model_float32.tflite", files, data, keras_metric, 300 if quick else 1000)
+    rows = measure_all(
+        out / "cpu-int8" / "baseline" / "model_float32.tflite", files, data, keras_metric, 300 if quick else 1000
+    )
     for row in rows:
         row["wall_s"] = walls.get(row["pipeline"])
     return {"model": model_name, "keras_accuracy": keras_metric, "rows": rows, "runs": runs}
@@ -139,15 +157,27 @@ def ptq_overhead(data_path: Path, rounds: int) -> dict:
     """Wall time of `compressctl run recipes/cpu-int8.yaml` against the plain script, alternately."""
     ours, plain = [], []
     for k in range(rounds):
-        wall, _, proc = timed_child([*CLI, "run", "recipes/cpu-int8.yaml", "--out", str(OUT / "ptq" / f"cc{k}"), "--quiet"])
+        wall, _, proc = timed_child(
+            [*CLI, "run", "recipes/cpu-int8.yaml", "--out", str(OUT / "ptq" / f"cc{k}"), "--quiet"]
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         ours.append(wall)
         wall, _, proc = timed_child(
-            [sys.executable, "benchmarks/plain_ptq.py", str(SAMPLES / "lenet5_digits"), str(data_path), str(OUT / "ptq" / f"plain{k}")]
+            [
+                sys.executable,
+                "benchmarks/plain_ptq.py",
+                str(SAMPLES / "lenet5_digits"),
+                str(data_path),
+                str(OUT / "ptq" / f"plain{k}"),
+            ]
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
         plain.append(wall)
-    return {"compressctl_s": statistics.median(ours), "plain_s": statistics.median(plain), "ratio": statistics.median(ours) / statistics.median(plain)}
+    return {
+        "compressctl_s": statistics.median(ours),
+        "plain_s": statistics.median(plain),
+        "ratio": statistics.median(ours) / statistics.median(plain),
+    }
 
 
 def width_sweep(data: dict, widths: list[float]) -> list[dict]:
@@ -216,6 +246,7 @@ def goals(results: dict) -> list[dict]:
     lenet = next(t for t in results["tables"] if t["model"] == "lenet5_digits")
     rows = {r["pipeline"]: r for r in lenet["rows"]}
     deep, int8 = rows["compressctl deep-compression"], rows["compressctl cpu-int8"]
+    ptq = results["ptq"]
     guides = [rows["TFMOT pruning guide"], rows["TFMOT clustering guide"]]
     out = [
         {
@@ -230,7 +261,9 @@ def goals(results: dict) -> list[dict]:
         },
         {
             "goal": "deep-compression beats both TFMOT guide pipelines on gzip ratio at equal or better accuracy",
-            "measured": ", ".join(f"{g['pipeline']}: {g['ratio_gzip']:.1f}× at {100 * g['accuracy']:.2f} %" for g in guides),
+            "measured": ", ".join(
+                f"{g['pipeline']}: {g['ratio_gzip']:.1f}× at {100 * g['accuracy']:.2f} %" for g in guides
+            ),
             "met": all(deep["ratio_gzip"] > g["ratio_gzip"] and deep["accuracy"] >= g["accuracy"] for g in guides),
         },
         {
@@ -245,7 +278,7 @@ def goals(results: dict) -> list[dict]:
         },
         {
             "goal": "PTQ-only `compressctl run` within 1.2× of the plain script",
-            "measured": f"{results['ptq']['ratio']:.2f}× ({results['ptq']['compressctl_s']:.1f} s vs {results['ptq']['plain_s']:.1f} s)",
+            "measured": f"{ptq['ratio']:.2f}× ({ptq['compressctl_s']:.1f} s vs {ptq['plain_s']:.1f} s)",
             "met": results["ptq"]["ratio"] <= 1.2,
         },
     ]
