@@ -14,6 +14,7 @@ from collections.abc import Callable
 from html import escape
 
 from compressctl.report.markdown import artifact_rows
+from compressctl.report.summary import edgetpu_summary, stage_measured
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -146,6 +147,9 @@ def _summary(report: dict) -> str:
             f'<p class="notice">target <b>{escape(failure["target"])}</b> failed: {escape(failure["error"])}</p>'
         )
     for a in report.get("artifacts", []):
+        mapping = edgetpu_summary(a)
+        if mapping:
+            notes.append(f'<p class="notice info"><b>Edge TPU</b> {escape(mapping)}</p>')
         if a.get("fallback"):
             notes.append(
                 f'<p class="notice info"><b>{escape(a["target"])}</b> fell back to {escape(a["conversion"])}: '
@@ -231,9 +235,7 @@ def _stages(report: dict) -> str:
     metric = report.get("metric", "metric")
     rows = []
     for i, s in enumerate(stages):
-        measured = ", ".join(
-            f"{k} {v}" for k, v in s.items() if k in ("sparsity", "unique_weights", "quantized_layers")
-        )
+        measured = stage_measured(s).removesuffix(" (cached)")
         kind = f"{s['type']} (cached)" if s.get("cached") else s["type"]
         rows.append([f"{i + 1}", kind, f"{s['seconds']:.1f}", _pct(s.get("metric_value")), measured])
     parts = [table(["#", "stage", "seconds", metric, "measured"], rows, numeric={0, 2, 3})]

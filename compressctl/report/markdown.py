@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from compressctl.report.summary import edgetpu_summary, stage_measured
+
 
 def _kib(n: int) -> str:
     return f"{n / 1024:,.1f} KiB"
@@ -71,24 +73,29 @@ def render_markdown(report: dict) -> str:
     for failure in report.get("failed_targets", []):
         lines.append(f"\n**Target {failure['target']} failed:** {failure['error']}")
     for a in report["artifacts"]:
+        mapping = edgetpu_summary(a)
+        if mapping:
+            lines.append(f"\n**Edge TPU** {mapping}.")
         if a.get("fallback"):
             lines.append(f"\n**{a['target']}** fell back to {a['conversion']}: {a['fallback']['reason']}.")
     if report["stages"]:
         lines += ["", "## Stages", "", "| stage | seconds | " + metric + " | measured |", "| --- | ---: | ---: | --- |"]
         for s in report["stages"]:
-            measured = ", ".join(
-                f"{k} {v}" for k, v in s.items() if k in ("sparsity", "unique_weights", "quantized_layers")
-            )
+            measured = stage_measured(s)
             lines.append(f"| {s['type']} | {s['seconds']:.1f} | {_pct(s['metric_value'])} | {measured} |")
         for s in report["stages"]:
             if s.get("layers"):
-                lines += ["", f"### {s['type']}: per layer", "", "| layer | params | sparsity | unique weights |"]
-                lines.append("| --- | ---: | ---: | ---: |")
+                lines += ["", f"### {s['type']}: per layer", ""]
+                lines += ["| layer | params | sparsity | unique weights | rank | params before → after |"]
+                lines.append("| --- | ---: | ---: | ---: | ---: | ---: |")
                 for row in s["layers"]:
                     sparsity = row.get("sparsity")
+                    params = row.get("params")
+                    change = f"{row['params_before']:,} → {row['params_after']:,}" if "params_before" in row else ""
                     lines.append(
-                        f"| {row['layer']} | {row['params']:,} | {'' if sparsity is None else _pct(sparsity)} "
-                        f"| {row.get('unique_weights', '')} |"
+                        f"| {row['layer']} | {'' if params is None else f'{params:,}'} "
+                        f"| {'' if sparsity is None else _pct(sparsity)} | {row.get('unique_weights', '')} "
+                        f"| {row.get('rank', '')} | {change} |"
                     )
             for skipped in s.get("skipped_layers", []):
                 lines.append(f"\n- left as is: `{skipped['layer']}`: {skipped['reason']}")
