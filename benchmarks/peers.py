@@ -63,6 +63,8 @@ def clustering_guide(model_path: str, data: dict) -> bytes:
         number_of_clusters=16,
         cluster_centroids_init=tfmot.clustering.keras.CentroidInitialization.LINEAR,
     )
-    clustered.compile(keras.optimizers.Adam(learning_rate=1e-5), keras.losses.SparseCategoricalCrossentropy(), ["accuracy"])
+    clustered.compile(
+        keras.optimizers.Adam(learning_rate=1e-5), keras.losses.SparseCategoricalCrossentropy(), ["accuracy"]
+    )
     clustered.fit(data["x_train"], data["y_train"], batch_size=500, epochs=1, verbose=0)
     return _to_tflite(tfmot.clustering.keras.strip_clustering(clustered))
