@@ -23,3 +23,18 @@ class TargetOutcome:
 
     extra: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+
+class Target:
+    """A deployment target: its params, its name, and the conversions to try (``conversions()``).
+
+    A target may also define ``finish(path, folder, emit) -> dict`` to check the artifact further;
+    what it returns joins the artifact's record in report.json.
+    """
+
+    def __init__(self, params):
+        self.params = params
+
+    @property
+    def name(self) -> str:
+        return self.params.name or self.params.type

@@ -7,10 +7,10 @@ from typing import Literal
 from pydantic import Field
 
 from compressctl.params import StrictModel
-from compressctl.targets.base import Conversion
+from compressctl.targets.base import Conversion, Target
 
 
-class CpuTarget:
+class CpuTarget(Target):
     """Full-int8 (calibrated on the train split) or dynamic-range int8 TFLite for CPUs."""
 
     class Params(StrictModel):
@@ -38,13 +38,6 @@ class CpuTarget:
             "only when the artifact runs in the default interpreter (with XNNPACK), else the dense artifact is "
             "kept and the report says why.",
         )
-
-    def __init__(self, params: Params):
-        self.params = params
-
-    @property
-    def name(self) -> str:
-        return self.params.name or self.params.type
 
     def conversions(self) -> list[Conversion]:
         p = self.params

@@ -27,7 +27,7 @@ from pydantic import Field
 
 from compressctl.errors import StageError
 from compressctl.params import StrictModel
-from compressctl.targets.base import Conversion
+from compressctl.targets.base import Conversion, Target
 from compressctl.targets.edgetpu_compiler import compile_model, parse_compiler_output, parse_operator_table
 from compressctl.targets.edgetpu_ops import (
     AFTER_FALLBACK,
@@ -65,7 +65,7 @@ COMPILER_NOT_FOUND = "compiler not found, prediction only"
 COMPILER_SKIPPED = "compiler not run (compiler: never), prediction only"
 
 
-class EdgeTpuTarget:
+class EdgeTpuTarget(Target):
     """Full-integer TFLite for the Coral Edge TPU, with a predicted (or compiled) op mapping.
 
     There is no float fallback: the Edge TPU runs 8-bit integer ops only, so a model that cannot
@@ -92,13 +92,6 @@ class EdgeTpuTarget:
         compiler_timeout_s: int = Field(
             600, ge=10, le=86_400, description="Seconds edgetpu_compiler may run before it is stopped."
         )
-
-    def __init__(self, params: Params):
-        self.params = params
-
-    @property
-    def name(self) -> str:
-        return self.params.name or self.params.type
 
     def conversions(self) -> list[Conversion]:
         return [Conversion("int8", io_dtype=self.params.io_dtype, integer_only=True, label="full int8 (Edge TPU)")]

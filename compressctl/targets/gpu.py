@@ -7,10 +7,10 @@ from typing import Literal
 from pydantic import Field
 
 from compressctl.params import StrictModel
-from compressctl.targets.base import Conversion
+from compressctl.targets.base import Conversion, Target
 
 
-class GpuTarget:
+class GpuTarget(Target):
     """float16 TFLite: half the size of float32, no calibration, accuracy within float16 rounding.
 
     No GPU delegate runs on the build host, so the report's latency for this artifact is the
@@ -21,13 +21,6 @@ class GpuTarget:
         type: Literal["gpu"]
         name: str | None = Field(None, description="Folder and report name (default: the type).")
         mode: Literal["float16"] = Field("float16", description="Weights stored as float16.")
-
-    def __init__(self, params: Params):
-        self.params = params
-
-    @property
-    def name(self) -> str:
-        return self.params.name or self.params.type
 
     def conversions(self) -> list[Conversion]:
         return [Conversion("float16", label="float16")]
