@@ -22,6 +22,9 @@ def _tf():
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
+    # Seeded like compressctl's runs (recipe seed 0), so both sides are repeatable.
+    keras.utils.set_random_seed(0)
+    tf.config.experimental.enable_op_determinism()
     return tf, keras, tfmot
 
 

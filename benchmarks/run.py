@@ -46,8 +46,11 @@ TASK = TaskInfo(binary=False, from_logits=False)
 ONE_SAMPLE = 1 / 397  # one test sample of the digits split, as a fraction
 
 
+_LOG_STREAM = sys.stderr  # the real stderr; TensorFlow's own lines go to benchmarks/out/bench.log
+
+
 def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(message, file=_LOG_STREAM, flush=True)
 
 
 def timed_child(cmd: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
@@ -87,14 +90,23 @@ def ensure_samples() -> None:
         subprocess.run([sys.executable, "-m", "compressctl.samples", "--out", str(SAMPLES)], check=True, cwd=REPO)
 
 
+REFERENCE = " (reference kernels, no XNNPACK)"
+
+
 def measure_all(baseline: Path, artifacts: dict[str, Path], data: dict, keras_metric: float, runs: int) -> list[dict]:
-    """One table: each artifact's size, gzip, accuracy and latency against the float32 baseline."""
+    """One table: each artifact's size, gzip, accuracy and latency against the float32 baseline.
+
+    A name ending in REFERENCE times its file without the XNNPACK delegate.
+    """
     base = measure.file_facts(baseline)
-    latency = bench.bench_alternating({"baseline": baseline, **artifacts}, data["x_test"], runs, runs // 10, 5, 1)
+    xnnpack = {name: not name.endswith(REFERENCE) for name in artifacts}
+    latency = bench.bench_alternating(
+        {"baseline": baseline, **artifacts}, data["x_test"], runs, runs // 10, 5, 1, xnnpack=xnnpack
+    )
     rows = []
     for name, path in {"float32 baseline": baseline, **artifacts}.items():
         facts = measure.file_facts(path)
-        metric = evaluate_tflite(path, data["x_test"], data["y_test"], TASK)
+        metric = evaluate_tflite(path, data["x_test"], data["y_test"], TASK, xnnpack=xnnpack.get(name, True))
         lat = latency["baseline" if name == "float32 baseline" else name]
         rows.append(
             {
@@ -124,6 +136,17 @@ def model_table(model_name: str, data: dict, quick: bool) -> dict:
         walls[f"compressctl {recipe}"] = result["wall_s"]
         files[f"compressctl {recipe}"] = out / recipe / "cpu" / "model.tflite"
     keras_metric = runs["cpu-int8"]["report"]["baseline"]["metric_value"]
+    if model_name == "lenet5_digits":
+        # What was tried for the int8 speed-up goal, measured beside the rest.
+        io8 = compressctl_run(
+            "recipes/cpu-int8.yaml", model, out / "cpu-int8-io8", ["--set", "targets.0.io_dtype=int8"]
+        )
+        walls["compressctl cpu-int8, int8 input/output"] = io8["wall_s"]
+        files["compressctl cpu-int8, int8 input/output"] = out / "cpu-int8-io8" / "cpu" / "model.tflite"
+        files["compressctl cpu-int8" + REFERENCE] = files["compressctl cpu-int8"]
+        dyn = compressctl_run("recipes/cpu-int8.yaml", model, out / "cpu-dynamic", ["--set", "targets.0.mode=dynamic"])
+        walls["compressctl cpu-int8, dynamic-range"] = dyn["wall_s"]
+        files["compressctl cpu-int8, dynamic-range"] = out / "cpu-dynamic" / "cpu" / "model.tflite"
     log(f"{model_name}: TFMOT guide pipelines")
     for name, pipeline in (
         ("TFMOT pruning guide", peers.pruning_guide),
@@ -142,6 +165,19 @@ def model_table(model_name: str, data: dict, quick: bool) -> dict:
     for row in rows:
         row["wall_s"] = walls.get(row["pipeline"])
     return {"model": model_name, "keras_accuracy": keras_metric, "rows": rows, "runs": runs}
+
+
+def invoke_floor(data: dict, baseline: Path, runs: int) -> dict:
+    """p50 of a one-op model (x + 0 on the same input) beside the float32 baseline: the interpreter's
+    per-invoke cost, which no quantization removes."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([1, *data["x_test"].shape[1:]], tf.float32)
+    fn = tf.function(lambda x: x + 0.0).get_concrete_function(spec)
+    path = OUT / "one_op.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([fn]).convert())
+    latency = bench.bench_alternating({"baseline": baseline, "one_op": path}, data["x_test"], runs, runs // 10, 5, 1)
+    return {"one_op_p50_ms": latency["one_op"]["p50"], "baseline_p50_ms": latency["baseline"]["p50"]}
 
 
 def help_latency(n: int = 11) -> float:
@@ -223,6 +259,9 @@ def main() -> int:
         "machine": {**measure.environment(1), "node": platform.node()},
         "tables": [model_table(name, data, args.quick) for name in ("lenet5_digits", "mlp_digits")],
     }
+    results["invoke_floor"] = invoke_floor(
+        data, OUT / "lenet5_digits" / "cpu-int8" / "baseline" / "model_float32.tflite", 300 if args.quick else 1000
+    )
     log("timing compressctl --help")
     results["help_median_s"] = help_latency(5 if args.quick else 11)
     log("PTQ overhead against the plain script")
@@ -230,6 +269,7 @@ def main() -> int:
     log("width sweep")
     results["sweep"] = width_sweep(data, [1.0] if args.quick else [0.5, 1.0, 2.0])
     results["goals"] = goals(results)
+    results["notes"] = notes(results)
     results["wall_s"] = time.perf_counter() - started
     for table in results["tables"]:
         for run in table["runs"].values():
@@ -240,6 +280,56 @@ def main() -> int:
     (REPO / "benchmarks" / "RESULTS.md").write_text(render(results))
     log(f"wrote benchmarks/RESULTS.md and benchmarks/results.json in {results['wall_s']:.0f} s")
     return 0
+
+
+def notes(results: dict) -> list[str]:
+    """What limits a missed goal and what was tried, in figures measured in this run."""
+    goals = {g["goal"]: g for g in results["goals"]}
+    lenet = {r["pipeline"]: r for r in results["tables"][0]["rows"]}
+    mlp = {r["pipeline"]: r for r in results["tables"][1]["rows"]}
+    out = []
+    if not next(g for name, g in goals.items() if name.startswith("int8 CPU"))["met"]:
+        base = lenet["float32 baseline"]["p50_ms"] * 1000
+        floor = results["invoke_floor"]["one_op_p50_ms"] * 1000
+        int8 = lenet["compressctl cpu-int8"]["p50_ms"] * 1000
+        io8 = lenet["compressctl cpu-int8, int8 input/output"]
+        ref = lenet["compressctl cpu-int8" + REFERENCE]
+        dynamic = lenet["compressctl cpu-int8, dynamic-range"]
+        out.append(
+            f"- **int8 speed-up on LeNet-5.** At batch 1 the float32 LeNet-5 runs in {base:.0f} µs and the full-int8 "
+            f"artifact in {int8:.0f} µs. The interpreter's fixed cost is not what limits the ratio: invoking a "
+            f"one-op model on the same input takes {floor:.1f} µs ({100 * floor / int8:.0f} % of the int8 time). "
+            "The limit is in the kernels for a network this small (20 and 50 channels, a single input channel); "
+            "it was not profiled per op. Tried, all measured above: int8 input and output (no QUANTIZE/DEQUANTIZE "
+            f"ops) {io8['speedup']:.2f}×; dynamic-range int8 (int8 weights, float activations) "
+            f"{dynamic['speedup']:.2f}×; the built-in int8 kernels instead of XNNPACK {ref['speedup']:.2f}×. Where "
+            "matrix products dominate, int8 pays off: the MLP's int8 artifact is "
+            f"{mlp['compressctl cpu-int8']['speedup']:.2f}× faster than its float32 baseline."
+        )
+    ptq = results["ptq"]
+    if ptq["ratio"] > 1.2:
+        out.append(
+            f"- **PTQ-only overhead.** `compressctl run` took {ptq['compressctl_s']:.1f} s against "
+            f"{ptq['plain_s']:.1f} s for the plain script. The difference is what the plain script leaves "
+            "out: exporting a batch-1 SavedModel for crash-isolated conversion in a child process, loading and "
+            "running every artifact with and without XNNPACK before keeping it, the float32 baseline's own "
+            "accuracy through LiteRT, report.md and report.html with plots, and the manifest."
+        )
+    mlp_deep = mlp.get("compressctl deep-compression")
+    if mlp_deep and mlp_deep["delta"] < -1 / 397:
+        out.append(
+            f"- **deep-compression on the MLP** loses {-100 * mlp_deep['delta']:.2f} points. The recipe's per-layer "
+            "sparsities were chosen for LeNet-5; its layer names match the MLP's too, so it prunes the MLP's "
+            "`fc1` to 98.5 % as well. The benchmark runs the bundled recipe unchanged."
+        )
+    out.append(
+        "- **How `deep-compression.yaml` was tuned.** Per-layer sparsities and cluster counts were chosen on a "
+        "validation split carved from the training data (a LeNet-5 trained on the first 1,100 of the 1,400 "
+        "training samples, scored on the other 300); the reported figures are the bundled model on the "
+        "397-sample test split. The first, untuned version of the recipe (fc1 97 %, conv2 85 %) was run on the "
+        "test split once, before tuning began."
+    )
+    return out
 
 
 def goals(results: dict) -> list[dict]:
@@ -286,4 +376,9 @@ def goals(results: dict) -> list[dict]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from compressctl.logs import quiet_tensorflow
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    with quiet_tensorflow(OUT / "bench.log") as _LOG_STREAM:
+        code = main()
+    sys.exit(code)

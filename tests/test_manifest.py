@@ -102,7 +102,8 @@ def test_signed_run_verifies_through_the_cli_and_tampering_is_named(tmp_path, ke
     private, public = keys
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
-        f"model: {tiny_cnn_path}\ndata: {tiny_data}\nstages: [{{type: prune, epochs: 1}}]\nbench: {{runs: 5, warmup: 1}}\n"
+        f"model: {tiny_cnn_path}\ndata: {tiny_data}\n"
+        "stages: [{type: prune, epochs: 1}]\nbench: {runs: 5, warmup: 1}\n"
     )
     out = tmp_path / "run"
 
