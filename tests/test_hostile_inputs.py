@@ -118,6 +118,9 @@ def test_interrupted_real_run_leaves_nothing_partial(tmp_path, tiny_cnn_path, ti
     proc = subprocess.Popen(
         [sys.executable, "-m", "compressctl", "run", str(recipe), "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        # A shell starts background jobs with SIGINT ignored, and Python then never raises
+        # KeyboardInterrupt; restore the default so the child is the foreground run a user interrupts.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     seen = []
     for line in proc.stderr:  # plain progress lines, since stderr is a pipe
