@@ -7,9 +7,7 @@ applied to the parsed data before validation, so they are validated like the fil
 
 from __future__ import annotations
 
-import difflib
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal, Union
@@ -20,6 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from compressctl.errors import UserError
 from compressctl.params import StrictModel
+from compressctl.recipe_errors import format_errors, render_loc
 from compressctl.stages import STAGES
 from compressctl.targets import TARGETS
 
@@ -232,10 +231,10 @@ def apply_override(data: dict, assignment: str, source: Source, shown: str | Non
         last = i == len(parts) - 1
         if isinstance(target, list):
             if not part.isdigit():
-                raise UserError(f"{shown}: {_render_loc(loc)} is a list; use an index, e.g. {'.'.join(parts[:i])}.0")
+                raise UserError(f"{shown}: {render_loc(loc)} is a list; use an index, e.g. {'.'.join(parts[:i])}.0")
             index = int(part)
             if index >= len(target):
-                raise UserError(f"{shown}: {_render_loc(loc)} has {len(target)} item(s); index {index} is out of range")
+                raise UserError(f"{shown}: {render_loc(loc)} has {len(target)} item(s); index {index} is out of range")
             loc.append(index)
             if last:
                 target[index] = value
@@ -252,187 +251,15 @@ def apply_override(data: dict, assignment: str, source: Source, shown: str | Non
                     target[part] = [] if parts[i + 1].isdigit() else {}
                 target = target[part]
         else:
-            raise UserError(f"{shown}: {_render_loc(loc)} is a single value, not a mapping or list")
+            raise UserError(f"{shown}: {render_loc(loc)} is a single value, not a mapping or list")
     source.overrides[tuple(loc)] = shown
-
-
-_MESSAGES = {
-    "less_than": "must be < {lt}",
-    "less_than_equal": "must be <= {le}",
-    "greater_than": "must be > {gt}",
-    "greater_than_equal": "must be >= {ge}",
-    "missing": "required field is missing",
-    "int_parsing": "must be an integer",
-    "int_type": "must be an integer",
-    "int_from_float": "must be a whole number",
-    "float_parsing": "must be a number",
-    "float_type": "must be a number",
-    "bool_parsing": "must be true or false",
-    "bool_type": "must be true or false",
-    "string_type": "must be a string",
-    "list_type": "must be a list",
-    "dict_type": "must be a mapping",
-    "model_type": "must be a mapping",
-    "model_attributes_type": "must be a mapping",
-    "too_short": "must have at least {min_length} item(s)",
-    "too_long": "must have at most {max_length} item(s)",
-}
-
-
-def _number(value):
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-
-
-def _render_loc(loc) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif _PLAIN_KEY.fullmatch(str(part)):
-            out += f".{part}" if out else str(part)
-        else:
-            out += f"[{str(part)!r}]"  # repr escapes control characters a terminal would act on
-    return out or "(recipe)"
-
-
-def _clean_loc(loc, data) -> tuple:
-    """Drop discriminator tags (``stages.0.prune.x`` → ``stages.0.x``) by walking the data."""
-    out, cursor = [], data
-    for part in loc:
-        if isinstance(cursor, dict) and part not in cursor and cursor.get("type") == part:
-            continue
-        out.append(part)
-        if isinstance(cursor, dict):
-            cursor = cursor.get(part)
-        elif isinstance(cursor, list) and isinstance(part, int) and part < len(cursor):
-            cursor = cursor[part]
-        else:
-            cursor = None
-    return tuple(out)
-
-
-def _fields_for(loc, data) -> list[str]:
-    """Allowed keys of the mapping that holds the last location part."""
-    parent = loc[:-1]
-    cursor = data
-    for part in parent:
-        if isinstance(cursor, dict):
-            cursor = cursor.get(part)
-        elif isinstance(cursor, list) and isinstance(part, int) and part < len(cursor):
-            cursor = cursor[part]
-        else:
-            return []
-    if len(parent) >= 2 and parent[0] in ("stages", "targets") and isinstance(parent[1], int) and len(parent) == 2:
-        registry = STAGES if parent[0] == "stages" else TARGETS
-        kind = cursor.get("type") if isinstance(cursor, dict) else None
-        return sorted(registry[kind].Params.model_fields) if kind in registry else []
-    model: type = Recipe
-    for part in parent:
-        if isinstance(part, int):
-            continue
-        info = model.model_fields.get(part)
-        annotation = info.annotation if info else None
-        if not (isinstance(annotation, type) and issubclass(annotation, StrictModel)):
-            return []
-        model = annotation
-    return sorted(model.model_fields)
-
-
-def _message(error: dict, loc: tuple, data) -> str:
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    if kind == "extra_forbidden":
-        allowed = _fields_for(loc, data)
-        hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-        text = "unknown field"
-        if hint:
-            text += f"; did you mean {hint[0]!r}?"
-        if allowed:
-            text += f" (allowed: {', '.join(allowed)})"
-        return text
-    if kind == "literal_error":
-        return f"must be one of {ctx.get('expected', '')}, got {error.get('input')!r}"
-    if kind == "union_tag_invalid":
-        return f"unknown type {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
-    if kind == "union_tag_not_found":
-        return "needs a `type` field"
-    if kind in _MESSAGES:
-        try:
-            return _MESSAGES[kind].format(**{k: _number(v) for k, v in ctx.items()})
-        except (KeyError, IndexError):
-            return _MESSAGES[kind].split(" {")[0]
-    message = error["msg"]
-    return message.removeprefix("Value error, ")
-
-
-def _node_at(node, loc, want_key: bool):
-    """The YAML node at ``loc`` (the key node when ``want_key``), else the deepest node found."""
-    best = node
-    for i, part in enumerate(loc):
-        if isinstance(node, yaml.MappingNode):
-            match = None
-            for key_node, value_node in node.value:
-                if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(part):
-                    match = (key_node, value_node)
-                    break
-            if match is None:
-                return best
-            if want_key and i == len(loc) - 1:
-                return match[0]
-            node = best = match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = best = node.value[part]
-        else:
-            return best
-    return best
-
-
-def _where(source: Source, loc: tuple, want_key: bool) -> str:
-    for prefix_len in range(len(loc), -1, -1):
-        shown = source.overrides.get(loc[:prefix_len])
-        if shown:
-            return shown + ":"
-    if source.node is None:
-        return f"{source.path}:"
-    node = _node_at(source.node, loc, want_key)
-    mark = node.start_mark
-    return f"{source.path}:{mark.line + 1}:{mark.column + 1}"
-
-
-def format_errors(exc: ValidationError, source: Source, data) -> str:
-    lines = []
-    for error in exc.errors():
-        loc = _clean_loc(error["loc"], data)
-        ctx = error.get("ctx") or {}
-        if error["type"] in ("stage_order", "duplicate_target") and "index" in ctx:
-            loc = (*loc, ctx["index"], "type" if error["type"] == "stage_order" else "name")
-            if error["type"] == "duplicate_target" and not _has_path(data, loc):
-                loc = loc[:-1]
-        where = _where(source, loc, want_key=error["type"] == "extra_forbidden")
-        lines.append(f"{where} {_render_loc(loc)}: {_message(error, loc, data)}")
-    return "\n".join(lines)
-
-
-def _has_path(data, loc) -> bool:
-    cursor = data
-    for part in loc:
-        in_dict = isinstance(cursor, dict) and part in cursor
-        in_list = isinstance(cursor, list) and isinstance(part, int) and part < len(cursor)
-        if in_dict or in_list:
-            cursor = cursor[part]
-        else:
-            return False
-    return True
 
 
 def validate(data: dict, source: Source) -> Recipe:
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
-        raise UserError(format_errors(exc, source, data)) from None
+        raise UserError(format_errors(exc, source, data, Recipe)) from None
 
 
 def load_recipe(path: str | Path, overrides: list[str] = (), flags: dict[str, str | None] | None = None) -> Recipe:
