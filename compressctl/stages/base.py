@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -96,6 +97,43 @@ def _ProgressCallback(k, emit: Emit, label: str, epochs: int, steps: int):  # no
     callback = ProgressCallback()
     callback._epoch = 0
     return callback
+
+
+class Stage:
+    """A compression technique: its recipe ``Params``, where it may run, and ``apply``.
+
+    Everything the rest of compressctl knows about a stage type lives on its class: the recipe
+    validator reads ``order``/``once``/``leaves`` for the stage-order rules, ``inspect`` and ``init``
+    call ``supports`` per layer, and the renderers read ``columns`` for the per-layer tables.
+    Adding a stage type is one module under ``stages/`` plus its entry in ``stages.STAGE_TYPES``.
+    """
+
+    type: ClassVar[str]
+    Params: ClassVar[type]
+    # Stages run in non-decreasing ``order``: restructuring stages (lowrank, distill,
+    # prune_channels) share the lowest rank; TFMOT's wrappers stack in one order only.
+    order: ClassVar[int] = 0
+    once: ClassVar[bool] = False  # may appear at most once in a recipe
+    # What the stage leaves in the model that a later, lower-order stage would destroy
+    # ("the pruned zeros"), used in stage-order error messages.
+    leaves: ClassVar[str] = ""
+    # How a later stage that must not follow this one is told why ("factorizing replaces the layers").
+    why_first: ClassVar[str] = ""
+    # Per-layer figures this stage reports (keys of StageResult.layers rows besides ``layer``).
+    columns: ClassVar[tuple[str, ...]] = ()
+    # Whether ``inspect`` shows a column for this stage (stages that act on whole models do not).
+    per_layer: ClassVar[bool] = True
+
+    def __init__(self, params):
+        self.params = params
+
+    @classmethod
+    def supports(cls, layer) -> bool | str:
+        """True when the stage can act on ``layer``, else the reason it cannot (one short phrase)."""
+        return True
+
+    def apply(self, model, ctx: StageContext) -> StageResult:  # pragma: no cover - every stage overrides it
+        raise NotImplementedError
 
 
 @dataclass
