@@ -31,11 +31,12 @@ test-fast: install
 bench: install
 	$(PY) benchmarks/run.py
 
-# The recipe JSON Schema for editors and the recipe reference, both generated from the code
-# (tests/test_recipe_docs.py fails when either is out of date).
+# The recipe JSON Schema for editors, the recipe reference and report.json's JSON Schema, all
+# generated from the code (tests/test_recipe_docs.py and tests/test_record.py fail when one is out of date).
 schema: install
 	$(VENV)/bin/compressctl schema > recipes/recipe.schema.json
 	$(PY) -m compressctl.recipe_docs docs/recipes.md
+	$(VENV)/bin/compressctl schema --report > docs/report.schema.json
 
 lint: install
 	$(VENV)/bin/ruff check compressctl tests benchmarks

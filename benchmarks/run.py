@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 from benchmarks import peers  # noqa: E402
 from compressctl import bench, measure  # noqa: E402
 from compressctl.evaluate import TaskInfo, evaluate_tflite  # noqa: E402
+from compressctl.record import RunRecord  # noqa: E402
 
 OUT = REPO / "benchmarks" / "out"
 SAMPLES = REPO / "sample_models"
@@ -80,8 +81,9 @@ def compressctl_run(recipe: str, model: Path, out: Path, extra: list[str] = ()) 
     wall, peak, proc = timed_child(cmd)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    report = json.loads(proc.stdout)
-    return {"report": report, "wall_s": wall, "peak_rss_mib": peak, "exit_code": proc.returncode}
+    printed = json.loads(proc.stdout)  # the run's record, with `out` and `exit_code` beside it
+    record = RunRecord.model_validate({k: v for k, v in printed.items() if k not in ("out", "exit_code")})
+    return {"record": record, "wall_s": wall, "peak_rss_mib": peak, "exit_code": proc.returncode}
 
 
 def ensure_samples() -> None:
@@ -135,7 +137,7 @@ def model_table(model_name: str, data: dict, quick: bool) -> dict:
         runs[recipe] = result
         walls[f"compressctl {recipe}"] = result["wall_s"]
         files[f"compressctl {recipe}"] = out / recipe / "cpu" / "model.tflite"
-    keras_metric = runs["cpu-int8"]["report"]["baseline"]["metric_value"]
+    keras_metric = runs["cpu-int8"]["record"].baseline.metric_value
     if model_name == "lenet5_digits":
         # What was tried for the int8 speed-up goal, measured beside the rest.
         io8 = compressctl_run(
@@ -226,21 +228,21 @@ def width_sweep(data: dict, widths: list[float]) -> list[dict]:
             model = train(lenet5(width), data, 12)
             model.save(str(path), save_format="tf")
         result = compressctl_run("recipes/deep-compression.yaml", path, OUT / "sweep" / f"w{width}")
-        report = result["report"]
-        artifact = report["artifacts"][0]
+        record = result["record"]
+        artifact = record.artifacts[0]
         rows.append(
             {
                 "width": width,
-                "params": report["model"]["params"],
+                "params": record.model.params,
                 "wall_s": result["wall_s"],
                 "peak_rss_mib": result["peak_rss_mib"],
-                "baseline_bytes": report["baseline"]["size_bytes"],
-                "size_bytes": artifact["size_bytes"],
-                "gzip_bytes": artifact["gzip_bytes"],
-                "ratio_gzip": artifact["compression_ratio_gzip"],
-                "accuracy": artifact["metric_value"],
-                "delta": artifact["metric_delta"],
-                "stage_seconds": {s["type"]: s["seconds"] for s in report["stages"]},
+                "baseline_bytes": record.baseline.size_bytes,
+                "size_bytes": artifact.size_bytes,
+                "gzip_bytes": artifact.gzip_bytes,
+                "ratio_gzip": artifact.compression_ratio_gzip,
+                "accuracy": artifact.metric_value,
+                "delta": artifact.metric_delta,
+                "stage_seconds": {s.type: s.seconds for s in record.stages},
             }
         )
     return rows
@@ -273,7 +275,8 @@ def main() -> int:
     results["wall_s"] = time.perf_counter() - started
     for table in results["tables"]:
         for run in table["runs"].values():
-            run["report"] = {k: run["report"][k] for k in ("artifacts", "baseline", "stages", "gates", "passed")}
+            report = run.pop("record").to_dict()
+            run["report"] = {k: report[k] for k in ("artifacts", "baseline", "stages", "gates", "passed")}
     (REPO / "benchmarks" / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     from benchmarks.render import render
 

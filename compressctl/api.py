@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from compressctl.errors import UserError
 from compressctl.events import Emit, ignore
 from compressctl.recipe import Recipe, json_schema, load_recipe_with_source
+from compressctl.record import RunRecord
+from compressctl.record import json_schema as record_schema
 
 
 def validate(recipe_path: str, overrides: list[str] = (), flags: dict | None = None) -> Recipe:
@@ -29,7 +30,7 @@ def run(
     custom_objects: str | None = None,
     emit: Emit = ignore,
 ):
-    """Run a recipe end to end; returns a pipeline.RunResult (report dict and exit code)."""
+    """Run a recipe end to end; returns a pipeline.RunResult (its RunRecord and exit code)."""
     from compressctl import pipeline
 
     recipe, source = load_recipe_with_source(recipe_path, list(overrides), {"model": model, "data": data, "out": out})
@@ -109,17 +110,24 @@ def bench_artifact(
     return result
 
 
-def load_report(run_dir: str) -> dict:
+def load_report(run_dir: str) -> RunRecord:
+    """A run's record from its report.json; UserError naming the file and the field when it is not valid."""
     path = Path(run_dir) / "report.json"
     if not path.exists():
         raise UserError(f"{run_dir}: no report.json here; is it a compressctl run directory?")
     try:
-        report = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        text = path.read_text()
+    except OSError as exc:
         raise UserError(f"{path}: not a readable report ({exc})") from None
-    if not isinstance(report, dict) or report.get("schema_version") != 1:
-        raise UserError(f"{path}: not a compressctl report of schema_version 1")
-    return report
+    try:
+        return RunRecord.from_json(text, str(path))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def report_schema() -> dict:
+    """report.json's JSON Schema."""
+    return record_schema()
 
 
 def _artifact_path(artifact: str) -> Path:

@@ -41,10 +41,11 @@ class StageCache:
         self.base = hashlib.sha256(json.dumps(seed, sort_keys=True, default=str).encode()).hexdigest()
         self.keys: list[str] = []
 
-    def key_for(self, params) -> str:
+    def key_for(self, params, input_files: list[str] = ()) -> str:
+        """The next key of the chain; ``input_files`` are files the stage reads besides its input model."""
         previous = self.keys[-1] if self.keys else self.base
         # A stage that reads a file (a distillation student) is keyed by the file's content too.
-        files = [_hash_path(Path(p)) for p in getattr(params, "input_files", list)() if Path(p).exists()]
+        files = [_hash_path(Path(p)) for p in input_files if Path(p).exists()]
         key = hashlib.sha256((previous + params.model_dump_json() + "".join(files)).encode()).hexdigest()
         self.keys.append(key)
         return key

@@ -108,31 +108,31 @@ def run(
 def _render_run(ui: UI, result) -> None:
     from compressctl.gates import describe as gate_line
 
-    report = result.report
+    record = result.record
     if ui.json_mode:
-        ui.print_json({"out": str(result.out), "exit_code": result.exit_code, **report})
+        ui.print_json({"out": str(result.out), "exit_code": result.exit_code, **record.to_dict()})
     else:
-        _summary_table(ui, report)
+        _summary_table(ui, record)
         ui.line(f"wrote {result.out}/ (report.json, report.md, report.html, recipe.lock.yaml)")
-    for failure in report["failed_targets"]:
-        ui.error(f"target {failure['target']} failed: {failure['error']}")
-    for gate in report["gates"]:
-        if not gate["passed"]:
+    for failure in record.failed_targets:
+        ui.error(f"target {failure.target} failed: {failure.error}")
+    for gate in record.gates:
+        if not gate.passed:
             ui.err.print(gate_line(gate), style="bold red", markup=False)
         elif not ui.quiet:
             ui.err.print(gate_line(gate), markup=False)
 
 
-def _summary_table(ui: UI, report: dict) -> None:
-    from compressctl.report.markdown import artifact_rows
+def _summary_table(ui: UI, record) -> None:
+    from compressctl.report.summary import artifact_rows
 
     columns = [("artifact", "left")] + [
         (heading, "right")
-        for heading in ("size", "gzip", "ratio", "gzip ratio", report["metric"], "Δ", "p50 ms", "speed-up")
+        for heading in ("size", "gzip", "ratio", "gzip ratio", record.metric.name, "Δ", "p50 ms", "speed-up")
     ]
     keys = ("name", "size", "gzip", "ratio", "ratio_gzip", "metric", "delta", "p50", "speedup")
-    rows = [[r[k] for k in keys] for r in artifact_rows(report)]
-    ui.table(f"compressctl: {report.get('recipe', {}).get('name') or report['model']['path']}", columns, rows)
+    rows = [[r[k] for k in keys] for r in artifact_rows(record)]
+    ui.table(f"compressctl: {record.name}", columns, rows)
 
 
 @app.command()
@@ -156,12 +156,15 @@ def validate(
 
 @app.command()
 def schema(
+    report: Annotated[
+        bool, typer.Option("--report", help="report.json's schema instead (docs/report.schema.json).")
+    ] = False,
     json_: Annotated[bool, typer.Option("--json", help="Accepted for symmetry: the output is always JSON.")] = False,
 ):
-    """Print the recipe format's JSON Schema (recipes/recipe.schema.json is this output)."""
+    """Print the recipe format's JSON Schema (recipes/recipe.schema.json is this output), or report.json's."""
     from compressctl import api
 
-    sys.stdout.write(json.dumps(api.schema(), indent=2) + "\n")
+    sys.stdout.write(json.dumps(api.report_schema() if report else api.schema(), indent=2) + "\n")
 
 
 @app.command()
@@ -262,22 +265,22 @@ def report(
     if format_ not in REPORT_FORMATS:
         _bad_flag(f"--format: must be md, html or json, got {format_!r}", json_)
     with session(json_, heavy=False) as ui:
-        data = api.load_report(run_dir)
+        record = api.load_report(run_dir)
         if format_ == "json":
-            text = json.dumps(data, indent=2) + "\n"
+            text = record.to_json()
         elif format_ == "html":
             from compressctl.report import render_html
 
-            text = render_html(data)
+            text = render_html(record)
         else:
             from compressctl.report import render_markdown
 
-            text = render_markdown(data)
+            text = render_markdown(record)
         if out:
             _write_text(out, text)
             ui.info(f"wrote {out}")
         elif json_:
-            ui.print_json(data)
+            ui.print_json(record.to_dict())
         else:
             ui.out_stream.write(text)
 

@@ -1,6 +1,6 @@
 """``compressctl compare``: artifacts of several runs in one table, and which of them are worth keeping.
 
-Pure functions over report.json contents: rows (one per artifact, plus each distinct baseline) and
+Pure functions over run records (report.json): rows (one per artifact, plus each distinct baseline) and
 the Pareto front on size and metric. An artifact is on the front when no other one is at least as
 small and at least as good on the metric, and strictly better on one of the two.
 """
@@ -8,6 +8,8 @@ small and at least as good on the metric, and strictly better on one of the two.
 from __future__ import annotations
 
 from pathlib import Path
+
+from compressctl.record import RunRecord
 
 SIZE_KEYS = {"size": "size_bytes", "gzip": "gzip_bytes"}
 
@@ -32,14 +34,14 @@ def run_names(run_dirs: list[str]) -> list[str]:
     return [str(d) if names.count(n) > 1 else n for d, n in zip(run_dirs, names, strict=True)]
 
 
-def rows_from_report(run: str, report: dict, run_dir: str | Path = "") -> list[dict]:
+def rows_from_report(run: str, record: RunRecord, run_dir: str | Path = "") -> list[dict]:
     """The baseline and every artifact of one run as flat rows."""
-    base = report["baseline"]
+    base = record.baseline
     common = {
         "run": run,
-        "recipe": (report.get("recipe") or {}).get("name"),
-        "metric": report.get("metric", "metric"),
-        "measured_on": base.get("measured_on"),
+        "recipe": record.recipe.name,
+        "metric": record.metric.name,
+        "measured_on": base.measured_on,
     }
     rows = [
         {
@@ -47,36 +49,36 @@ def rows_from_report(run: str, report: dict, run_dir: str | Path = "") -> list[d
             "target": "baseline",
             "conversion": "float32",
             "baseline": True,
-            "path": str(Path(run_dir) / base["artifact"]),
-            "sha256": base.get("sha256"),
-            "size_bytes": base["size_bytes"],
-            "gzip_bytes": base["gzip_bytes"],
+            "path": str(Path(run_dir) / base.artifact),
+            "sha256": base.sha256,
+            "size_bytes": base.size_bytes,
+            "gzip_bytes": base.gzip_bytes,
             "compression_ratio": 1.0,
             "compression_ratio_gzip": 1.0,
-            "metric_value": base["metric_value"],
+            "metric_value": base.metric_value,
             "metric_delta": 0.0,
-            "p50_ms": base["latency_ms"]["p50"],
+            "p50_ms": base.latency_ms.p50,
             "speedup": 1.0,
         }
     ]
-    for a in report.get("artifacts", []):
+    for a in record.artifacts:
         rows.append(
             {
                 **common,
-                "target": a["target"],
-                "conversion": a.get("conversion"),
+                "target": a.target,
+                "conversion": a.conversion,
                 "baseline": False,
-                "path": str(Path(run_dir) / a["path"]),
-                "sha256": a.get("sha256"),
-                "size_bytes": a["size_bytes"],
-                "gzip_bytes": a["gzip_bytes"],
-                "compression_ratio": a["compression_ratio"],
-                "compression_ratio_gzip": a["compression_ratio_gzip"],
-                "metric_value": a["metric_value"],
-                "metric_delta": a["metric_delta"],
-                "p50_ms": a["latency_ms"]["p50"],
-                "speedup": a["speedup"],
-                "measured_on": a.get("measured_on", common["measured_on"]),
+                "path": str(Path(run_dir) / a.path),
+                "sha256": a.sha256,
+                "size_bytes": a.size_bytes,
+                "gzip_bytes": a.gzip_bytes,
+                "compression_ratio": a.compression_ratio,
+                "compression_ratio_gzip": a.compression_ratio_gzip,
+                "metric_value": a.metric_value,
+                "metric_delta": a.metric_delta,
+                "p50_ms": a.latency_ms.p50,
+                "speedup": a.speedup,
+                "measured_on": a.measured_on,
             }
         )
     return rows
@@ -93,8 +95,8 @@ def pareto_flags(rows: list[dict], by: str = "size_bytes") -> list[bool]:
     return [not any(dominates(other, row, by) for other in rows if other is not row) for row in rows]
 
 
-def compare_reports(runs: list[tuple[str, str, dict]], by: str = "size_bytes") -> tuple[list[dict], list[str]]:
-    """(name, run_dir, report) per run → rows with ``pareto`` set, and notes on what makes them hard to compare.
+def compare_reports(runs: list[tuple[str, str, RunRecord]], by: str = "size_bytes") -> tuple[list[dict], list[str]]:
+    """(name, run_dir, record) per run → rows with ``pareto`` set, and notes on what makes them hard to compare.
 
     A baseline shared by several runs (same sha256) is listed once, under the first run that has it.
     """
@@ -114,18 +116,18 @@ def compare_reports(runs: list[tuple[str, str, dict]], by: str = "size_bytes") -
     return rows, _notes(runs)
 
 
-def _notes(runs: list[tuple[str, str, dict]]) -> list[str]:
+def _notes(runs: list[tuple[str, str, RunRecord]]) -> list[str]:
     notes = []
-    metrics = {r.get("metric") for _, _, r in runs}
+    metrics = {r.metric.name for _, _, r in runs}
     if len(metrics) > 1:
-        notes.append(f"the runs report different metrics ({', '.join(sorted(map(str, metrics)))}); not comparable")
-    datasets = {(r.get("data") or {}).get("sha256") for _, _, r in runs}
+        notes.append(f"the runs report different metrics ({', '.join(sorted(metrics))}); not comparable")
+    datasets = {r.data.sha256 for _, _, r in runs}
     if len(datasets) > 1:
         notes.append("the runs were measured on different data (data sha256 differs); metrics are not comparable")
-    places = {(r.get("baseline") or {}).get("measured_on") for _, _, r in runs}
+    places = {r.baseline.measured_on for _, _, r in runs}
     if len(places) > 1:
         notes.append(
-            f"latency was measured in different settings ({', '.join(sorted(map(str, places)))}); "
+            f"latency was measured in different settings ({', '.join(sorted(places))}); "
             "compare speed-ups, not milliseconds"
         )
     return notes

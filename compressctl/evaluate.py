@@ -23,6 +23,10 @@ class TaskInfo:
     def metric_name(self) -> str:
         return f"top_{self.top_k}_accuracy" if self.metric == "top_k_accuracy" else "accuracy"
 
+    @property
+    def higher_is_better(self) -> bool:
+        return True  # both metrics are accuracies
+
     def loss(self):
         from compressctl.tfenv import keras
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from compressctl.recipe import Gates
+from typing import TYPE_CHECKING
 
-# gate name → (artifact field it reads, True when larger values are better)
+from compressctl.record import Artifact, Baseline, Gate
+
+if TYPE_CHECKING:
+    from compressctl.recipe import Gates
+
+# gate name → (artifact figure it reads, True when larger values are better)
 GATES = {
     "max_metric_drop": ("metric_drop", False),
     "min_compression_ratio": ("compression_ratio", True),
@@ -14,30 +19,37 @@ GATES = {
 }
 
 
-def evaluate_gates(gates: Gates, baseline: dict, artifacts: list[dict]) -> list[dict]:
+def metric_drop(baseline: Baseline, artifact: Artifact, higher_is_better: bool = True) -> float:
+    """How much worse than the baseline the artifact's metric is (negative when it is better)."""
+    if higher_is_better:
+        return baseline.metric_value - artifact.metric_value
+    return artifact.metric_value - baseline.metric_value
+
+
+def evaluate_gates(
+    gates: Gates, baseline: Baseline, artifacts: list[Artifact], higher_is_better: bool = True
+) -> list[Gate]:
     """One row per (gate, artifact): name, target, threshold, measured value, passed."""
     rows = []
     for artifact in artifacts:
-        if gates.targets is not None and artifact["target"] not in gates.targets:
+        if gates.targets is not None and artifact.target not in gates.targets:
             continue
-        values = dict(artifact, metric_drop=baseline["metric_value"] - artifact["metric_value"])
-        for name, (key, larger_is_better) in GATES.items():
+        for name, (figure, larger_is_better) in GATES.items():
             threshold = getattr(gates, name)
             if threshold is None:
                 continue
-            value = values[key]
+            if figure == "metric_drop":
+                value = metric_drop(baseline, artifact, higher_is_better)
+            else:
+                value = getattr(artifact, figure)
             # A hair of tolerance so that a drop of exactly the threshold passes despite float rounding.
             passed = value >= threshold - 1e-9 if larger_is_better else value <= threshold + 1e-9
-            rows.append(
-                {"name": name, "target": artifact["target"], "threshold": threshold, "value": value, "passed": passed}
-            )
+            rows.append(Gate(name=name, target=artifact.target, threshold=threshold, value=value, passed=passed))
     return rows
 
 
-def describe(gate: dict) -> str:
+def describe(gate: Gate) -> str:
     """One line per gate; a failure starts with FAILED, so a CI log search finds it."""
-    value = gate["value"]
-    shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-    op = "<=" if gate["name"].startswith("max_") else ">="
-    verdict = "passed" if gate["passed"] else "FAILED"
-    return f"{verdict} gate {gate['name']} [{gate['target']}]: {shown} (required {op} {gate['threshold']})"
+    verdict = "passed" if gate.passed else "FAILED"
+    required = f"{gate.operator()} {gate.threshold}"
+    return f"{verdict} gate {gate.name} [{gate.target}]: {gate.shown_value()} (required {required})"

@@ -29,6 +29,7 @@ from compressctl.evaluate import TaskInfo, evaluate_tflite
 from compressctl.events import Emit, Event, ignore
 from compressctl.gates import evaluate_gates
 from compressctl.recipe import Recipe, to_yaml
+from compressctl.record import SCHEMA_VERSION, Artifact, Baseline, RunRecord
 from compressctl.report import render_markdown
 
 BASELINE_ARTIFACT = "baseline/model_float32.tflite"
@@ -37,13 +38,18 @@ BASELINE_ARTIFACT = "baseline/model_float32.tflite"
 @dataclass
 class RunResult:
     out: Path
-    report: dict
+    record: RunRecord
+
+    @property
+    def report(self) -> dict:
+        """report.json's contents as plain data."""
+        return self.record.to_dict()
 
     @property
     def exit_code(self) -> int:
-        if self.report["failed_targets"]:
+        if self.record.failed_targets:
             return EXIT_STAGE_FAILED
-        return EXIT_OK if self.report["passed"] else EXIT_GATE_FAILED
+        return EXIT_OK if self.record.passed else EXIT_GATE_FAILED
 
 
 @dataclass
@@ -61,7 +67,17 @@ class _Run:
     task: TaskInfo | None = None
     cache: StageCache | None = None
     resume: bool = False
-    statuses: dict = field(default_factory=dict)  # artifact name → where it runs (xnnpack / reference)
+    recipe_info: dict = field(default_factory=dict)  # name, path and sha256 of the recipe file
+    started: float = 0.0  # perf_counter at the start of the run
+
+
+@dataclass
+class _Built:
+    """One target's artifact as converted and checked, before it is evaluated and timed."""
+
+    path: Path  # the .tflite file in the staging directory
+    fields: dict  # the artifact record's conversion facts (target, path, conversion, sizes, ...)
+    xnnpack: bool  # whether it runs with XNNPACK (else it is evaluated and timed without)
 
 
 def check_out_dir(out: Path) -> None:
@@ -149,12 +165,12 @@ def run(
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
         work = Path(tempfile.mkdtemp(prefix="compressctl-work-"))
         params = int(handle.keras.count_params()) if handle.keras is not None else None
+        recipe_info = {"name": recipe.name, "path": recipe_path, "sha256": recipe_sha256}
         ctx = _Run(recipe, data, converter, emit, staging, work, handle, params, task, cache, resume)
+        ctx.recipe_info, ctx.started = recipe_info, started
         try:
-            report = _measure_run(ctx)
-            report["recipe"] = {"name": recipe.name, "path": recipe_path, "sha256": recipe_sha256}
-            report["seconds"] = round(time.perf_counter() - started, 3)
-            _write_reports(staging, recipe, report)
+            record = _measure_run(ctx)
+            _write_reports(staging, recipe, record)
             manifest.write_manifest(staging, sign_key)
             publish(staging, out)
         except BaseException:
@@ -164,81 +180,124 @@ def run(
             shutil.rmtree(work, ignore_errors=True)
     if cache is not None:
         cache.prune_others()
-    return RunResult(out=out, report=report)
+    return RunResult(out=out, record=record)
 
 
-def _measure_run(ctx: _Run) -> dict:
+def _measure_run(ctx: _Run) -> RunRecord:
+    """Baseline, stages, targets, then the measurements of every file written, as one record."""
+    baseline_sm, baseline_path, keras_metric, baseline_xnnpack = _convert_baseline(ctx)
+    model, stage_rows = _run_stages(ctx)
+    final_sm = _export_compressed(ctx, model, baseline_sm)
+    built, failed = _build_targets(ctx, final_sm)
+    metrics = _evaluate_artifacts(ctx, built)
+    latency = _time_models(ctx, baseline_path, baseline_xnnpack, built)
+    baseline = _baseline_record(ctx, baseline_path, keras_metric, latency[BASELINE_ARTIFACT], baseline_xnnpack)
+    artifacts = [
+        _artifact_record(ctx, b, baseline, metrics[b.fields["path"]], latency[b.fields["path"]]) for b in built
+    ]
+    return _run_record(ctx, baseline, stage_rows, artifacts, failed)
+
+
+def _convert_baseline(ctx: _Run) -> tuple[Path, Path, float, bool]:
+    """The float32 baseline: exported SavedModel, TFLite file, Keras metric, whether it runs with XNNPACK."""
     from compressctl.modelio import export_saved_model
 
-    recipe, data, task, emit = ctx.recipe, ctx.data, ctx.task, ctx.emit
+    data, emit = ctx.data, ctx.emit
     # The baseline is exported before any stage runs: stages share (and train) the original layers.
     emit(Event("step", "exporting the float32 baseline"))
     baseline_sm = export_saved_model(ctx.handle, ctx.work / "baseline_savedmodel", data.sample_shape)
     emit(Event("step", f"evaluating the Keras baseline on {len(data.x_test)} test samples"))
-    baseline_metric = task.score(ctx.handle.predict(data.x_test), data.y_test)
-    (ctx.staging / "baseline").mkdir()
+    keras_metric = ctx.task.score(ctx.handle.predict(data.x_test), data.y_test)
     baseline_path = ctx.staging / BASELINE_ARTIFACT
+    baseline_path.parent.mkdir()
     emit(Event("step", "converting the baseline to float32 TFLite"))
     ctx.converter.convert(baseline_sm, baseline_path, "float32", ctx.work)
-    ctx.statuses["__baseline__"] = runtime.smoke_test(baseline_path, data.x_test)
+    status = runtime.smoke_test(baseline_path, data.x_test)
+    return baseline_sm, baseline_path, keras_metric, status["xnnpack"]
 
-    model, stage_rows = _run_stages(ctx)
-    final_sm = baseline_sm
-    if recipe.stages:
-        emit(Event("step", "exporting the compressed model"))
-        final_sm = export_saved_model(ctx.handle, ctx.work / "final_savedmodel", data.sample_shape, model=model)
 
-    artifacts, failed = [], []
-    for params in recipe.targets:
+def _export_compressed(ctx: _Run, model, baseline_sm: Path) -> Path:
+    """The SavedModel the targets convert: the stages' output, or the baseline's when there are none."""
+    from compressctl.modelio import export_saved_model
+
+    if not ctx.recipe.stages:
+        return baseline_sm
+    ctx.emit(Event("step", "exporting the compressed model"))
+    return export_saved_model(ctx.handle, ctx.work / "final_savedmodel", ctx.data.sample_shape, model=model)
+
+
+def _build_targets(ctx: _Run, saved_model: Path) -> tuple[list[_Built], list[dict]]:
+    """Every target's artifact; a target that fails is recorded and the others still finish."""
+    built, failed = [], []
+    for params in ctx.recipe.targets:
         target = targets.build(params)
         try:
-            artifacts.append(_build_target(ctx, target, final_sm))
+            built.append(_build_target(ctx, target, saved_model))
         except StageError as exc:
             failed.append({"target": target.name, "error": str(exc)})
-            emit(Event("warn", f"target {target.name} failed: {exc}"))
+            ctx.emit(Event("warn", f"target {target.name} failed: {exc}"))
+    return built, failed
 
-    for artifact in artifacts:
-        emit(Event("step", f"evaluating {artifact['target']} on {len(data.x_test)} test samples"))
-        artifact["metric_value"] = evaluate_tflite(
-            ctx.staging / artifact["path"],
-            data.x_test,
-            data.y_test,
-            task,
-            xnnpack=ctx.statuses[artifact["target"]]["xnnpack"],
-        )
-        artifact["metric_delta"] = artifact["metric_value"] - baseline_metric
 
-    emit(Event("step", f"timing {len(artifacts) + 1} model(s), alternating"))
-    b = recipe.bench
-    models = {"__baseline__": baseline_path, **{a["target"]: ctx.staging / a["path"] for a in artifacts}}
-    xnnpack = {name: status["xnnpack"] for name, status in ctx.statuses.items()}
-    latency = bench.bench_alternating(
-        models, data.x_test, b.runs, b.warmup, b.rounds, b.threads, xnnpack=xnnpack, emit=emit
+def _evaluate_artifacts(ctx: _Run, built: list[_Built]) -> dict[str, float]:
+    """The metric of each artifact on the test split, by its path in the run directory."""
+    data, metrics = ctx.data, {}
+    for b in built:
+        ctx.emit(Event("step", f"evaluating {b.fields['target']} on {len(data.x_test)} test samples"))
+        metrics[b.fields["path"]] = evaluate_tflite(b.path, data.x_test, data.y_test, ctx.task, xnnpack=b.xnnpack)
+    return metrics
+
+
+def _time_models(ctx: _Run, baseline_path: Path, baseline_xnnpack: bool, built: list[_Built]) -> dict[str, dict]:
+    """Latency of the baseline and every artifact, timed alternately, by path in the run directory."""
+    b = ctx.recipe.bench
+    ctx.emit(Event("step", f"timing {len(built) + 1} model(s), alternating"))
+    models = {BASELINE_ARTIFACT: baseline_path, **{a.fields["path"]: a.path for a in built}}
+    xnnpack = {BASELINE_ARTIFACT: baseline_xnnpack, **{a.fields["path"]: a.xnnpack for a in built}}
+    return bench.bench_alternating(
+        models, ctx.data.x_test, b.runs, b.warmup, b.rounds, b.threads, xnnpack=xnnpack, emit=ctx.emit
     )
 
-    emit(Event("step", f"evaluating the float32 baseline TFLite on {len(data.x_test)} test samples"))
-    baseline = {
-        "artifact": BASELINE_ARTIFACT,
-        **measure.file_facts(baseline_path),
-        "metric_value": baseline_metric,
-        "tflite_metric_value": evaluate_tflite(baseline_path, data.x_test, data.y_test, task),
-        "latency_ms": latency["__baseline__"],
-        "measured_on": bench.measured_on(b.threads, xnnpack["__baseline__"]),
-    }
-    for artifact in artifacts:
-        artifact["compression_ratio"] = round(baseline["size_bytes"] / artifact["size_bytes"], 4)
-        artifact["compression_ratio_gzip"] = round(baseline["gzip_bytes"] / artifact["gzip_bytes"], 4)
-        artifact["latency_ms"] = latency[artifact["target"]]
-        artifact["speedup"] = round(baseline["latency_ms"]["p50"] / artifact["latency_ms"]["p50"], 4)
-        artifact["measured_on"] = bench.measured_on(b.threads, xnnpack[artifact["target"]])
 
-    gates = evaluate_gates(recipe.gates, baseline, artifacts)
-    handle = ctx.handle
-    return {
-        "schema_version": 1,
-        "tool": {"name": "compressctl", "version": __version__},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": {
+def _baseline_record(ctx: _Run, path: Path, keras_metric: float, latency: dict, xnnpack: bool) -> Baseline:
+    data = ctx.data
+    ctx.emit(Event("step", f"evaluating the float32 baseline TFLite on {len(data.x_test)} test samples"))
+    return Baseline(
+        artifact=BASELINE_ARTIFACT,
+        **measure.file_facts(path),
+        metric_value=keras_metric,
+        tflite_metric_value=evaluate_tflite(path, data.x_test, data.y_test, ctx.task),
+        latency_ms=latency,
+        measured_on=bench.measured_on(ctx.recipe.bench.threads, xnnpack),
+    )
+
+
+def _artifact_record(ctx: _Run, built: _Built, baseline: Baseline, metric: float, latency: dict) -> Artifact:
+    """The artifact's record: conversion facts, then what it measured against the baseline."""
+    f = built.fields
+    return Artifact(
+        **f,
+        metric_value=metric,
+        metric_delta=metric - baseline.metric_value,
+        compression_ratio=round(baseline.size_bytes / f["size_bytes"], 4),
+        compression_ratio_gzip=round(baseline.gzip_bytes / f["gzip_bytes"], 4),
+        latency_ms=latency,
+        speedup=round(baseline.latency_ms.p50 / latency["p50"], 4),
+        measured_on=bench.measured_on(ctx.recipe.bench.threads, built.xnnpack),
+    )
+
+
+def _run_record(
+    ctx: _Run, baseline: Baseline, stage_rows: list[dict], artifacts: list[Artifact], failed: list[dict]
+) -> RunRecord:
+    """The whole record: what was measured, with the model, data, gates and environment it was measured in."""
+    handle, data, task, recipe = ctx.handle, ctx.data, ctx.task, ctx.recipe
+    gates = evaluate_gates(recipe.gates, baseline, artifacts, higher_is_better=task.higher_is_better)
+    return RunRecord(
+        schema_version=SCHEMA_VERSION,
+        tool={"name": "compressctl", "version": __version__},
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        model={
             "path": str(handle.path),
             "format": handle.format,
             "input_shape": [None if d is None else int(d) for d in handle.input_shape],
@@ -246,22 +305,24 @@ def _measure_run(ctx: _Run) -> dict:
             "params": ctx.params,
             "notes": handle.notes,
         },
-        "data": {
+        data={
             "path": str(data.path),
             "sha256": measure.sha256_file(data.path),
             "train_samples": int(len(data.x_train)),
             "test_samples": int(len(data.x_test)),
         },
-        "metric": task.metric_name,
-        "task": {"binary": task.binary, "from_logits": task.from_logits},
-        "baseline": baseline,
-        "stages": stage_rows,
-        "artifacts": artifacts,
-        "failed_targets": failed,
-        "gates": gates,
-        "passed": all(g["passed"] for g in gates),
-        "environment": {**measure.environment(b.threads), "runtime": runtime.runtime_name()},
-    }
+        metric={"name": task.metric_name, "higher_is_better": task.higher_is_better},
+        task={"binary": task.binary, "from_logits": task.from_logits},
+        baseline=baseline,
+        stages=stage_rows,
+        artifacts=artifacts,
+        failed_targets=failed,
+        gates=gates,
+        passed=all(g.passed for g in gates),
+        environment={**measure.environment(recipe.bench.threads), "runtime": runtime.runtime_name()},
+        recipe=ctx.recipe_info,
+        seconds=round(time.perf_counter() - ctx.started, 3),
+    )
 
 
 def _run_stages(ctx: _Run) -> tuple[object, list[dict]]:
@@ -276,7 +337,8 @@ def _run_stages(ctx: _Run) -> tuple[object, list[dict]]:
     model, rows = ctx.handle.keras, []
     for index, params in enumerate(recipe.stages):
         label = f"stage {index + 1}/{len(recipe.stages)}: {params.type}"
-        key = ctx.cache.key_for(params)
+        stage = stages.build(params)
+        key = ctx.cache.key_for(params, stage.input_files())
         hit = ctx.cache.load(key) if ctx.resume else None
         if hit is not None:
             model, row = hit
@@ -288,24 +350,26 @@ def _run_stages(ctx: _Run) -> tuple[object, list[dict]]:
         # Seeding each stage by its index makes a resumed run compute what a full run would.
         seed_everything(recipe.seed + index)
         t0 = time.perf_counter()
-        result = stages.build(params).apply(model, stage_ctx)
+        result = stage.apply(model, stage_ctx)
         model = result.model
         metric_value = stage_ctx.evaluate(model)
         row = {"type": params.type, "seconds": round(time.perf_counter() - t0, 3), "metric_value": metric_value}
         row.update(result.measured)
         row.update({"layers": result.layers, "skipped_layers": result.skipped_layers, "notes": result.notes})
         row["cached"] = False
+        row["columns"] = list(stage.columns)  # the per-layer figures renderers show, declared by the stage
         ctx.cache.store(key, model, row)
         rows.append(row)
         emit(Event("step", f"stage {params.type}: {ctx.task.metric_name} {metric_value:.4f}", data=row))
     return model, rows
 
 
-def _build_target(ctx: _Run, target, saved_model: Path) -> dict:
-    """Try the target's conversions in order; keep the first artifact that loads and runs."""
-    # Each target draws its calibration samples afresh from the seed: a target's artifact does
-    # not depend on which targets come before it.
-    rng = np.random.default_rng(ctx.recipe.seed)
+def _build_target(ctx: _Run, target, saved_model: Path) -> _Built:
+    """Try the target's conversions in order; keep the first artifact that loads and runs.
+
+    The target's folder (``<run>/<target name>/``) is created here and handed to the target's
+    ``finish``, the only place a target writes.
+    """
     data, emit = ctx.data, ctx.emit
     folder = ctx.staging / target.name
     folder.mkdir()
@@ -314,21 +378,10 @@ def _build_target(ctx: _Run, target, saved_model: Path) -> dict:
     calibration = None
     for conversion in target.conversions():
         if conversion.mode == "int8" and calibration is None:
-            n = min(target.params.calibration_samples, len(data.x_train))
-            calibration = data.x_train[np.sort(rng.choice(len(data.x_train), n, replace=False))]
-            emit(Event("step", f"calibrating {target.name}: int8 activation ranges from {n} train samples"))
+            calibration = _calibration_samples(ctx, target)
         emit(Event("step", f"converting {target.name}: {conversion.label}"))
         try:
-            ctx.converter.convert(
-                saved_model,
-                path,
-                conversion.mode,
-                ctx.work,
-                calibration=calibration if conversion.mode == "int8" else None,
-                io_dtype=conversion.io_dtype,
-                integer_only=conversion.integer_only,
-                sparsity=conversion.sparsity,
-            )
+            _convert(ctx, conversion, saved_model, path, calibration if conversion.mode == "int8" else None)
             status = runtime.smoke_test(path, data.x_test)
             if conversion.sparsity and not status["xnnpack"]:
                 # The default interpreter applies XNNPACK, so an artifact that fails there fails for
@@ -336,15 +389,17 @@ def _build_target(ctx: _Run, target, saved_model: Path) -> dict:
                 raise StageError(f"it runs only without XNNPACK, the default delegate ({status['error']})")
             # A target may check the artifact further and write companion files into its folder
             # (the Edge TPU target's op mapping and compiled model); what it returns joins the record.
-            extra = target.finish(path, folder, emit) if hasattr(target, "finish") else {}
+            extra = target.finish(path, folder, emit)
         except StageError as exc:
             tried.append(f"{conversion.label}: {exc}")
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir()
             emit(Event("warn", f"{target.name}: {conversion.label} failed: {exc}"))
             continue
-        ctx.statuses[target.name] = status
-        return {
+        undeclared = sorted(set(extra) - set(target.report_fields))
+        if undeclared:
+            raise TypeError(f"target {target.params.type} returned undeclared report fields {undeclared}")
+        fields = {
             "target": target.name,
             "type": target.params.type,
             "path": f"{target.name}/model.tflite",
@@ -355,22 +410,48 @@ def _build_target(ctx: _Run, target, saved_model: Path) -> dict:
             **runtime.tensor_types(path),
             **extra,
         }
+        return _Built(path=path, fields=fields, xnnpack=status["xnnpack"])
     shutil.rmtree(folder, ignore_errors=True)
     raise StageError("; ".join(tried) or "no conversion was tried")
 
 
-def _write_reports(staging: Path, recipe: Recipe, report: dict) -> None:
-    import json
+def _calibration_samples(ctx: _Run, target) -> np.ndarray:
+    """The train samples an int8 conversion calibrates on, as many as the target asks for."""
+    # Each target draws its calibration samples afresh from the seed: a target's artifact does
+    # not depend on which targets come before it.
+    rng = np.random.default_rng(ctx.recipe.seed)
+    x_train = ctx.data.x_train
+    n = min(target.calibration_size(), len(x_train))
+    ctx.emit(Event("step", f"calibrating {target.name}: int8 activation ranges from {n} train samples"))
+    return x_train[np.sort(rng.choice(len(x_train), n, replace=False))]
 
-    (staging / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-    (staging / "report.md").write_text(render_markdown(report))
+
+def _convert(ctx: _Run, conversion, saved_model: Path, path: Path, calibration) -> None:
+    """Write ``path`` with the backend the conversion names."""
+    if conversion.backend != "converter":  # the only backend so far; a second one dispatches here
+        raise StageError(f"unknown conversion backend {conversion.backend!r}")
+    ctx.converter.convert(
+        saved_model,
+        path,
+        conversion.mode,
+        ctx.work,
+        calibration=calibration,
+        io_dtype=conversion.io_dtype,
+        integer_only=conversion.integer_only,
+        sparsity=conversion.sparsity,
+    )
+
+
+def _write_reports(staging: Path, recipe: Recipe, record: RunRecord) -> None:
+    (staging / "report.json").write_text(record.to_json())
+    (staging / "report.md").write_text(render_markdown(record))
     from compressctl.report import render_html  # matplotlib is imported only while the page is drawn
 
-    (staging / "report.html").write_text(render_html(report), encoding="utf-8")
-    packages = ", ".join(f"{k}=={v}" for k, v in report["environment"]["packages"].items() if v)
+    (staging / "report.html").write_text(render_html(record), encoding="utf-8")
+    packages = ", ".join(f"{k}=={v}" for k, v in record.environment.packages.items() if v)
     header = (
         "# The fully resolved recipe of this run; `compressctl run` accepts it as it is.\n"
-        f"# source recipe sha256: {report['recipe']['sha256'] or 'n/a'}\n"
+        f"# source recipe sha256: {record.recipe.sha256 or 'n/a'}\n"
         f"# packages: {packages}\n"
     )
     (staging / "recipe.lock.yaml").write_text(header + to_yaml(recipe))

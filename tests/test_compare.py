@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from compressctl.compare import compare_reports, dominates, pareto_flags, rows_from_report, run_names
+from compressctl.record import RunRecord
 from tests.conftest import REPO
 from tests.report.test_html import FIXTURES, Page, decode_png
 
@@ -65,7 +66,7 @@ def fixture_reports():
 
 def test_rows_from_a_report():
     report = fixture_reports()[1]
-    rows = rows_from_report("b", report, "runs/b")
+    rows = rows_from_report("b", RunRecord.model_validate(report), "runs/b")
     assert [r["target"] for r in rows] == ["baseline", "cpu"]
     base, cpu = rows
     assert base["baseline"] and base["size_bytes"] == report["baseline"]["size_bytes"]
@@ -78,7 +79,8 @@ def test_rows_from_a_report():
 def test_compare_lists_a_shared_baseline_once_and_marks_the_front():
     a, b = fixture_reports()
     assert a["baseline"]["sha256"] == b["baseline"]["sha256"]
-    rows, notes = compare_reports([("a", "runs/a", a), ("b", "runs/b", b)])
+    records = [("a", "runs/a", RunRecord.model_validate(a)), ("b", "runs/b", RunRecord.model_validate(b))]
+    rows, notes = compare_reports(records)
     assert [(r["run"], r["target"]) for r in rows] == [("a", "baseline"), ("a", "cpu"), ("b", "cpu")]
     # deep-compression's artifact is smaller and more accurate than cpu-int8's, which it dominates;
     # the baseline is the largest and less accurate than the deep-compression artifact.
@@ -92,7 +94,7 @@ def test_compare_notes_runs_that_are_not_comparable():
     a, b = fixture_reports()
     b["data"]["sha256"] = "0" * 64
     b["metric"] = "top_k_accuracy"
-    _, notes = compare_reports([("a", "", a), ("b", "", b)])
+    _, notes = compare_reports([("a", "", RunRecord.model_validate(a)), ("b", "", RunRecord.model_validate(b))])
     assert any("different data" in n for n in notes)
     assert any("different metrics" in n for n in notes)
 

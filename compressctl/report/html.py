@@ -13,8 +13,8 @@ import traceback
 from collections.abc import Callable
 from html import escape
 
-from compressctl.report.markdown import artifact_rows
-from compressctl.report.summary import edgetpu_summary, stage_measured
+from compressctl.record import RunRecord
+from compressctl.report.summary import artifact_rows, layer_table, pct, stage_measured
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -51,10 +51,6 @@ p.plot-error { color: var(--bad); }
 details { margin: 6px 0; } summary { cursor: pointer; color: var(--muted); }
 footer { margin-top: 36px; color: var(--muted); font-size: 12px; }
 """
-
-
-def _pct(x) -> str:
-    return "" if x is None else f"{100 * x:.2f} %"
 
 
 def png_size(png: bytes) -> tuple[int, int]:
@@ -117,24 +113,22 @@ def page(title: str, body: str) -> str:
     )
 
 
-def _status(report: dict) -> str:
-    gates = report.get("gates") or []
-    failed_targets = report.get("failed_targets") or []
-    if failed_targets:
+def _status(record: RunRecord) -> str:
+    if record.failed_targets:
         return '<span class="badge bad">target failed</span>'
-    if not gates:
+    if not record.gates:
         return '<span class="badge none">no gates</span>'
-    failed = sum(1 for g in gates if not g["passed"])
+    failed = sum(1 for g in record.gates if not g.passed)
     if failed:
         return f'<span class="badge bad">{failed} gate(s) FAILED</span>'
-    return f'<span class="badge ok">all {len(gates)} gate(s) passed</span>'
+    return f'<span class="badge ok">all {len(record.gates)} gate(s) passed</span>'
 
 
-def _summary(report: dict) -> str:
-    metric = report.get("metric", "metric")
-    headers = ["artifact", "file", "size", "gzip", "ratio", "gzip ratio", metric, "Δ", "p50 ms", "speed-up"]
+def _summary(record: RunRecord) -> str:
+    headers = ["artifact", "file", "size", "gzip", "ratio", "gzip ratio", record.metric.name, "Δ", "p50 ms"]
+    headers.append("speed-up")
     rows, classes = [], []
-    for index, r in enumerate(artifact_rows(report)):
+    for index, r in enumerate(artifact_rows(record)):
         rows.append(
             [r["name"], r["path"], r["size"], r["gzip"], r["ratio"], r["ratio_gzip"]]
             + [r["metric"], r["delta"], r["p50"], r["speedup"]]
@@ -142,58 +136,50 @@ def _summary(report: dict) -> str:
         classes.append("baseline" if index == 0 else "artifact")
     html = table(headers, rows, numeric=set(range(2, 10)), row_classes=classes)
     notes = []
-    for failure in report.get("failed_targets") or []:
-        notes.append(
-            f'<p class="notice">target <b>{escape(failure["target"])}</b> failed: {escape(failure["error"])}</p>'
-        )
-    for a in report.get("artifacts", []):
-        mapping = edgetpu_summary(a)
-        if mapping:
-            notes.append(f'<p class="notice info"><b>Edge TPU</b> {escape(mapping)}</p>')
-        if a.get("fallback"):
+    for failure in record.failed_targets:
+        notes.append(f'<p class="notice">target <b>{escape(failure.target)}</b> failed: {escape(failure.error)}</p>')
+    for a in record.artifacts:
+        for heading, text in a.target_lines():
+            notes.append(f'<p class="notice info"><b>{escape(heading)}</b> {escape(text)}</p>')
+        if a.fallback:
             notes.append(
-                f'<p class="notice info"><b>{escape(a["target"])}</b> fell back to {escape(a["conversion"])}: '
-                f"{escape(a['fallback'].get('reason', ''))}</p>"
+                f'<p class="notice info"><b>{escape(a.target)}</b> fell back to {escape(a.conversion)}: '
+                f"{escape(a.fallback.reason)}</p>"
             )
     return html + "".join(notes)
 
 
-def _gates(report: dict) -> str:
-    gates = report.get("gates") or []
-    if not gates:
+def _gates(record: RunRecord) -> str:
+    if not record.gates:
         return "<p class=meta>The recipe sets no gates.</p>"
     rows = []
-    for g in gates:
-        value = g["value"]
-        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-        op = "≤" if g["name"].startswith("max_") else "≥"
-        result = ("pass", "pass") if g["passed"] else ("FAIL", "fail")
-        rows.append([g["name"], g["target"], f"{op} {g['threshold']}", shown, result])
+    for g in record.gates:
+        result = ("pass", "pass") if g.passed else ("FAIL", "fail")
+        rows.append([g.name, g.target, f"{g.operator(ascii_only=False)} {g.threshold}", g.shown_value(), result])
     return table(["gate", "target", "required", "measured", "result"], rows, numeric={2, 3})
 
 
-def _plots(report: dict) -> str:
+def _plots(record: RunRecord) -> str:
     from compressctl.report import plots
 
-    metric = report.get("metric", "metric")
-    artifacts = report.get("artifacts") or []
+    metric = record.metric.name
     figures = [
         figure(
             "plot-size",
             "size per artifact",
             "Bytes of each .tflite file and of its gzip -9 stream (log scale); labels: size and ratio to the "
             "float32 baseline. gzip stands in for the entropy coding a deployment may add.",
-            lambda: plots.size_plot(report),
+            lambda: plots.size_plot(record),
         )
     ]
-    if artifacts:
+    if record.artifacts:
         figures.append(
             figure(
                 "plot-metric",
                 f"{metric} delta",
                 f"The {metric} of each artifact through the LiteRT interpreter minus the Keras baseline's, "
                 "on the test split; the dashed line is the recipe's max_metric_drop gate.",
-                lambda: plots.metric_plot(report),
+                lambda: plots.metric_plot(record),
             )
         )
         figures.append(
@@ -202,121 +188,102 @@ def _plots(report: dict) -> str:
                 "latency and speed-up",
                 "Latency per inference (batch 1), timed alternately with the baseline in one process: the bar "
                 "spans p50 to p99. Speed-up is baseline p50 / artifact p50.",
-                lambda: plots.latency_plot(report),
+                lambda: plots.latency_plot(record),
             )
         )
-    for index, stage in enumerate(report.get("stages") or []):
+    for index, stage in enumerate(record.stages):
         figures.append(
             figure(
                 f"plot-layers-{index + 1}",
-                f"per-layer measurements after {stage['type']}",
-                f"Measured on the Keras model after stage {index + 1} ({stage['type']}): the share of zero "
+                f"per-layer measurements after {stage.type}",
+                f"Measured on the Keras model after stage {index + 1} ({stage.type}): the share of zero "
                 "weights and the number of distinct non-zero values per layer (parameters in brackets); "
                 "red ticks mark the recipe's targets.",
                 lambda stage=stage: plots.layers_plot(stage),
             )
         )
-    if report.get("stages"):
+    if record.stages:
         figures.append(
             figure(
                 "plot-stages",
                 "stages",
                 f"The {metric} of the Keras model after each stage (test split) and the time each stage took.",
-                lambda: plots.stages_plot(report),
+                lambda: plots.stages_plot(record),
             )
         )
     return '<div class="plots">' + "".join(f for f in figures if f) + "</div>"
 
 
-def _stages(report: dict) -> str:
-    stages = report.get("stages") or []
-    if not stages:
+def _stages(record: RunRecord) -> str:
+    if not record.stages:
         return "<p class=meta>No training stages: post-training conversion only.</p>"
-    metric = report.get("metric", "metric")
     rows = []
-    for i, s in enumerate(stages):
+    for i, s in enumerate(record.stages):
         measured = stage_measured(s).removesuffix(" (cached)")
-        kind = f"{s['type']} (cached)" if s.get("cached") else s["type"]
-        rows.append([f"{i + 1}", kind, f"{s['seconds']:.1f}", _pct(s.get("metric_value")), measured])
-    parts = [table(["#", "stage", "seconds", metric, "measured"], rows, numeric={0, 2, 3})]
-    for i, s in enumerate(stages):
-        layer_rows = [
-            [
-                r["layer"],
-                f"{r['params']:,}" if isinstance(r.get("params"), int) else "",
-                _pct(r.get("sparsity")),
-                _pct(r.get("target")) if r.get("target") is not None else "",
-                "" if r.get("unique_weights") is None else f"{r['unique_weights']:,}",
-                "" if r.get("clusters") is None else str(r["clusters"]),
-            ]
-            for r in s.get("layers") or []
-        ]
-        skipped = s.get("skipped_layers") or []
-        if not layer_rows and not skipped:
+        kind = f"{s.type} (cached)" if s.cached else s.type
+        rows.append([f"{i + 1}", kind, f"{s.seconds:.1f}", pct(s.metric_value), measured])
+    parts = [table(["#", "stage", "seconds", record.metric.name, "measured"], rows, numeric={0, 2, 3})]
+    for i, s in enumerate(record.stages):
+        headers, layer_rows = layer_table(s)
+        if not layer_rows and not s.skipped_layers:
             continue
-        parts.append(f"<details><summary>stage {i + 1} ({escape(s['type'])}): per layer</summary>")
+        parts.append(f"<details><summary>stage {i + 1} ({escape(s.type)}): per layer</summary>")
         if layer_rows:
-            headers = ["layer", "params", "sparsity", "target sparsity", "unique weights", "clusters"]
-            parts.append(table(headers, layer_rows, numeric={1, 2, 3, 4, 5}))
-        if skipped:
-            items = "".join(f"<li><code>{escape(k['layer'])}</code>: {escape(k['reason'])}</li>" for k in skipped)
+            parts.append(table(headers, layer_rows, numeric=set(range(1, len(headers)))))
+        if s.skipped_layers:
+            items = "".join(f"<li><code>{escape(k.layer)}</code>: {escape(k.reason)}</li>" for k in s.skipped_layers)
             parts.append(f"<p>Left as they are:</p><ul>{items}</ul>")
         parts.append("</details>")
     return "".join(parts)
 
 
-def _environment(report: dict) -> str:
-    env = report.get("environment") or {}
-    packages = ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items() if v)
-    cpu = f"{env.get('cpu', '?')} ({env.get('cpu_count', '?')} CPUs), {env.get('threads', '?')} thread(s)"
+def _environment(record: RunRecord) -> str:
+    env = record.environment
+    packages = ", ".join(f"{k} {v}" for k, v in env.packages.items() if v)
+    cpu = f"{env.cpu} ({env.cpu_count if env.cpu_count is not None else '?'} CPUs), {env.threads} thread(s)"
     return (
-        f"<p>{escape(cpu)}; runtime {escape(str(env.get('runtime', '?')))}; "
-        f"Python {escape(str(env.get('python', '?')))} on {escape(str(env.get('platform', '?')))}.</p>"
+        f"<p>{escape(cpu)}; runtime {escape(str(env.runtime or '?'))}; "
+        f"Python {escape(env.python)} on {escape(env.platform)}.</p>"
         f"<p>{escape(packages)}</p>"
     )
 
 
-def render_html(report: dict) -> str:
-    """The whole page for one run, from its report.json contents."""
-    recipe = report.get("recipe") or {}
-    model = report.get("model") or {}
-    data = report.get("data") or {}
-    name = recipe.get("name") or model.get("path") or "run"
-    base = report["baseline"]
+def render_html(record: RunRecord) -> str:
+    """The whole page for one run, from its record (report.json)."""
+    model, data = record.model, record.data
     meta = (
-        f"Model <code>{escape(str(model.get('path', '?')))}</code> ({escape(str(model.get('format', '?')))}), "
-        f"data <code>{escape(str(data.get('path', '?')))}</code> ({escape(str(data.get('test_samples', '?')))} "
-        f"test samples), recipe <code>{escape(str(recipe.get('path') or '?'))}</code>. "
-        f"Metric: {escape(str(report.get('metric', '?')))}, measured on every artifact through the LiteRT "
-        f"interpreter; latency timed alternately in one process ({escape(str(base.get('measured_on', '?')))})."
+        f"Model <code>{escape(model.path)}</code> ({escape(model.format)}), "
+        f"data <code>{escape(data.path)}</code> ({data.test_samples} "
+        f"test samples), recipe <code>{escape(record.recipe.path or '?')}</code>. "
+        f"Metric: {escape(record.metric.name)}, measured on every artifact through the LiteRT "
+        f"interpreter; latency timed alternately in one process ({escape(record.baseline.measured_on)})."
     )
-    tool = report.get("tool") or {}
-    seconds = report.get("seconds")
+    seconds = record.seconds
     footer = (
-        f"{escape(str(tool.get('name', 'compressctl')))} {escape(str(tool.get('version', '')))}, "
-        f"run created {escape(str(report.get('created', '?')))}"
-        + (f", took {seconds:.0f} s" if isinstance(seconds, int | float) else "")
+        f"{escape(record.tool.name)} {escape(record.tool.version)}, "
+        f"run created {escape(record.created)}"
+        + (f", took {seconds:.0f} s" if seconds is not None else "")
         + ". Every figure is measured on the files written; re-render with "
         "<code>compressctl report RUN_DIR --format html</code>."
     )
     body = "\n".join(
         [
-            f"<h1>compressctl run: {escape(str(name))} {_status(report)}</h1>",
+            f"<h1>compressctl run: {escape(record.name)} {_status(record)}</h1>",
             f"<p class=meta>{meta}</p>",
             "<h2>Summary</h2>",
-            _summary(report),
+            _summary(record),
             "<h2>Gates</h2>",
-            _gates(report),
+            _gates(record),
             "<h2>Plots</h2>",
-            _plots(report),
+            _plots(record),
             "<h2>Stages</h2>",
-            _stages(report),
+            _stages(record),
             "<h2>Environment</h2>",
-            _environment(report),
+            _environment(record),
             f"<footer>{footer}</footer>",
         ]
     )
-    return page(f"compressctl: {name}", body)
+    return page(f"compressctl: {record.name}", body)
 
 
 def render_compare_html(rows: list[dict], by: str = "size_bytes", notes: list[str] = ()) -> str:

@@ -8,6 +8,10 @@ which keeps a Jupyter session that imports compressctl on its own backend.
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from compressctl.record import RunRecord, StageRow
 
 BASELINE_COLOR = "#8c8c8c"
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
@@ -56,22 +60,22 @@ def _legend_outside(ax) -> None:
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
-def model_labels(report: dict) -> list[str]:
-    return ["baseline"] + [a["target"] for a in report.get("artifacts", [])]
+def model_labels(record: RunRecord) -> list[str]:
+    return ["baseline"] + [a.target for a in record.artifacts]
 
 
 def _colors(n_artifacts: int) -> list[str]:
     return [BASELINE_COLOR] + [PALETTE[i % len(PALETTE)] for i in range(n_artifacts)]
 
 
-def size_plot(report: dict) -> bytes:
+def size_plot(record: RunRecord) -> bytes:
     """Raw and gzip size of the baseline and every artifact (log scale), with the ratios."""
-    base = report["baseline"]
-    artifacts = report.get("artifacts", [])
-    labels = model_labels(report)
-    raw = [base["size_bytes"]] + [a["size_bytes"] for a in artifacts]
-    gz = [base["gzip_bytes"]] + [a["gzip_bytes"] for a in artifacts]
-    ratios = [(1.0, 1.0)] + [(a["compression_ratio"], a["compression_ratio_gzip"]) for a in artifacts]
+    base = record.baseline
+    artifacts = record.artifacts
+    labels = model_labels(record)
+    raw = [base.size_bytes] + [a.size_bytes for a in artifacts]
+    gz = [base.gzip_bytes] + [a.gzip_bytes for a in artifacts]
+    ratios = [(1.0, 1.0)] + [(a.compression_ratio, a.compression_ratio_gzip) for a in artifacts]
     with _style():
         fig, (ax,) = _new_figure(max(5.0, 1.6 * len(labels) + 2), 3.6)
         xs = list(range(len(labels)))
@@ -90,16 +94,16 @@ def size_plot(report: dict) -> bytes:
         return to_png(fig)
 
 
-def metric_plot(report: dict) -> bytes:
+def metric_plot(record: RunRecord) -> bytes:
     """Each artifact's metric change against the baseline, in percentage points, with the gate."""
-    metric = report.get("metric", "metric")
-    artifacts = report.get("artifacts", [])
-    base = report["baseline"]["metric_value"]
-    drops = [g["threshold"] for g in report.get("gates", []) if g["name"] == "max_metric_drop"]
+    metric = record.metric.name
+    artifacts = record.artifacts
+    base = record.baseline.metric_value
+    drops = [g.threshold for g in record.gates if g.name == "max_metric_drop"]
     with _style():
         fig, (ax,) = _new_figure(6.4, max(1.6, 0.55 * len(artifacts) + 1.3))
         ys = list(range(len(artifacts)))
-        deltas = [100 * a["metric_delta"] for a in artifacts]
+        deltas = [100 * a.metric_delta for a in artifacts]
         limit = -100 * min(drops) if drops else None
         colors = [
             "#c44e52" if (limit is not None and d < limit - 1e-9) else _colors(len(artifacts))[i + 1]
@@ -114,40 +118,40 @@ def metric_plot(report: dict) -> bytes:
         ax.set_xlim(-span * 1.6, span * 1.6)
         for y, d, a in zip(ys, deltas, artifacts, strict=True):
             ax.annotate(
-                f" {d:+.2f} pt ({100 * a['metric_value']:.2f} %) ",
+                f" {d:+.2f} pt ({100 * a.metric_value:.2f} %) ",
                 (d, y),
                 va="center",
                 ha="left" if d >= 0 else "right",
                 fontsize=8,
             )
-        ax.set_yticks(ys, [a["target"] for a in artifacts])
+        ax.set_yticks(ys, [a.target for a in artifacts])
         ax.invert_yaxis()
         ax.set_xlabel(f"{metric} − baseline {metric} (percentage points)")
         ax.set_title(f"{metric} change (baseline {100 * base:.2f} %)")
         return to_png(fig)
 
 
-def latency_plot(report: dict) -> bytes:
+def latency_plot(record: RunRecord) -> bytes:
     """p50/p90/p99 of every model (left) and the speed-up of each artifact at p50 (right)."""
-    base = report["baseline"]
-    artifacts = report.get("artifacts", [])
-    labels = model_labels(report)
-    lat = [base["latency_ms"]] + [a["latency_ms"] for a in artifacts]
-    speedups = [a["speedup"] for a in artifacts]
+    base = record.baseline
+    artifacts = record.artifacts
+    labels = model_labels(record)
+    lat = [base.latency_ms] + [a.latency_ms for a in artifacts]
+    speedups = [a.speedup for a in artifacts]
     colors = _colors(len(artifacts))
     with _style():
         height = max(2.0, 0.55 * len(labels) + 1.4)
         fig, (ax, ax2) = _new_figure(9.0, height, ncols=2)
         ys = list(range(len(labels)))
         for y, latency, color in zip(ys, lat, colors, strict=True):
-            ax.plot([latency["p50"], latency["p99"]], [y, y], color=color, linewidth=6, alpha=0.35)
-            ax.plot(latency["p50"], y, "o", color=color, label="p50" if y == 0 else None)
-            ax.plot(latency["p90"], y, "D", color=color, markersize=5, label="p90" if y == 0 else None)
-            ax.plot(latency["p99"], y, "^", color=color, markersize=6, label="p99" if y == 0 else None)
-            ax.annotate(f"  p50 {latency['p50']:.3g} ms", (latency["p99"], y), va="center", fontsize=7)
+            ax.plot([latency.p50, latency.p99], [y, y], color=color, linewidth=6, alpha=0.35)
+            ax.plot(latency.p50, y, "o", color=color, label="p50" if y == 0 else None)
+            ax.plot(latency.p90, y, "D", color=color, markersize=5, label="p90" if y == 0 else None)
+            ax.plot(latency.p99, y, "^", color=color, markersize=6, label="p99" if y == 0 else None)
+            ax.annotate(f"  p50 {latency.p50:.3g} ms", (latency.p99, y), va="center", fontsize=7)
         ax.set_yticks(ys, labels)
         ax.invert_yaxis()
-        ax.set_xlim(0, max(latency["p99"] for latency in lat) * 1.45)
+        ax.set_xlim(0, max(latency.p99 for latency in lat) * 1.45)
         ax.set_xlabel("latency per inference, ms (batch 1)")
         ax.set_title("Latency: p50 ● p90 ◆ p99 ▲")
         _legend_outside(ax)
@@ -156,17 +160,17 @@ def latency_plot(report: dict) -> bytes:
         ax2.axvline(1, color="#333333", linewidth=0.8, linestyle="--")
         for y, s in zip(ays, speedups, strict=True):
             ax2.annotate(f" {s:.2f}×", (s, y), va="center", fontsize=8)
-        ax2.set_yticks(ays, [a["target"] for a in artifacts])
+        ax2.set_yticks(ays, [a.target for a in artifacts])
         ax2.invert_yaxis()
         ax2.set_xlim(0, max(speedups + [1.0]) * 1.3)
         ax2.set_xlabel("speed-up (baseline p50 / artifact p50)")
-        ax2.set_title(f"Speed-up ({base.get('measured_on', 'host')})")
+        ax2.set_title(f"Speed-up ({base.measured_on})")
         return to_png(fig)
 
 
-def layers_plot(stage: dict) -> bytes | None:
+def layers_plot(stage: StageRow) -> bytes | None:
     """Per-layer sparsity and unique weight values after one stage (None when it measured neither)."""
-    rows = stage.get("layers") or []
+    rows = stage.layers
     with_sparsity = [r for r in rows if r.get("sparsity") is not None]
     with_unique = [r for r in rows if r.get("unique_weights") is not None]
     if not with_sparsity and not with_unique:
@@ -190,7 +194,7 @@ def layers_plot(stage: dict) -> bytes | None:
             ax.invert_yaxis()
             ax.set_xlim(0, 118)
             ax.set_xlabel("zero weights, % of the layer's kernel")
-            ax.set_title(f"Sparsity after {stage['type']}")
+            ax.set_title(f"Sparsity after {stage.type}")
         if with_unique:
             ax = next(axes)
             ys = list(range(len(with_unique)))
@@ -206,7 +210,7 @@ def layers_plot(stage: dict) -> bytes | None:
             ax.set_yticks(ys, [_layer_label(r) for r in with_unique])
             ax.invert_yaxis()
             ax.set_xlabel("distinct non-zero weight values (log scale)")
-            ax.set_title(f"Unique weights after {stage['type']}")
+            ax.set_title(f"Unique weights after {stage.type}")
         return to_png(fig)
 
 
@@ -221,17 +225,17 @@ def _layer_label(row: dict) -> str:
     return f"{row['layer']} ({params:,})" if isinstance(params, int) else str(row["layer"])
 
 
-def stages_plot(report: dict) -> bytes | None:
+def stages_plot(record: RunRecord) -> bytes | None:
     """The metric after each stage (from the baseline on) and each stage's time."""
-    stages = report.get("stages") or []
+    stages = record.stages
     if not stages:
         return None
-    metric = report.get("metric", "metric")
-    labels = [f"{i + 1}. {s['type']}" for i, s in enumerate(stages)]
+    metric = record.metric.name
+    labels = [f"{i + 1}. {s.type}" for i, s in enumerate(stages)]
     with _style():
         fig, (ax, ax2) = _new_figure(9.0, 3.0, ncols=2)
         xs = list(range(len(stages) + 1))
-        values = [100 * report["baseline"]["metric_value"]] + [100 * s["metric_value"] for s in stages]
+        values = [100 * record.baseline.metric_value] + [100 * s.metric_value for s in stages]
         ax.plot(xs, values, "o-", color=RAW_COLOR)
         for x, v in zip(xs, values, strict=True):
             ax.annotate(f"{v:.2f}", (x, v), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
@@ -241,7 +245,7 @@ def stages_plot(report: dict) -> bytes | None:
         ax.set_xticks(xs, ["baseline", *labels])
         ax.set_ylabel(f"{metric}, % (Keras model, test split)")
         ax.set_title(f"{metric} after each stage")
-        seconds = [s["seconds"] for s in stages]
+        seconds = [s.seconds for s in stages]
         ax2.bar(range(len(stages)), seconds, color=GZIP_COLOR, width=0.55)
         for x, s in enumerate(seconds):
             ax2.annotate(f"{s:.1f} s", (x, s), ha="center", va="bottom", fontsize=8)

@@ -1,6 +1,8 @@
-"""Short texts shared by report.md and report.html, so both say the same thing the same way."""
+"""Rows and short texts shared by report.md, report.html and the CLI, so all say the same thing the same way."""
 
 from __future__ import annotations
+
+from compressctl.record import RunRecord, StageRow
 
 # Keys a stage may measure, in the order shown, with how to show each value.
 _MEASURED = (
@@ -17,26 +19,95 @@ _MEASURED = (
 )
 
 
-def stage_measured(stage: dict) -> str:
-    parts = [show(stage[key]) for key, show in _MEASURED if stage.get(key) is not None]
+def kib(n: int) -> str:
+    return f"{n / 1024:,.1f} KiB"
+
+
+def pct(x: float | None) -> str:
+    return "" if x is None else f"{100 * x:.2f} %"
+
+
+def delta(x: float) -> str:
+    return f"{100 * x:+.2f} pt"
+
+
+def stage_measured(stage: StageRow) -> str:
+    parts = [show(stage.figure(key)) for key, show in _MEASURED if stage.figure(key) is not None]
     text = ", ".join(parts).replace(", →", " →")
-    return text + (" (cached)" if stage.get("cached") else "")
+    return text + (" (cached)" if stage.cached else "")
 
 
-def edgetpu_summary(artifact: dict) -> str | None:
-    """One line on where an Edge TPU artifact's ops run, or None for other targets."""
-    record = artifact.get("edgetpu")
-    if not record:
-        return None
-    mapping = record.get("mapping") or {}
-    on_tpu, total = mapping.get("ops_on_tpu"), mapping.get("ops_total")
-    source = "edgetpu_compiler" if record.get("compiled") else "predicted"
-    text = f"{artifact['target']}: {on_tpu} of {total} ops on the Edge TPU ({source}; {record.get('status')})"
-    first_cpu = mapping.get("first_cpu_op")
-    if isinstance(first_cpu, dict):
-        why = f" ({first_cpu['reason']})" if first_cpu.get("reason") else ""
-        text += f"; from {first_cpu['op']} (op {first_cpu['index']}){why} on, ops run on the CPU"
-    compiled = record.get("compiled_artifact")
-    if compiled:
-        text += f"; compiled model {compiled.get('path')}"
-    return text
+def artifact_rows(record: RunRecord) -> list[dict]:
+    """Baseline first, then artifacts: the rows that every summary table shows."""
+    base = record.baseline
+    rows = [
+        {
+            "name": "baseline (float32)",
+            "path": base.artifact,
+            "size": kib(base.size_bytes),
+            "gzip": kib(base.gzip_bytes),
+            "ratio": "1.00×",
+            "ratio_gzip": "1.00×",
+            "metric": pct(base.metric_value),
+            "delta": "",
+            "p50": f"{base.latency_ms.p50:.3f}",
+            "speedup": "1.00×",
+        }
+    ]
+    for a in record.artifacts:
+        rows.append(
+            {
+                "name": a.label,
+                "path": a.path,
+                "size": kib(a.size_bytes),
+                "gzip": kib(a.gzip_bytes),
+                "ratio": f"{a.compression_ratio:.2f}×",
+                "ratio_gzip": f"{a.compression_ratio_gzip:.2f}×",
+                "metric": pct(a.metric_value),
+                "delta": delta(a.metric_delta),
+                "p50": f"{a.latency_ms.p50:.3f}",
+                "speedup": f"{a.speedup:.2f}×",
+            }
+        )
+    return rows
+
+
+def _count(v) -> str:
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+
+
+# Per-layer figure → (column heading, how to show a value); figures not listed show as they are.
+LAYER_COLUMNS = {
+    "params": ("params", _count),
+    "sparsity": ("sparsity", pct),
+    "target": ("target sparsity", pct),
+    "unique_weights": ("unique weights", _count),
+    "clusters": ("clusters", _count),
+    "rank": ("rank", _count),
+    "full_rank": ("full rank", _count),
+    "params_before": ("params before", _count),
+    "params_after": ("params after", _count),
+    "energy_kept": ("energy kept", pct),
+    "width_before": ("width before", _count),
+    "width_after": ("width after", _count),
+}
+
+
+def layer_table(stage: StageRow) -> tuple[list[str], list[list[str]]]:
+    """The per-layer table of one stage, (headers, rows): the layer, its parameters, and the stage's columns.
+
+    Every column but the first is numeric. Empty when the stage reported no layers.
+    """
+    if not stage.layers:
+        return [], []
+    keys = ["params", *(k for k in stage.layer_columns() if k != "params")]
+    headers = ["layer"] + [LAYER_COLUMNS.get(k, (k.replace("_", " "), None))[0] for k in keys]
+    rows = []
+    for row in stage.layers:
+        cells = [str(row["layer"])]
+        for k in keys:
+            value = row.get(k)
+            show = LAYER_COLUMNS.get(k, (None, str))[1]
+            cells.append("" if value is None else show(value))
+        rows.append(cells)
+    return headers, rows

@@ -127,6 +127,10 @@ class Stage:
     def __init__(self, params):
         self.params = params
 
+    # (record branch) Files the stage reads besides its input model; the stage cache hashes them.
+    def input_files(self) -> list[str]:
+        return []
+
     @classmethod
     def supports(cls, layer) -> bool | str:
         """True when the stage can act on ``layer``, else the reason it cannot (one short phrase)."""

@@ -97,12 +97,12 @@ class Distill:
         epochs: int = Field(10, ge=1, le=1000, description="Training epochs on the train split.")
         learning_rate: float = Field(1e-3, gt=0, le=1, description="Adam learning rate.")
 
-        def input_files(self) -> list[str]:
-            """Files the stage reads beyond its input model (the stage cache hashes them)."""
-            return [self.student.model] if self.student.model else []
-
     def __init__(self, params: Params):
         self.params = params
+
+    def input_files(self) -> list[str]:
+        """The student's model file, when the stage reads one (the stage cache hashes it)."""
+        return [self.params.student.model] if self.params.student.model else []
 
     def apply(self, model, ctx: StageContext) -> StageResult:
         require_keras(model, "distill")

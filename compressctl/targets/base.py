@@ -1,8 +1,49 @@
-"""What a target tells the pipeline: the conversions to try, in order, and checks on the result."""
+"""What a target tells the pipeline: its params, the conversions to try in order, and checks on the result.
+
+Who writes what: the pipeline creates ``<run>/<target name>/`` and writes ``model.tflite`` there
+(through the conversion backend a ``Conversion`` names). It then hands the target that folder in
+``finish``; the folder is the only place a target may write (the Edge TPU target writes its op
+mapping and the compiler's output there). Everything else in the run directory is the pipeline's.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from compressctl.events import Emit
+from compressctl.params import StrictModel
+
+# Backends that turn the float SavedModel into a .tflite file; the pipeline maps each to its code.
+Backend = Literal["converter"]
+
+
+class TargetParams(StrictModel):
+    """Recipe fields every target has."""
+
+    type: str
+    name: str | None = Field(None, description="Folder and report name (default: the type).")
+
+    def calibration_size(self) -> int:
+        """Train-split samples an int8 conversion calibrates on (0: the target never calibrates)."""
+        return 0
+
+
+class QuantizedTargetParams(TargetParams):
+    """Recipe fields of targets that write integer artifacts: calibration size and I/O dtype."""
+
+    calibration_samples: int = Field(
+        200, ge=1, le=100_000, description="Train-split samples used to calibrate int8 activation ranges."
+    )
+    io_dtype: Literal["float32", "int8", "uint8"] = Field(
+        "float32", description="Input/output type of an int8 model (float32 keeps float I/O)."
+    )
+
+    def calibration_size(self) -> int:
+        return self.calibration_samples
 
 
 @dataclass(frozen=True)
@@ -15,26 +56,33 @@ class Conversion:
     sparsity: bool = False
     label: str = ""
     fallback_reason: str = ""  # why this is a fallback (empty for the first choice)
-
-
-@dataclass
-class TargetOutcome:
-    """What the target adds to its artifact's record beyond the common measurements."""
-
-    extra: dict = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    backend: Backend = "converter"  # what writes the file: the TFLite converter in a child process
 
 
 class Target:
-    """A deployment target: its params, its name, and the conversions to try (``conversions()``).
+    """A deployment target: its params, its name, and the conversions to try (``conversions()``)."""
 
-    A target may also define ``finish(path, folder, emit) -> dict`` to check the artifact further;
-    what it returns joins the artifact's record in report.json.
-    """
+    Params: ClassVar[type[TargetParams]]
+    # Fields of the artifact's record in report.json that ``finish`` may return (typed in record.Artifact).
+    report_fields: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, params):
+    def __init__(self, params: TargetParams):
         self.params = params
 
     @property
     def name(self) -> str:
         return self.params.name or self.params.type
+
+    def calibration_size(self) -> int:
+        return self.params.calibration_size()
+
+    def conversions(self) -> list[Conversion]:  # pragma: no cover - every target overrides it
+        raise NotImplementedError
+
+    def finish(self, path: Path, folder: Path, emit: Emit) -> dict:
+        """Check the artifact at ``path`` further; may write companion files into ``folder`` only.
+
+        Raises StageError to reject the artifact (the next conversion is tried). Returns fields
+        (named in ``report_fields``) that join the artifact's record.
+        """
+        return {}

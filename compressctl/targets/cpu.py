@@ -6,26 +6,18 @@ from typing import Literal
 
 from pydantic import Field
 
-from compressctl.params import StrictModel
-from compressctl.targets.base import Conversion, Target
+from compressctl.targets.base import Conversion, QuantizedTargetParams, Target
 
 
 class CpuTarget(Target):
     """Full-int8 (calibrated on the train split) or dynamic-range int8 TFLite for CPUs."""
 
-    class Params(StrictModel):
+    class Params(QuantizedTargetParams):
         type: Literal["cpu"]
-        name: str | None = Field(None, description="Folder and report name (default: the type).")
         mode: Literal["int8", "dynamic", "float32"] = Field(
             "int8",
             description="int8: weights and activations int8, calibrated; dynamic: int8 weights, float "
             "activations; float32: plain conversion.",
-        )
-        calibration_samples: int = Field(
-            200, ge=1, le=100_000, description="Train-split samples used to calibrate int8 activation ranges."
-        )
-        io_dtype: Literal["float32", "int8", "uint8"] = Field(
-            "float32", description="Input/output type of an int8 model (float32 keeps float I/O)."
         )
         fallback: Literal["dynamic", "none"] = Field(
             "dynamic",

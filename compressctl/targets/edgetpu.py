@@ -26,8 +26,7 @@ from typing import Literal
 from pydantic import Field
 
 from compressctl.errors import StageError
-from compressctl.params import StrictModel
-from compressctl.targets.base import Conversion, Target
+from compressctl.targets.base import Conversion, QuantizedTargetParams, Target
 from compressctl.targets.edgetpu_compiler import compile_model, parse_compiler_output, parse_operator_table
 from compressctl.targets.edgetpu_ops import (
     AFTER_FALLBACK,
@@ -73,12 +72,9 @@ class EdgeTpuTarget(Target):
     Latency in the report is the host CPU's: no Edge TPU is attached to the build host.
     """
 
-    class Params(StrictModel):
+    class Params(QuantizedTargetParams):
         type: Literal["edgetpu"]
-        name: str | None = Field(None, description="Folder and report name (default: the type).")
-        calibration_samples: int = Field(
-            200, ge=1, le=100_000, description="Train-split samples used to calibrate int8 activation ranges."
-        )
+        # The Edge TPU takes integer I/O only, so this narrows the shared field's choices and default.
         io_dtype: Literal["uint8", "int8"] = Field(
             "uint8",
             description="Input/output type. uint8 (default) takes camera pixels as they come and is what Coral's "
@@ -92,6 +88,8 @@ class EdgeTpuTarget(Target):
         compiler_timeout_s: int = Field(
             600, ge=10, le=86_400, description="Seconds edgetpu_compiler may run before it is stopped."
         )
+
+    report_fields = ("edgetpu", "latency_note")
 
     def conversions(self) -> list[Conversion]:
         return [Conversion("int8", io_dtype=self.params.io_dtype, integer_only=True, label="full int8 (Edge TPU)")]

@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from compressctl.params import StrictModel
-from compressctl.targets.base import Conversion, Target
+from compressctl.targets.base import Conversion, Target, TargetParams
 
 
 class GpuTarget(Target):
@@ -17,13 +16,14 @@ class GpuTarget(Target):
     host CPU's (``measured_on`` says so); on a phone the GPU delegate runs it in float16.
     """
 
-    class Params(StrictModel):
+    class Params(TargetParams):
         type: Literal["gpu"]
-        name: str | None = Field(None, description="Folder and report name (default: the type).")
         mode: Literal["float16"] = Field("float16", description="Weights stored as float16.")
 
     def conversions(self) -> list[Conversion]:
         return [Conversion("float16", label="float16")]
+
+    report_fields = ("latency_note",)
 
     def finish(self, path, folder, emit) -> dict:
         return {"latency_note": "timed on the host CPU; no GPU delegate runs here"}

@@ -14,7 +14,8 @@ import pytest
 
 from compressctl import api
 from compressctl.cli import in_ci
-from compressctl.report.markdown import artifact_rows
+from compressctl.record import RunRecord
+from compressctl.report.summary import artifact_rows
 from tests.conftest import REPO, write_recipe
 from tests.report.test_html import PNG_SIGNATURE, Page, decode_png
 
@@ -134,7 +135,7 @@ def test_report_html_in_headless_chromium(chromium, real_run, tmp_path):
         assert int(img["data-natural-width"]) == int(img["width"]) > 0, plot_id
         assert int(img["data-natural-height"]) == int(img["height"]) > 0, plot_id
 
-    for row in artifact_rows(report):
+    for row in artifact_rows(RunRecord.model_validate(report)):
         for key in ("name", "size", "gzip", "ratio", "metric", "p50", "speedup"):
             assert row[key] in page.cells, (row["name"], key)
     assert [a["target"] for a in report["artifacts"]] == ["cpu", "cpu-dynamic"]

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from compressctl.record import RunRecord
 from compressctl.report import render_html
 from compressctl.report.html import png_size
-from compressctl.report.markdown import artifact_rows
+from compressctl.report.summary import artifact_rows
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -18,6 +19,10 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def load(name: str) -> dict:
     return json.loads((FIXTURES / f"{name}.report.json").read_text())
+
+
+def record(report: dict) -> RunRecord:
+    return RunRecord.model_validate(report)
 
 
 class Page(HTMLParser):
@@ -60,7 +65,7 @@ def decode_png(src: str) -> bytes:
 @pytest.fixture(scope="module")
 def deep_page():
     report = load("deep-compression")
-    return report, render_html(report)
+    return report, render_html(record(report))
 
 
 def test_every_plot_is_an_inline_png_of_the_size_the_tag_says(deep_page):
@@ -92,7 +97,7 @@ def test_the_page_is_self_contained(deep_page):
 def test_summary_table_shows_every_artifact_of_the_report(deep_page):
     report, html = deep_page
     cells = Page(html).cells
-    for row in artifact_rows(report):
+    for row in artifact_rows(record(report)):
         for key in ("name", "path", "size", "gzip", "ratio", "metric", "p50", "speedup"):
             assert row[key] in cells, (key, row[key])
     assert "all 2 gate(s) passed" in html
@@ -107,7 +112,7 @@ def test_every_text_from_the_report_is_escaped():
     report["artifacts"][0]["target"] = hostile
     report["model"]["path"] = 'm"><img src=x onerror=alert(1)>'
     report["failed_targets"] = [{"target": "gpu", "error": "<b>boom</b> & more"}]
-    html = render_html(report)
+    html = render_html(record(report))
     page = Page(html)
     assert page.scripts == 0
     assert all(img["src"].startswith("data:image/png;base64,") for img in page.images)
@@ -120,7 +125,7 @@ def test_a_failed_gate_is_shown_as_failed():
     report = load("cpu-int8")
     report["gates"][1]["passed"] = False
     report["passed"] = False
-    html = render_html(report)
+    html = render_html(record(report))
     assert "1 gate(s) FAILED" in html
     assert '<td class="fail">FAIL</td>' in html
 
@@ -128,7 +133,7 @@ def test_a_failed_gate_is_shown_as_failed():
 def test_post_training_only_run_has_no_stage_plots():
     report = load("cpu-int8")
     assert report["stages"] == []
-    ids = [img["id"] for img in Page(render_html(report)).images]
+    ids = [img["id"] for img in Page(render_html(record(report))).images]
     assert ids == ["plot-size", "plot-metric", "plot-latency"]
 
 
@@ -136,7 +141,7 @@ def test_a_run_whose_every_target_failed_still_renders():
     report = load("cpu-int8")
     report["failed_targets"] = [{"target": report["artifacts"][0]["target"], "error": "converter crashed"}]
     report["artifacts"], report["gates"] = [], []
-    html = render_html(report)
+    html = render_html(record(report))
     ids = [img["id"] for img in Page(html).images]
     assert ids == ["plot-size"]
     assert "converter crashed" in html
@@ -149,7 +154,7 @@ def test_a_plot_that_fails_is_a_visible_note_not_a_lost_report(monkeypatch):
         raise ValueError("no <data>")
 
     monkeypatch.setattr(plots, "latency_plot", broken)
-    html = render_html(load("cpu-int8"))
+    html = render_html(record(load("cpu-int8")))
     assert 'class="plot-error"' in html
     assert "latency and speed-up could not be drawn: ValueError: no &lt;data&gt;" in html
     assert [img["id"] for img in Page(html).images] == ["plot-size", "plot-metric"]
@@ -157,4 +162,4 @@ def test_a_plot_that_fails_is_a_visible_note_not_a_lost_report(monkeypatch):
 
 def test_rendering_is_deterministic():
     report = load("deep-compression")
-    assert render_html(report) == render_html(report)
+    assert render_html(record(report)) == render_html(record(report))
