@@ -43,6 +43,7 @@ def run(
         resume=resume,
         custom_objects=custom_objects,
         emit=emit,
+        source=source,
     )
 
 

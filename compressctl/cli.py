@@ -186,7 +186,7 @@ def inspect(
         shape = "×".join("?" if d is None else str(d) for d in info["input_shape"])
         title = f"{info['model']} ({info['format']}, input {shape}, {info.get('params', 0):,} params)"
         columns = [(c, "right" if c == "params" else "left") for c in ("layer", "class", "params")]
-        techniques = ("prune", "cluster", "quantize", "lowrank", "edgetpu")
+        techniques = info["techniques"]
         columns += [(c, "left") for c in techniques]
         rows = []
         for row in info["layers"]:

@@ -26,3 +26,9 @@ class StageError(CompressctlError):
 
 class ConversionError(StageError):
     """The TFLite converter failed or crashed in its child process."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none): one line for the user."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

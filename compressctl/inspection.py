@@ -1,48 +1,31 @@
-"""``compressctl inspect``: the model's layers and which technique applies to each (and why not)."""
+"""``compressctl inspect``: the model's layers and which technique applies to each (and why not).
+
+Every answer comes from the stage and target classes themselves (``Stage.supports``,
+``Target.supports``), so ``inspect``, ``init`` and the stages cannot disagree.
+"""
 
 from __future__ import annotations
 
 from compressctl.modelio import load_model
-from compressctl.targets.edgetpu import keras_layer_support
+from compressctl.stages import STAGE_TYPES
+from compressctl.stages.base import nested_model
+from compressctl.targets import TARGETS
+from compressctl.targets.base import Target
 
 
-def _layer_support(layer, mot, registries) -> dict:
-    from compressctl.stages.base import kernel_arrays
+def techniques() -> list[tuple[str, object]]:
+    """(column name, class) for every stage and target with a per-layer answer, stages in legal order."""
+    stages = [(cls.type, cls) for cls in STAGE_TYPES if cls.per_layer]
+    targets = [(name, cls) for name, cls in TARGETS.items() if cls.supports.__func__ is not Target.supports.__func__]
+    return stages + targets
 
-    prune_registry, clustering_registry, quant_registry = registries
-    kind = type(layer).__name__
-    has_kernel = bool(kernel_arrays(layer))
-    if hasattr(layer, "layers"):
+
+def layer_support(layer) -> dict[str, bool | str]:
+    """Each technique's answer for one layer: True, or the reason it does not apply."""
+    if nested_model(layer):
         reason = "nested model: inspect and compress it separately"
-        return {"prune": reason, "cluster": reason, "quantize": reason, "lowrank": reason, "edgetpu": reason}
-    prune = (
-        True
-        if has_kernel and prune_registry.PruneRegistry.supports(layer)
-        else ("no weights to prune" if not has_kernel else f"TFMOT cannot prune {kind}")
-    )
-    cluster = (
-        True
-        if has_kernel and clustering_registry.ClusteringRegistry.supports(layer)
-        else ("no weights to cluster" if not has_kernel else f"TFMOT cannot cluster {kind}")
-    )
-    quantize = True if quant_registry.supports(layer) else f"no QAT support for {kind}"
-    # Predicted from the layer class and settings against the Edge TPU's documented ops; the
-    # edgetpu target's mapping (or the compiler's log) is the authority on a converted model.
-    edgetpu = keras_layer_support(layer)
-    return {"prune": prune, "cluster": cluster, "quantize": quantize, "lowrank": _lowrank(layer), "edgetpu": edgetpu}
-
-
-def _lowrank(layer) -> bool | str:
-    """Whether the lowrank stage can factorize this layer (it still only does so where it saves)."""
-    kind = type(layer).__name__
-    if not layer.weights:
-        return "no weights"
-    if kind == "Dense":
-        return True
-    if kind in ("Conv1D", "Conv2D"):
-        size = tuple(getattr(layer, "kernel_size", ()))
-        return True if all(k == 1 for k in size) else f"{kind} kernel {size} is not 1×1"
-    return f"lowrank factorizes Dense and 1×1 convolutions, not {kind}"
+        return {name: reason for name, _ in techniques()}
+    return {name: cls.supports(layer) for name, cls in techniques()}
 
 
 def inspect_model(path: str, trust_model: bool = False, custom_objects: str | None = None) -> dict:
@@ -54,27 +37,18 @@ def inspect_model(path: str, trust_model: bool = False, custom_objects: str | No
         "output_shape": [None if d is None else int(d) for d in handle.output_shape],
         "trainable": handle.trainable,
         "notes": list(handle.notes),
+        "techniques": [name for name, _ in techniques()],
         "layers": [],
     }
     if handle.keras is None:
         info["notes"].append("no Keras layers to show; only post-training targets (cpu int8/dynamic) apply")
         return info
-    from compressctl.tfenv import tfmot
-
-    mot = tfmot()
-    from tensorflow_model_optimization.python.core.clustering.keras import clustering_registry
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-        default_8bit_quantize_registry,
-    )
-    from tensorflow_model_optimization.python.core.sparsity.keras import prune_registry
-
-    registries = (prune_registry, clustering_registry, default_8bit_quantize_registry.Default8BitQuantizeRegistry())
     model = handle.keras
     info["params"] = int(model.count_params())
     for layer in model.layers:
         if type(layer).__name__ == "InputLayer":
             continue
         row = {"name": layer.name, "class": type(layer).__name__, "params": int(layer.count_params())}
-        row.update(_layer_support(layer, mot, registries))
+        row.update(layer_support(layer))
         info["layers"].append(row)
     return info

@@ -28,7 +28,7 @@ from compressctl.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, Sta
 from compressctl.evaluate import TaskInfo, evaluate_tflite
 from compressctl.events import Emit, Event, ignore
 from compressctl.gates import evaluate_gates
-from compressctl.recipe import Recipe, to_yaml
+from compressctl.recipe import Recipe, Source, check_layer_names, to_yaml
 from compressctl.record import SCHEMA_VERSION, Artifact, Baseline, RunRecord
 from compressctl.report import render_markdown
 
@@ -127,6 +127,7 @@ def run(
     resume: bool = False,
     custom_objects: str | None = None,
     emit: Emit = ignore,
+    source: Source | None = None,
 ) -> RunResult:
     from compressctl.modelio import detect_format, load_model, task_info
     from compressctl.tfenv import keras, seed_everything
@@ -147,6 +148,9 @@ def run(
         keras().backend.clear_session()
         handle = load_model(recipe.model, trust_model=trust_model, custom_objects=custom_objects)
         check_against_model(data, handle.input_shape, handle.output_units, str(handle.path))
+        if handle.keras is not None:
+            names = [layer.name for layer in handle.keras.layers if type(layer).__name__ != "InputLayer"]
+            check_layer_names(recipe, names, source, str(handle.path))
         if recipe.stages and not handle.trainable:
             kinds = ", ".join(s.type for s in recipe.stages)
             raise UserError(

@@ -7,19 +7,21 @@ applied to the parsed data before validation, so they are validated like the fil
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from compressctl.errors import UserError
 from compressctl.params import StrictModel
-from compressctl.recipe_errors import format_errors, render_loc
-from compressctl.stages import STAGES
+from compressctl.recipe_errors import format_errors, render_loc, where
+from compressctl.stages import STAGES, legal_order, order_problem
 from compressctl.targets import TARGETS
 
 MAX_RECIPE_BYTES = 1 << 20
@@ -29,11 +31,8 @@ Stage = Annotated[Union[tuple(s.Params for s in STAGES.values())], Field(discrim
 Target = Annotated[Union[tuple(t.Params for t in TARGETS.values())], Field(discriminator="type")]  # noqa: UP007
 
 # Stages that rebuild the model's layers come first; then those that train through TFMOT
-# wrappers, in the only order TFMOT can stack them.
-LEGAL_ORDER = ("lowrank", "distill", "prune", "cluster", "quantize")
-RESTRUCTURING = {"lowrank": "factorizing replaces the layers", "distill": "distillation retrains the model"}
-# What a restructuring stage would throw away, by the TFMOT stage that made it.
-TFMOT_WORK = {"prune": "the pruned zeros", "cluster": "the shared weights", "quantize": "the fake-quant wrappers"}
+# wrappers, in the only order TFMOT can stack them. Each stage class declares its place.
+LEGAL_ORDER = tuple(legal_order())
 
 
 class Task(StrictModel):
@@ -95,27 +94,15 @@ class Recipe(StrictModel):
     @classmethod
     def _stage_order(cls, stages):
         types = [s.type for s in stages]
-        for i, kind in enumerate(types):
-            earlier = types[:i]
-            reason = None
-            if kind == "quantize" and "quantize" in earlier:
-                reason = "quantize appears twice; QAT runs once, as the last training stage"
-            elif kind in ("prune", "cluster") and "quantize" in earlier:
-                reason = (
-                    f"cannot {kind} after quantize: QAT wraps layers in fake-quant wrappers that {kind} cannot wrap"
-                )
-            elif kind == "prune" and "cluster" in earlier:
-                reason = "cannot prune after cluster: new zeros would break the shared weights"
-            elif kind in RESTRUCTURING and any(t in TFMOT_WORK for t in earlier):
-                last = next(t for t in reversed(earlier) if t in TFMOT_WORK)
-                reason = f"cannot {kind} after {last}: {RESTRUCTURING[kind]} and would lose {TFMOT_WORK[last]}"
-            if reason:
-                shown = " → ".join(f"[{t}]" if j == i else t for j, t in enumerate(types))
-                raise PydanticCustomError(
-                    "stage_order",
-                    "{reason} ({shown}); a legal order is " + " → ".join(LEGAL_ORDER),
-                    {"reason": reason, "shown": shown, "index": i},
-                )
+        problem = order_problem(types)
+        if problem:
+            i, reason = problem
+            shown = " → ".join(f"[{t}]" if j == i else t for j, t in enumerate(types))
+            raise PydanticCustomError(
+                "stage_order",
+                "{reason} ({shown}); a legal order is " + " → ".join(LEGAL_ORDER),
+                {"reason": reason, "shown": shown, "index": i},
+            )
         return stages
 
     @field_validator("targets")
@@ -132,6 +119,24 @@ class Recipe(StrictModel):
                 )
             seen.add(name)
         return targets
+
+    @model_validator(mode="after")
+    def _gates_name_real_targets(self):
+        names = self.target_names()
+        for i, name in enumerate(self.gates.targets or []):
+            if name not in names:
+                hint = difflib.get_close_matches(name, names, n=1)
+                raise PydanticCustomError(
+                    "unknown_gate_target",
+                    "no target is named {name}{hint} (targets: {names})",
+                    {
+                        "name": repr(name),
+                        "hint": f"; did you mean {hint[0]!r}?" if hint else "",
+                        "names": ", ".join(names),
+                        "at": ("gates", "targets", i),
+                    },
+                )
+        return self
 
     def target_names(self) -> list[str]:
         return [t.name or t.type for t in self.targets]
@@ -209,7 +214,11 @@ def read_recipe(path: str | Path) -> tuple[dict, Source]:
         raise UserError(f"{path_str}: cannot read recipe ({exc})") from None
     data, node = parse_yaml(text, path_str)
     if data is None:
-        data = {}
+        # An empty file is far more likely a wrong path or an unsaved editor than a wish for defaults.
+        raise UserError(
+            f"{path_str}:1:1 the recipe is empty (or only comments); write at least `targets:` "
+            "(`compressctl init MODEL` writes a starter recipe)"
+        )
     if not isinstance(data, dict):
         raise UserError(f"{path_str}:1:1 the recipe must be a YAML mapping of keys, got {type(data).__name__}")
     return data, Source(path=path_str, node=node, text=text)
@@ -289,3 +298,43 @@ def json_schema() -> dict:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "compressctl recipe"
     return schema
+
+
+# --------------------------------------------------------------------------- checks against the model
+
+
+def layer_patterns(params) -> list[tuple[tuple, str]]:
+    """(location within the stage, regex) of every layer-name pattern a stage's params hold."""
+    found = []
+    for field_name in ("include", "exclude"):
+        for i, pattern in enumerate(getattr(params, field_name, None) or []):
+            found.append(((field_name, i), pattern))
+    layers = getattr(params, "layers", None)
+    if isinstance(layers, dict):
+        found.extend((("layers", pattern), pattern) for pattern in layers)
+    return found
+
+
+def check_layer_names(recipe: Recipe, layer_names: list[str], source: Source | None, model: str) -> None:
+    """Refuse a layer pattern (per-layer key, include or exclude) that matches no layer of the model.
+
+    A typo there would otherwise leave the layer at the stage's default, or untouched, and pass CI.
+    Names a restructuring stage creates (``fc1_lowrank``) count for the stages after it.
+    """
+    names = list(layer_names)
+    problems = []
+    for index, params in enumerate(recipe.stages):
+        for loc, pattern in layer_patterns(params):
+            if any(re.fullmatch(pattern, name) for name in names):
+                continue
+            full = ("stages", index, *loc)
+            hint = difflib.get_close_matches(pattern, names, n=1)
+            at = where(source, full, want_key=loc[0] == "layers") if source is not None else "recipe:"
+            problems.append(
+                f"{at} {render_loc(full)}: {pattern!r} matches no layer of {model}"
+                + (f"; did you mean {hint[0]!r}?" if hint else "")
+                + f" (layers: {', '.join(names)})"
+            )
+        names = STAGES[params.type].renamed(names)
+    if problems:
+        raise UserError("\n".join(problems))

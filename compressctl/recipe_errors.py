@@ -117,7 +117,12 @@ def _message(error: dict, loc: tuple, data, root) -> str:
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected', '')}, got {error.get('input')!r}"
     if kind == "union_tag_invalid":
-        return f"unknown type {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+        expected = ctx.get("expected_tags", "")
+        hint = difflib.get_close_matches(str(ctx.get("tag")), [t.strip(" '") for t in expected.split(",")], n=1)
+        text = f"unknown type {ctx.get('tag')!r}"
+        if hint:
+            text += f"; did you mean {hint[0]!r}?"
+        return text + f" (expected one of {expected})"
     if kind == "union_tag_not_found":
         return "needs a `type` field"
     if kind in _MESSAGES:
@@ -151,6 +156,11 @@ def _node_at(node, loc, want_key: bool):
     return best
 
 
+def where(source, loc: tuple, want_key: bool = False) -> str:
+    """``file:line:col`` of the recipe node at ``loc`` (or the ``--set`` that gave it), for error lines."""
+    return _where(source, loc, want_key)
+
+
 def _where(source, loc: tuple, want_key: bool) -> str:
     for prefix_len in range(len(loc), -1, -1):
         shown = source.overrides.get(loc[:prefix_len])
@@ -169,7 +179,9 @@ def format_errors(exc: ValidationError, source, data, root) -> str:
     for error in exc.errors():
         loc = _clean_loc(error["loc"], data)
         ctx = error.get("ctx") or {}
-        if error["type"] in ("stage_order", "duplicate_target") and "index" in ctx:
+        if "at" in ctx:  # a whole-recipe check that names the field it is about
+            loc = (*loc, *ctx["at"])
+        elif error["type"] in ("stage_order", "duplicate_target") and "index" in ctx:
             loc = (*loc, ctx["index"], "type" if error["type"] == "stage_order" else "name")
             if error["type"] == "duplicate_target" and not _has_path(data, loc):
                 loc = loc[:-1]

@@ -28,8 +28,8 @@ def test_minimal_recipe_gets_defaults(tmp_path):
     assert recipe.bench.threads == 1
 
 
-def test_empty_file_is_a_recipe_of_defaults(tmp_path):
-    assert load_recipe(write_recipe(tmp_path, "")).seed == 0
+def test_a_recipe_of_one_key_gets_defaults_for_the_rest(tmp_path):
+    assert load_recipe(write_recipe(tmp_path, "seed: 3\n")).targets[0].type == "cpu"
 
 
 def test_set_overrides_are_validated_like_the_file(tmp_path):
@@ -111,3 +111,40 @@ def test_json_schema_describes_stage_types():
     for kind in ("prune", "cluster", "quantize", "cpu"):
         assert kind in text
     assert schema["title"] == "compressctl recipe"
+
+
+LAYERS = ["conv", "flatten", "fc1", "fc2"]
+
+
+def _check(tmp_path, text):
+    from compressctl.recipe import check_layer_names, load_recipe_with_source
+
+    recipe, source = load_recipe_with_source(write_recipe(tmp_path, text))
+    check_layer_names(recipe, LAYERS, source, "m")
+
+
+def test_a_per_layer_key_matching_no_layer_is_an_error_with_a_suggestion(tmp_path):
+    with pytest.raises(UserError) as err:
+        _check(tmp_path, "stages:\n  - type: prune\n    layers: {fcl1: 0.9, fc1: 0.5}\n")
+    assert str(err.value) == (
+        f"{tmp_path / 'recipe.yaml'}:3:14 stages[0].layers.fcl1: 'fcl1' matches no layer of m; did you mean 'fc1'? "
+        "(layers: conv, flatten, fc1, fc2)"
+    )
+
+
+def test_include_and_exclude_patterns_must_each_match_a_layer(tmp_path):
+    with pytest.raises(UserError) as err:
+        _check(tmp_path, "stages:\n  - type: cluster\n    include: ['fc.*', 'dense']\n    exclude: [conv2]\n")
+    lines = str(err.value).splitlines()
+    assert [line.split(" ")[1] for line in lines] == ["stages[0].include[1]:", "stages[0].exclude[0]:"]
+    assert "did you mean 'conv'?" in lines[1]
+
+
+def test_names_a_lowrank_stage_creates_count_for_later_stages(tmp_path):
+    _check(tmp_path, "stages:\n  - {type: lowrank, rank: 2}\n  - {type: prune, layers: {fc1_lowrank: 0.5}}\n")
+    with pytest.raises(UserError, match="fc1_lowrank"):
+        _check(tmp_path, "stages:\n  - {type: prune, layers: {fc1_lowrank: 0.5}}\n")
+
+
+def test_patterns_that_match_pass(tmp_path):
+    _check(tmp_path, "stages:\n  - {type: prune, include: ['fc.*'], exclude: [fc2], layers: {'conv|fc1': 0.7}}\n")

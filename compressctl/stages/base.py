@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from compressctl.data import Dataset
-from compressctl.errors import StageError, UserError
+from compressctl.errors import StageError, UserError, first_line
 from compressctl.evaluate import TaskInfo
 from compressctl.events import Emit, Event, ignore
 
@@ -35,7 +35,7 @@ class StageContext:
             loss=self.task.loss(),
             metrics=[self.task.keras_metric()],
         )
-        steps = int(np.ceil(len(self.data.x_train) / batch_size))
+        steps = steps_per_epoch(self, batch_size)
         progress = _ProgressCallback(k, self.emit, label, epochs, steps)
         try:
             model.fit(
@@ -48,7 +48,7 @@ class StageContext:
                 callbacks=[*callbacks, progress],
             )
         except Exception as exc:  # noqa: BLE001 - a training failure names the stage
-            raise StageError(f"{label}: fine-tuning failed: {_first_line(exc)}") from None
+            raise StageError(f"{label}: fine-tuning failed: {first_line(exc)}") from None
         finally:
             self.emit(Event("task_end", label))
         return model
@@ -59,7 +59,12 @@ class StageContext:
 
 
 def steps_per_epoch(ctx: StageContext, batch_size: int | None) -> int:
-    return int(np.ceil(len(ctx.data.x_train) / (batch_size or ctx.batch_size)))
+    return batches(len(ctx.data.x_train), batch_size or ctx.batch_size)
+
+
+def batches(samples: int, batch_size: int) -> int:
+    """Batches per epoch: the last, partial batch counts."""
+    return -(-samples // batch_size)
 
 
 def _ProgressCallback(k, emit: Emit, label: str, epochs: int, steps: int):  # noqa: N802 - a class factory
@@ -113,11 +118,13 @@ class Stage:
     # Stages run in non-decreasing ``order``: restructuring stages (lowrank, distill,
     # prune_channels) share the lowest rank; TFMOT's wrappers stack in one order only.
     order: ClassVar[int] = 0
-    once: ClassVar[bool] = False  # may appear at most once in a recipe
-    # What the stage leaves in the model that a later, lower-order stage would destroy
-    # ("the pruned zeros"), used in stage-order error messages.
+    # Why the stage may appear only once in a recipe (empty: it may repeat).
+    once: ClassVar[str] = ""
+    # Stage-order error messages: what the stage leaves in the model that a restructuring stage
+    # after it would lose ("the pruned zeros"); why a lower-order TFMOT stage cannot follow it
+    # ("{kind}" is that stage); and, for a restructuring stage, why it must come first.
     leaves: ClassVar[str] = ""
-    # How a later stage that must not follow this one is told why ("factorizing replaces the layers").
+    blocks: ClassVar[str] = ""
     why_first: ClassVar[str] = ""
     # Per-layer figures this stage reports (keys of StageResult.layers rows besides ``layer``).
     columns: ClassVar[tuple[str, ...]] = ()
@@ -130,6 +137,11 @@ class Stage:
     # (record branch) Files the stage reads besides its input model; the stage cache hashes them.
     def input_files(self) -> list[str]:
         return []
+
+    @classmethod
+    def renamed(cls, names: list[str]) -> list[str]:
+        """The layer names a model may have after this stage, given those before (for recipe checks)."""
+        return names
 
     @classmethod
     def supports(cls, layer) -> bool | str:
@@ -149,9 +161,6 @@ class StageResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def kernel_weights(layer) -> list:
@@ -171,6 +180,34 @@ def require_keras(model, stage: str) -> None:
         )
 
 
+def is_graph_model(model) -> bool:
+    """A Sequential or functional model: one with a config that can be cloned or rebuilt."""
+    from compressctl.tfenv import keras
+
+    return isinstance(model, keras().Sequential) or bool(getattr(model, "_is_graph_network", False))
+
+
+def require_graph_model(model, stage: str, action: str = "rebuild") -> None:
+    """Cloning and rebuilding need a Sequential or functional model (a subclassed one has no config)."""
+    if not is_graph_model(model):
+        raise UserError(
+            f"stage {stage}: {type(model).__name__} is a subclassed model, which {stage} cannot {action}; "
+            "rebuild it as a Sequential or functional model"
+        )
+
+
+def rebuild_from_config(model, config: dict, stage: str):
+    """A new, freshly initialised model of the same kind as ``model`` from an edited config."""
+    from compressctl.tfenv import keras
+
+    k = keras()
+    cls = k.Sequential if isinstance(model, k.Sequential) else k.Model
+    try:
+        return cls.from_config(config)
+    except Exception as exc:  # noqa: BLE001 - any failure means the edited architecture does not fit together
+        raise StageError(f"stage {stage}: could not rebuild the model: {first_line(exc)}") from None
+
+
 def clone_with(model, wrap, stage: str):
     """Clone a Sequential or functional model, passing each layer through ``wrap``.
 
@@ -179,19 +216,54 @@ def clone_with(model, wrap, stage: str):
     from compressctl.tfenv import keras
 
     k = keras()
-    if not isinstance(model, k.Sequential) and not getattr(model, "_is_graph_network", False):
-        raise UserError(
-            f"stage {stage}: {type(model).__name__} is a subclassed model, which TFMOT cannot wrap; "
-            "rebuild it as a Sequential or functional model"
-        )
+    require_graph_model(model, stage, "wrap")
     try:
         return k.models.clone_model(model, clone_function=wrap)
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001
-        raise StageError(f"stage {stage}: could not wrap the model's layers: {_first_line(exc)}") from None
+        raise StageError(f"stage {stage}: could not wrap the model's layers: {first_line(exc)}") from None
 
 
 def model_layers(model):
     """Top-level layers, minus the InputLayer."""
     return [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+
+
+def measure_sparsity(model, targets: dict[str, float] | None = None) -> dict:
+    """Per-layer and overall zero fraction of kernel weights, measured on the weights themselves."""
+    rows, zeros, total = [], 0, 0
+    for layer in model_layers(model):
+        arrays = kernel_arrays(layer)
+        if not arrays:
+            continue
+        n = sum(a.size for a in arrays)
+        z = sum(int(np.count_nonzero(a == 0)) for a in arrays)
+        zeros, total = zeros + z, total + n
+        row = {"layer": layer.name, "params": n, "sparsity": round(z / n, 6)}
+        if targets is not None:
+            row["target"] = targets.get(layer.name)
+        rows.append(row)
+    return {"measured": {"sparsity": round(zeros / total, 6) if total else 0.0}, "layers": rows}
+
+
+def measure_unique(model, counts: dict[str, int] | None = None) -> dict:
+    """Distinct values per kernel, counted on the weights themselves."""
+    rows, worst = [], 0
+    for layer in model_layers(model):
+        arrays = kernel_arrays(layer)
+        if not arrays:
+            continue
+        unique = max(int(np.unique(a).size) for a in arrays)
+        row = {"layer": layer.name, "params": sum(a.size for a in arrays), "unique_weights": unique}
+        if counts is not None:
+            row["clusters"] = counts.get(layer.name)
+            if layer.name in counts:
+                worst = max(worst, unique)
+        rows.append(row)
+    return {"measured": {"unique_weights": worst}, "layers": rows}
+
+
+def nested_model(layer) -> bool:
+    """A layer that is itself a model: techniques act on its inner layers only when it is compressed alone."""
+    return hasattr(layer, "layers")

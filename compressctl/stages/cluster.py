@@ -7,8 +7,20 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator
 
+from compressctl.errors import first_line
 from compressctl.params import FineTune, LayerSelection, _check_patterns, first_match
-from compressctl.stages.base import StageContext, StageResult, clone_with, kernel_arrays, model_layers, require_keras
+from compressctl.stages.base import (
+    Stage,
+    StageContext,
+    StageResult,
+    clone_with,
+    kernel_arrays,
+    measure_unique,
+    nested_model,
+    require_keras,
+)
+
+__all__ = ["Cluster", "measure_unique"]
 
 CENTROID_INIT = {
     "kmeans++": "KMEANS_PLUS_PLUS",
@@ -18,8 +30,14 @@ CENTROID_INIT = {
 }
 
 
-class Cluster:
+class Cluster(Stage):
     """Share weights: cluster each selected layer's kernel into ``number_of_clusters`` values."""
+
+    type = "cluster"
+    order = 2
+    leaves = "the shared weights"
+    blocks = "new zeros would break the shared weights"
+    columns = ("unique_weights", "clusters")
 
     class Params(LayerSelection, FineTune):
         type: Literal["cluster"]
@@ -44,8 +62,20 @@ class Cluster:
                     raise ValueError(f"clusters for {pattern!r} must be in [2, 256], got {clusters}")
             return value
 
-    def __init__(self, params: Params):
-        self.params = params
+    @classmethod
+    def supports(cls, layer) -> bool | str:
+        if nested_model(layer):
+            return "nested model: compress it separately"
+        if not kernel_arrays(layer):
+            return "no weights to cluster"
+        from compressctl.tfenv import tfmot
+
+        tfmot()
+        from tensorflow_model_optimization.python.core.clustering.keras import clustering_registry
+
+        if clustering_registry.ClusteringRegistry.supports(layer):
+            return True
+        return f"TFMOT cannot cluster {type(layer).__name__}"
 
     def clusters_for(self, layer_name: str) -> int | None:
         if not self.params.selects(layer_name):
@@ -58,7 +88,6 @@ class Cluster:
         from compressctl.tfenv import tfmot
 
         mot = tfmot()
-        from tensorflow_model_optimization.python.core.clustering.keras import clustering_registry
         from tensorflow_model_optimization.python.core.clustering.keras.experimental import cluster as experimental
 
         p = self.params
@@ -70,8 +99,9 @@ class Cluster:
             arrays = kernel_arrays(layer)
             if clusters is None or not arrays:
                 return layer
-            if not clustering_registry.ClusteringRegistry.supports(layer):
-                skipped.append({"layer": layer.name, "reason": f"TFMOT cannot cluster {type(layer).__name__}"})
+            supported = self.supports(layer)
+            if supported is not True:
+                skipped.append({"layer": layer.name, "reason": supported})
                 return layer
             # k-means++ needs more distinct values than clusters; with preserve_sparsity it sees
             # only the non-zero weights.
@@ -90,7 +120,7 @@ class Cluster:
                     preserve_sparsity=p.preserve_sparsity,
                 )
             except (ValueError, TypeError) as exc:
-                skipped.append({"layer": layer.name, "reason": str(exc).splitlines()[0]})
+                skipped.append({"layer": layer.name, "reason": first_line(exc)})
                 return layer
             counts[layer.name] = clusters
             return wrapped
@@ -102,19 +132,3 @@ class Cluster:
         stripped = mot.clustering.keras.strip_clustering(wrapped)
         return StageResult(model=stripped, skipped_layers=skipped, **measure_unique(stripped, counts))
 
-
-def measure_unique(model, counts: dict[str, int] | None = None) -> dict:
-    """Distinct values per kernel, counted on the weights themselves."""
-    rows, worst = [], 0
-    for layer in model_layers(model):
-        arrays = kernel_arrays(layer)
-        if not arrays:
-            continue
-        unique = max(int(np.unique(a).size) for a in arrays)
-        row = {"layer": layer.name, "params": sum(a.size for a in arrays), "unique_weights": unique}
-        if counts is not None:
-            row["clusters"] = counts.get(layer.name)
-            if layer.name in counts:
-                worst = max(worst, unique)
-        rows.append(row)
-    return {"measured": {"unique_weights": worst}, "layers": rows}

@@ -11,8 +11,16 @@ from pydantic import Field, model_serializer, model_validator
 from compressctl.errors import StageError, UserError
 from compressctl.events import Event
 from compressctl.params import FineTune, StrictModel
-from compressctl.stages.base import StageContext, StageResult, _first_line, require_keras
-from compressctl.stages.lowrank import rebuild_from_config, require_graph_model
+from compressctl.stages.base import (
+    Stage,
+    StageContext,
+    StageResult,
+    first_line,
+    is_graph_model,
+    rebuild_from_config,
+    require_graph_model,
+    require_keras,
+)
 
 # Config keys that set how wide a layer is (Dense, RNN units; convolution filters).
 WIDTH_KEYS = ("units", "filters")
@@ -73,8 +81,14 @@ class Student(StrictModel):
         return self.model or "current"
 
 
-class Distill:
+class Distill(Stage):
     """Train a student on α·(hard-label loss) + (1−α)·T²·KL(teacher ‖ student) at temperature T."""
+
+    type = "distill"
+    order = 0
+    why_first = "distillation retrains the model"
+    columns = ("width_before", "width_after", "params")
+    per_layer = False
 
     class Params(FineTune):
         type: Literal["distill"]
@@ -96,9 +110,6 @@ class Distill:
         )
         epochs: int = Field(10, ge=1, le=1000, description="Training epochs on the train split.")
         learning_rate: float = Field(1e-3, gt=0, le=1, description="Adam learning rate.")
-
-    def __init__(self, params: Params):
-        self.params = params
 
     def input_files(self) -> list[str]:
         """The student's model file, when the stage reads one (the stage cache hashes it)."""
@@ -194,7 +205,7 @@ class Distill:
                     )
                 )
         except Exception as exc:  # noqa: BLE001 - a training failure names the stage
-            raise StageError(f"distill: training failed: {_first_line(exc)}") from None
+            raise StageError(f"distill: training failed: {first_line(exc)}") from None
         finally:
             ctx.emit(Event("task_end", "distill"))
 
@@ -309,14 +320,12 @@ def _output_layers(config: dict) -> set[str]:
 def load_student(path: str, teacher, ctx: StageContext):
     """A student model from a file: trainable Keras, same input and output shapes and output kind."""
     from compressctl.modelio import load_model, task_info
-    from compressctl.tfenv import keras
 
     handle = load_model(path)
     if not handle.trainable:
         raise UserError(f"{path}: an inference-only SavedModel cannot be trained as a distillation student")
     student = handle.keras
-    k = keras()
-    if not isinstance(student, k.Sequential) and not getattr(student, "_is_graph_network", False):
+    if not is_graph_model(student):
         raise UserError(f"{path}: the student is a subclassed model; give a Sequential or functional model")
     want_in, want_out = tuple(teacher.inputs[0].shape[1:]), tuple(teacher.outputs[0].shape[1:])
     if handle.input_shape != want_in or handle.output_shape != want_out:

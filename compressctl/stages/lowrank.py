@@ -7,9 +7,16 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from compressctl.errors import StageError, UserError
 from compressctl.params import FineTune, LayerSelection
-from compressctl.stages.base import StageContext, StageResult, _first_line, kernel_arrays, require_keras
+from compressctl.stages.base import (
+    Stage,
+    StageContext,
+    StageResult,
+    kernel_arrays,
+    rebuild_from_config,
+    require_graph_model,
+    require_keras,
+)
 
 # Layers whose kernel is a matrix from input features to output features; convolutions only at 1×1,
 # where the kernel is that matrix applied at every position.
@@ -17,8 +24,13 @@ FACTORIZABLE = ("Dense", "Conv1D", "Conv2D")
 RANK_CHOICES = ("energy", "rank", "rank_ratio")
 
 
-class LowRank:
+class LowRank(Stage):
     """Replace a kernel W (m×n) by A (m×r) then B (r×n) from its truncated SVD, where r·(m+n) < m·n."""
+
+    type = "lowrank"
+    order = 0
+    why_first = "factorizing replaces the layers"
+    columns = ("rank", "full_rank", "params_before", "params_after", "energy_kept")
 
     class Params(LayerSelection, FineTune):
         type: Literal["lowrank"]
@@ -44,8 +56,22 @@ class LowRank:
                 raise ValueError(f"give exactly one of energy, rank or rank_ratio (got {got})")
             return self
 
-    def __init__(self, params: Params):
-        self.params = params
+    @classmethod
+    def renamed(cls, names: list[str]) -> list[str]:
+        return [*names, *(f"{name}_lowrank" for name in names)]
+
+    @classmethod
+    def supports(cls, layer) -> bool | str:
+        """Whether the layer can be factorized (it still is only where that saves parameters)."""
+        kind = type(layer).__name__
+        if not layer.weights:
+            return "no weights"
+        if kind == "Dense":
+            return True
+        if kind in ("Conv1D", "Conv2D"):
+            size = tuple(getattr(layer, "kernel_size", ()))
+            return True if all(k == 1 for k in size) else f"{kind} kernel {size} is not 1×1"
+        return f"lowrank factorizes Dense and 1×1 convolutions, not {kind}"
 
     def rank_for(self, singular_values: np.ndarray) -> int:
         """The rank the recipe asks for, given a kernel's singular values (largest first)."""
@@ -226,27 +252,3 @@ def _split_entry(entry: dict, first_name: str, rank: int, sequential: bool) -> t
         first["inbound_nodes"] = entry["inbound_nodes"]
         second["inbound_nodes"] = [[[first_name, 0, 0, {}]]]
     return first, second
-
-
-def require_graph_model(model, stage: str) -> None:
-    """Rebuilding from a config needs a Sequential or functional model (a subclassed one has no config)."""
-    from compressctl.tfenv import keras
-
-    k = keras()
-    if not isinstance(model, k.Sequential) and not getattr(model, "_is_graph_network", False):
-        raise UserError(
-            f"stage {stage}: {type(model).__name__} is a subclassed model, which {stage} cannot rebuild; "
-            "rebuild it as a Sequential or functional model"
-        )
-
-
-def rebuild_from_config(model, config: dict, stage: str):
-    """A new, freshly initialised model of the same kind as ``model`` from an edited config."""
-    from compressctl.tfenv import keras
-
-    k = keras()
-    cls = k.Sequential if isinstance(model, k.Sequential) else k.Model
-    try:
-        return cls.from_config(config)
-    except Exception as exc:  # noqa: BLE001 - any failure means the edited architecture does not fit together
-        raise StageError(f"stage {stage}: could not rebuild the model: {_first_line(exc)}") from None

@@ -4,23 +4,33 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
 from pydantic import Field, field_validator
 
+from compressctl.errors import first_line
 from compressctl.params import FineTune, LayerSelection, _check_patterns, first_match
 from compressctl.stages.base import (
+    Stage,
     StageContext,
     StageResult,
     clone_with,
     kernel_arrays,
+    measure_sparsity,
     model_layers,
+    nested_model,
     require_keras,
     steps_per_epoch,
 )
 
+__all__ = ["Prune", "measure_sparsity"]
 
-class Prune:
+
+class Prune(Stage):
     """Zero the smallest-magnitude weights of each selected layer, fine-tuning as sparsity rises."""
+
+    type = "prune"
+    order = 1
+    leaves = "the pruned zeros"
+    columns = ("sparsity", "target")
 
     class Params(LayerSelection, FineTune):
         type: Literal["prune"]
@@ -47,8 +57,20 @@ class Prune:
                     raise ValueError(f"sparsity for {pattern!r} must be in [0, 1), got {sparsity}")
             return value
 
-    def __init__(self, params: Params):
-        self.params = params
+    @classmethod
+    def supports(cls, layer) -> bool | str:
+        if nested_model(layer):
+            return "nested model: compress it separately"
+        if not kernel_arrays(layer):
+            return "no weights to prune"
+        from compressctl.tfenv import tfmot
+
+        mot = tfmot()
+        from tensorflow_model_optimization.python.core.sparsity.keras import prune_registry
+
+        if prune_registry.PruneRegistry.supports(layer) or isinstance(layer, mot.sparsity.keras.PrunableLayer):
+            return True
+        return f"TFMOT cannot prune {type(layer).__name__}"
 
     def target_for(self, layer_name: str) -> float | None:
         """The sparsity this layer is pruned to, or None when the stage leaves it alone."""
@@ -65,8 +87,6 @@ class Prune:
         from compressctl.tfenv import tfmot
 
         mot = tfmot()
-        from tensorflow_model_optimization.python.core.sparsity.keras import prune_registry
-
         p = self.params
         total_steps = p.epochs * steps_per_epoch(ctx, p.batch_size)
         end_step = max(1, int(total_steps * 0.7))
@@ -83,10 +103,9 @@ class Prune:
             target = self.target_for(layer.name)
             if target is None or not kernel_arrays(layer):
                 return layer
-            if not prune_registry.PruneRegistry.supports(layer) and not isinstance(
-                layer, mot.sparsity.keras.PrunableLayer
-            ):
-                skipped.append({"layer": layer.name, "reason": f"TFMOT cannot prune {type(layer).__name__}"})
+            supported = self.supports(layer)
+            if supported is not True:
+                skipped.append({"layer": layer.name, "reason": supported})
                 return layer
             kwargs = {"pruning_schedule": schedule(target)}
             if p.pattern == "2:4":
@@ -94,13 +113,13 @@ class Prune:
             try:
                 wrapped = mot.sparsity.keras.prune_low_magnitude(layer, **kwargs)
             except (ValueError, TypeError) as exc:
-                skipped.append({"layer": layer.name, "reason": str(exc).splitlines()[0]})
+                skipped.append({"layer": layer.name, "reason": first_line(exc)})
                 return layer
             targets[layer.name] = target
             return wrapped
 
         for layer in model_layers(model):
-            if hasattr(layer, "layers") and self.params.selects(layer.name):
+            if nested_model(layer) and self.params.selects(layer.name):
                 skipped.append({"layer": layer.name, "reason": "nested model: its inner layers are not pruned"})
         wrapped = clone_with(model, wrap, "prune")
         if not targets:
@@ -115,20 +134,3 @@ class Prune:
         )
         stripped = mot.sparsity.keras.strip_pruning(wrapped)
         return StageResult(model=stripped, skipped_layers=skipped, **measure_sparsity(stripped, targets))
-
-
-def measure_sparsity(model, targets: dict[str, float] | None = None) -> dict:
-    """Per-layer and overall zero fraction of kernel weights, measured on the weights themselves."""
-    rows, zeros, total = [], 0, 0
-    for layer in model_layers(model):
-        arrays = kernel_arrays(layer)
-        if not arrays:
-            continue
-        n = sum(a.size for a in arrays)
-        z = sum(int(np.count_nonzero(a == 0)) for a in arrays)
-        zeros, total = zeros + z, total + n
-        row = {"layer": layer.name, "params": n, "sparsity": round(z / n, 6)}
-        if targets is not None:
-            row["target"] = targets.get(layer.name)
-        rows.append(row)
-    return {"measured": {"sparsity": round(zeros / total, 6) if total else 0.0}, "layers": rows}

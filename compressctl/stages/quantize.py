@@ -7,15 +7,29 @@ from typing import Literal
 
 from pydantic import Field
 
-from compressctl.errors import StageError
+from compressctl.errors import StageError, first_line
 from compressctl.params import FineTune, LayerSelection
-from compressctl.stages.base import StageContext, StageResult, clone_with, require_keras
-from compressctl.stages.cluster import measure_unique
-from compressctl.stages.prune import measure_sparsity
+from compressctl.stages.base import (
+    Stage,
+    StageContext,
+    StageResult,
+    clone_with,
+    measure_sparsity,
+    measure_unique,
+    nested_model,
+    require_keras,
+)
 
 
-class Quantize:
+class Quantize(Stage):
     """Fine-tune with fake-quantized weights and activations so int8 conversion loses little."""
+
+    type = "quantize"
+    order = 3
+    once = "QAT runs once, as the last training stage"
+    leaves = "the fake-quant wrappers"
+    blocks = "QAT wraps layers in fake-quant wrappers that {kind} cannot wrap"
+    columns = ("sparsity", "unique_weights")
 
     class Params(LayerSelection, FineTune):
         type: Literal["quantize"]
@@ -24,8 +38,15 @@ class Quantize:
             description="What earlier stages made that QAT must keep: sparsity (PQAT), clusters (CQAT), both (PCQAT).",
         )
 
-    def __init__(self, params: Params):
-        self.params = params
+    @classmethod
+    def supports(cls, layer) -> bool | str:
+        if nested_model(layer):
+            return "nested model: compress it separately"
+        # BatchNormalization has no QAT config of its own: TFMOT folds it into the convolution
+        # before it, so it is annotated along with that convolution.
+        if type(layer).__name__ == "BatchNormalization" or _registry().supports(layer):
+            return True
+        return f"no QAT support for {type(layer).__name__}"
 
     def scheme(self, mot):
         preserve = set(self.params.preserve)
@@ -41,18 +62,8 @@ class Quantize:
         from compressctl.tfenv import tfmot
 
         mot = tfmot()
-        from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-            default_8bit_quantize_registry as registry_module,
-        )
-
-        registry = registry_module.Default8BitQuantizeRegistry()
         qk = mot.quantization.keras
         skipped, refused = [], set()
-
-        def annotatable(layer) -> bool:
-            # BatchNormalization has no QAT config of its own: TFMOT folds it into the convolution
-            # before it, so it must be annotated along with that convolution.
-            return registry.supports(layer) or type(layer).__name__ == "BatchNormalization"
 
         # TFMOT only says which layer it cannot quantize when quantize_apply fails; drop that
         # layer's annotation, list it, and try again.
@@ -62,9 +73,10 @@ class Quantize:
             def wrap(layer, annotated=annotated):
                 if not self.params.selects(layer.name) or layer.name in refused:
                     return layer
-                if not annotatable(layer):
+                supported = self.supports(layer)
+                if supported is not True:
                     if layer.weights:
-                        skipped.append({"layer": layer.name, "reason": f"no QAT support for {type(layer).__name__}"})
+                        skipped.append({"layer": layer.name, "reason": supported})
                     return layer
                 annotated.append(layer.name)
                 return qk.quantize_annotate_layer(layer)
@@ -78,7 +90,7 @@ class Quantize:
                     qat = qk.quantize_apply(annotated_model, self.scheme(mot))
                 break
             except Exception as exc:  # noqa: BLE001
-                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                message = first_line(exc)
                 culprit = next((name for name in annotated if _names_layer(message, name)), None)
                 if culprit is None:
                     raise StageError(f"stage quantize: TFMOT could not apply QAT: {message}") from None
@@ -102,3 +114,14 @@ class Quantize:
 
 def _names_layer(message: str, name: str) -> bool:
     return re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", message) is not None
+
+
+def _registry():
+    from compressctl.tfenv import tfmot
+
+    tfmot()
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_registry,
+    )
+
+    return default_8bit_quantize_registry.Default8BitQuantizeRegistry()

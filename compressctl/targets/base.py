@@ -69,6 +69,14 @@ class Target:
     def __init__(self, params: TargetParams):
         self.params = params
 
+    @classmethod
+    def supports(cls, layer) -> bool | str | None:
+        """Whether a Keras layer will run on this target (True or the reason not); None: no per-layer view.
+
+        ``inspect`` shows a column for each target that answers.
+        """
+        return None
+
     @property
     def name(self) -> str:
         return self.params.name or self.params.type

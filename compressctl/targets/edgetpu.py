@@ -91,6 +91,12 @@ class EdgeTpuTarget(Target):
 
     report_fields = ("edgetpu", "latency_note")
 
+    @classmethod
+    def supports(cls, layer) -> bool | str:
+        # Predicted from the layer class and settings against the Edge TPU's documented ops; the
+        # target's mapping (or the compiler's log) is the authority on a converted model.
+        return keras_layer_support(layer)
+
     def conversions(self) -> list[Conversion]:
         return [Conversion("int8", io_dtype=self.params.io_dtype, integer_only=True, label="full int8 (Edge TPU)")]
 
