@@ -150,7 +150,9 @@ def test_report_renders_each_format_without_running_anything(fixture_run, tmp_pa
     md = cli("report", fixture_run)
     assert md.returncode == 0 and md.stdout.startswith("# compressctl run: deep-compression")
     as_json = cli("report", fixture_run, "--format", "json")
-    assert json.loads(as_json.stdout) == json.loads((fixture_run / "report.json").read_text())
+    stored = json.loads((fixture_run / "report.json").read_text())
+    # The record as read: a report written when `metric` was a plain name shows it as an object.
+    assert json.loads(as_json.stdout) == {**stored, "metric": {"name": stored["metric"], "higher_is_better": True}}
     assert json.loads(cli("report", fixture_run, "--json").stdout)["schema_version"] == 1
     html = cli("report", fixture_run, "--format", "html")
     assert html.returncode == 0, html.stderr
@@ -160,6 +162,22 @@ def test_report_renders_each_format_without_running_anything(fixture_run, tmp_pa
     assert written.returncode == 0 and written.stdout == ""
     assert out.read_text() == html.stdout
     assert f"wrote {out}" in written.stderr
+
+
+def test_report_schema_is_the_committed_one_and_an_invalid_report_is_one_line(fixture_run):
+    result = cli("schema", "--report")
+    assert result.returncode == 0
+    assert result.stdout == (REPO / "docs" / "report.schema.json").read_text()
+    assert json.loads(result.stdout)["title"] == "compressctl report.json"
+    report = json.loads((fixture_run / "report.json").read_text())
+    report["artifacts"][0]["speedup"] = "fast"
+    (fixture_run / "report.json").write_text(json.dumps(report))
+    bad = cli("report", fixture_run)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip().splitlines() == [
+        f"error: {fixture_run / 'report.json'}: artifacts[0].speedup: Input should be a valid number, "
+        "unable to parse string as a number"
+    ]
 
 
 def test_report_bad_format(fixture_run):

@@ -8,8 +8,8 @@ from compressctl.report.summary import artifact_rows, layer_table, pct, stage_me
 __all__ = ["artifact_rows", "render_markdown"]
 
 
-def _table(headers: list[str], rows: list[list[str]], numeric_from: int = 1) -> list[str]:
-    align = ["---" if i < numeric_from else "---:" for i in range(len(headers))]
+def _table(headers: list[str], rows: list[list[str]], numeric: set[int]) -> list[str]:
+    align = ["---:" if i in numeric else "---" for i in range(len(headers))]
     lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
@@ -46,7 +46,7 @@ def render_markdown(record: RunRecord) -> str:
         for s in record.stages:
             headers, rows = layer_table(s)
             if rows:
-                lines += ["", f"### {s.type}: per layer", "", *_table(headers, rows)]
+                lines += ["", f"### {s.type}: per layer", "", *_table(headers, rows, set(range(1, len(headers))))]
             for skipped in s.skipped_layers:
                 lines.append(f"\n- left as is: `{skipped.layer}`: {skipped.reason}")
     if record.gates:
@@ -54,7 +54,7 @@ def render_markdown(record: RunRecord) -> str:
             [g.name, g.target, f"{g.operator()} {g.threshold}", g.shown_value(), "pass" if g.passed else "FAIL"]
             for g in record.gates
         ]
-        lines += ["", "## Gates", "", *_table(["gate", "target", "required", "value", "result"], rows, 2)]
+        lines += ["", "## Gates", "", *_table(["gate", "target", "required", "value", "result"], rows, {2, 3})]
     env = record.environment
     packages = ", ".join(f"{k} {v}" for k, v in env.packages.items() if v)
     lines += [

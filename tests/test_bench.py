@@ -1,0 +1,30 @@
+"""Latency statistics: percentiles in milliseconds from per-invoke seconds (no interpreter, no TensorFlow)."""
+
+import pytest
+
+from compressctl.bench import latency_stats, measured_on
+
+
+def test_percentiles_of_a_known_series_in_milliseconds():
+    seconds = [i / 1000 for i in range(1, 101)]  # 1 ms … 100 ms
+    stats = latency_stats(seconds)
+    # numpy's default (linear) percentile: p50 of 1..100 is 50.5, p90 is 90.1, p99 is 99.01.
+    assert stats == {"p50": 50.5, "p90": 90.1, "p99": 99.01, "mean": 50.5, "runs": 100}
+
+
+def test_outliers_move_the_tail_not_the_median():
+    seconds = [0.001] * 98 + [0.5, 0.5]
+    stats = latency_stats(seconds)
+    assert stats["p50"] == 1.0 and stats["p90"] == 1.0
+    assert stats["p99"] == pytest.approx(500.0)
+    assert stats["mean"] == pytest.approx(10.98)
+
+
+def test_figures_are_rounded_to_five_decimals():
+    stats = latency_stats([1.23456789e-5] * 3)
+    assert stats["p50"] == 0.01235 and stats["runs"] == 3
+
+
+def test_measured_on_names_machine_delegate_and_threads():
+    assert measured_on(1).startswith("host-cpu-") and measured_on(1).endswith("-xnnpack-1t")
+    assert measured_on(4, xnnpack=False).endswith("-reference-4t")
