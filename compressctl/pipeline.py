@@ -169,9 +169,8 @@ def run(
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
         work = Path(tempfile.mkdtemp(prefix="compressctl-work-"))
         params = int(handle.keras.count_params()) if handle.keras is not None else None
-        recipe_info = {"name": recipe.name, "path": recipe_path, "sha256": recipe_sha256}
-        ctx = _Run(recipe, data, converter, emit, staging, work, handle, params, task, cache, resume)
-        ctx.recipe_info, ctx.started = recipe_info, started
+        info = {"name": recipe.name, "path": recipe_path, "sha256": recipe_sha256}
+        ctx = _Run(recipe, data, converter, emit, staging, work, handle, params, task, cache, resume, info, started)
         try:
             record = _measure_run(ctx)
             _write_reports(staging, recipe, record)
