@@ -93,3 +93,28 @@ def write_recipe(tmp_path: Path, text: str, name: str = "recipe.yaml") -> Path:
     path = tmp_path / name
     path.write_text(text)
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def written_reports_validate(tmp_path_factory):
+    """After the session: every report.json a run wrote (beside its recipe.lock.yaml and manifest.json)
+    validates against the published schema, docs/report.schema.json, and reads back as a RunRecord."""
+    yield
+    import json
+
+    import jsonschema
+
+    from compressctl.record import RunRecord
+
+    schema = json.loads((REPO / "docs" / "report.schema.json").read_text())
+    problems = []
+    for path in tmp_path_factory.getbasetemp().rglob("report.json"):
+        if not all((path.parent / name).exists() for name in ("manifest.json", "recipe.lock.yaml")):
+            continue  # a fixture copied or edited by a test, not a run's output
+        text = path.read_text()
+        try:
+            jsonschema.validate(json.loads(text), schema)
+            RunRecord.from_json(text, str(path))
+        except (jsonschema.ValidationError, ValueError) as exc:
+            problems.append(f"{path}: {str(exc).splitlines()[0]}")
+    assert not problems, "report.json files that do not validate:\n" + "\n".join(problems)
