@@ -95,7 +95,11 @@ class StageRow(_Record):
     ``columns``), in the order tables show them.
     """
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(
+        extra="allow",
+        frozen=True,
+        json_schema_extra={"additionalProperties": {"type": ["string", "number", "boolean", "null"]}},
+    )
 
     type: str
     seconds: float
