@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from compressctl import __version__, bench, manifest, measure, runtime, stages, targets
+from compressctl import __version__, bench, logs, manifest, measure, runtime, stages, targets
 from compressctl.cache import StageCache
 from compressctl.convert import Converter
 from compressctl.data import Dataset, check_against_model, load_npz
 from compressctl.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, StageError, UserError
 from compressctl.evaluate import TaskInfo, evaluate_tflite
-from compressctl.events import Emit, Event, ignore
+from compressctl.events import Emit, Event, EventLog, ignore
 from compressctl.gates import evaluate_gates
 from compressctl.recipe import Recipe, Source, check_layer_names, to_yaml
 from compressctl.report import render_markdown
@@ -117,6 +117,7 @@ def run(
     from compressctl.tfenv import keras, seed_everything
 
     started = time.perf_counter()
+    log_start, emit = logs.log_offset(), EventLog(emit)
     if not recipe.model:
         raise UserError(f"{recipe_path or 'recipe'}: no model; set `model:` in the recipe or pass --model")
     if not recipe.data:
@@ -159,6 +160,7 @@ def run(
             report["recipe"] = {"name": recipe.name, "path": recipe_path, "sha256": recipe_sha256}
             report["seconds"] = round(time.perf_counter() - started, 3)
             _write_reports(staging, recipe, report)
+            _write_log(staging, emit.lines, logs.log_since(log_start))
             manifest.write_manifest(staging, sign_key)
             publish(staging, out)
         except BaseException:
@@ -361,6 +363,14 @@ def _build_target(ctx: _Run, target, saved_model: Path) -> dict:
         }
     shutil.rmtree(folder, ignore_errors=True)
     raise StageError("; ".join(tried) or "no conversion was tried")
+
+
+def _write_log(staging: Path, events: list[str], output: str) -> None:
+    """run.log: what the run did, then what TensorFlow and the converter printed meanwhile."""
+    text = "\n".join(events) + "\n"
+    if output:
+        text += "\n--- TensorFlow, converter and interpreter output ---\n" + output
+    (staging / "run.log").write_text(text, encoding="utf-8")
 
 
 def _write_reports(staging: Path, recipe: Recipe, report: dict) -> None:

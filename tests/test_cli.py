@@ -288,6 +288,9 @@ def test_piped_run_output_is_clean_and_json_is_only_json(tmp_path, tiny_cnn_path
     assert len(failed) == 1 and failed[0].startswith("FAILED gate min_compression_ratio [cpu]: ")
     assert "passed gate max_metric_drop [cpu]: " in plain.stderr
     assert (tmp_path / "plain" / "report.html").read_text().startswith("<!DOCTYPE html>")
+    run_log = (tmp_path / "plain" / "run.log").read_text()
+    assert "step: converting cpu: full int8" in run_log
+    assert "--- TensorFlow, converter and interpreter output ---" in run_log
 
     env["CI"] = "true"
     as_json = cli("run", recipe, "--out", tmp_path / "json", "--json", env=env)

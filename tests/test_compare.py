@@ -11,6 +11,8 @@ from compressctl.compare import compare_reports, dominates, pareto_flags, rows_f
 from tests.conftest import REPO
 from tests.report.test_html import FIXTURES, Page, decode_png
 
+pytestmark = pytest.mark.unit
+
 CLI = [sys.executable, "-m", "compressctl"]
 
 

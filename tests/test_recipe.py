@@ -7,6 +7,8 @@ from compressctl.errors import UserError
 from compressctl.recipe import Recipe, json_schema, load_recipe, load_recipe_with_source, to_yaml
 from tests.conftest import REPO, write_recipe
 
+pytestmark = pytest.mark.unit
+
 CASES = yaml.safe_load((Path(__file__).parent / "recipes_bad" / "cases.yaml").read_text())
 
 

@@ -5,6 +5,7 @@ import copy
 import subprocess
 import sys
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,6 +13,8 @@ from hypothesis import strategies as st
 from compressctl.errors import UserError
 from compressctl.recipe import Recipe, load_recipe
 from tests.conftest import REPO
+
+pytestmark = pytest.mark.unit
 
 BASE = yaml.safe_load((REPO / "recipes" / "deep-compression.yaml").read_text())
 

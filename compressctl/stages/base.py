@@ -157,8 +157,6 @@ class StageResult:
     notes: list[str] = field(default_factory=list)
 
 
-
-
 def kernel_weights(layer) -> list:
     """The layer's kernel-like weights (tf.Variables), skipping biases and normalisation statistics."""
     return [w for w in layer.weights if w.name.endswith(KERNEL_SUFFIXES)]

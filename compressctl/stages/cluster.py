@@ -131,4 +131,3 @@ class Cluster(Stage):
         ctx.fit(wrapped, p.epochs, p.learning_rate, p.batch_size, "cluster")
         stripped = mot.clustering.keras.strip_clustering(wrapped)
         return StageResult(model=stripped, skipped_layers=skipped, **measure_unique(stripped, counts))
-

@@ -252,4 +252,3 @@ def _split_entry(entry: dict, first_name: str, rank: int, sequential: bool) -> t
         first["inbound_nodes"] = entry["inbound_nodes"]
         second["inbound_nodes"] = [[[first_name, 0, 0, {}]]]
     return first, second
-

@@ -134,4 +134,3 @@ class Prune(Stage):
         )
         stripped = mot.sparsity.keras.strip_pruning(wrapped)
         return StageResult(model=stripped, skipped_layers=skipped, **measure_sparsity(stripped, targets))
-
