@@ -44,6 +44,7 @@ schema: install
 lint: install
 	$(VENV)/bin/ruff check compressctl tests benchmarks
 	$(VENV)/bin/ruff format --check compressctl tests benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 
 format: install
 	$(VENV)/bin/ruff format compressctl tests benchmarks
