@@ -25,12 +25,23 @@ def test_import_cli_does_not_import_tensorflow_or_matplotlib():
     assert result.returncode == 0, result.stderr
 
 
-def test_help_lists_every_command():
+def test_help_lists_every_command_with_its_summary():
+    from compressctl.cli import app
+
     result = cli("--help")
     assert result.returncode == 0
-    for command in ("run", "validate", "schema", "inspect", "eval", "bench", "report", "compare", "recipes", "init"):
-        assert command in result.stdout
-    assert "--install-completion" in result.stdout
+    section = result.stdout.split("\nCommands:\n", 1)[1]
+    listed = dict(line.split(None, 1) for line in section.splitlines() if line.startswith("  ") and line.split())
+    registered = {c.name or c.callback.__name__ for c in app.registered_commands}
+    assert set(listed) == registered
+    assert {"run", "validate", "schema", "inspect", "eval", "bench", "report", "compare", "init"} <= registered
+    assert all(summary.strip() for summary in listed.values())
+    options = result.stdout.split("\nOptions:\n", 1)[1].split("\nCommands:")[0]
+    assert [line.split()[0] for line in options.splitlines() if line.startswith("  -")][:3] == [
+        "--version",
+        "--install-completion",
+        "--show-completion",
+    ]
 
 
 def test_version():
