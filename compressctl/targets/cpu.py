@@ -13,6 +13,8 @@ from compressctl.targets.base import Conversion, Target
 class CpuTarget(Target):
     """Full-int8 (calibrated on the train split) or dynamic-range int8 TFLite for CPUs."""
 
+    type = "cpu"
+
     class Params(StrictModel):
         type: Literal["cpu"]
         name: str | None = Field(None, description="Folder and report name (default: the type).")

@@ -73,6 +73,8 @@ class EdgeTpuTarget(Target):
     Latency in the report is the host CPU's: no Edge TPU is attached to the build host.
     """
 
+    type = "edgetpu"
+
     class Params(StrictModel):
         type: Literal["edgetpu"]
         name: str | None = Field(None, description="Folder and report name (default: the type).")

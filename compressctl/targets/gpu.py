@@ -17,6 +17,8 @@ class GpuTarget(Target):
     host CPU's (``measured_on`` says so); on a phone the GPU delegate runs it in float16.
     """
 
+    type = "gpu"
+
     class Params(StrictModel):
         type: Literal["gpu"]
         name: str | None = Field(None, description="Folder and report name (default: the type).")
