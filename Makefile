@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint format sample-models bench clean schema
+.PHONY: install demo test test-unit test-fast lint format sample-models bench clean schema
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
+# The tier that never imports TensorFlow: recipes, schema, gates, compare, rendering; seconds.
+test-unit: install
+	$(PY) -m pytest -q -m unit
+
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
@@ -41,6 +45,7 @@ schema: install
 lint: install
 	$(VENV)/bin/ruff check compressctl tests benchmarks
 	$(VENV)/bin/ruff format --check compressctl tests benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 
 format: install
 	$(VENV)/bin/ruff format compressctl tests benchmarks

@@ -303,7 +303,8 @@ def compare(
 ):
     """One table of every artifact across runs, with the Pareto front of size against metric."""
     from compressctl import api
-    from compressctl.compare import SIZE_KEYS, TABLE_COLUMNS, compare_reports, format_row, run_names
+    from compressctl.compare import SIZE_KEYS, compare_reports, run_names
+    from compressctl.report.summary import TABLE_COLUMNS, format_row
 
     if by not in SIZE_KEYS:
         _bad_flag(f"--by: must be size or gzip, got {by!r}", json_)

@@ -13,20 +13,6 @@ from compressctl.record import RunRecord
 
 SIZE_KEYS = {"size": "size_bytes", "gzip": "gzip_bytes"}
 
-# (row key, column heading) of the table the CLI and the HTML page show.
-TABLE_COLUMNS = (
-    ("run", "run"),
-    ("target", "target"),
-    ("size_bytes", "size"),
-    ("gzip_bytes", "gzip"),
-    ("compression_ratio", "ratio"),
-    ("compression_ratio_gzip", "gzip ratio"),
-    ("metric_value", "metric"),
-    ("metric_delta", "Δ"),
-    ("p50_ms", "p50 ms"),
-    ("speedup", "speed-up"),
-)
-
 
 def run_names(run_dirs: list[str]) -> list[str]:
     """Each run's folder name; the whole path as given where two folders share a name."""
@@ -131,19 +117,3 @@ def _notes(runs: list[tuple[str, str, RunRecord]]) -> list[str]:
             "compare speed-ups, not milliseconds"
         )
     return notes
-
-
-def format_row(row: dict) -> dict[str, str]:
-    """The table's cells for one row, as text."""
-    return {
-        "run": row["run"],
-        "target": row["target"],
-        "size_bytes": f"{row['size_bytes']:,}",
-        "gzip_bytes": f"{row['gzip_bytes']:,}",
-        "compression_ratio": f"{row['compression_ratio']:.2f}×",
-        "compression_ratio_gzip": f"{row['compression_ratio_gzip']:.2f}×",
-        "metric_value": f"{100 * row['metric_value']:.2f} %",
-        "metric_delta": "" if row["baseline"] else f"{100 * row['metric_delta']:+.2f} pt",
-        "p50_ms": f"{row['p50_ms']:.3f}",
-        "speedup": f"{row['speedup']:.2f}×",
-    }

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compressctl.errors import UserError
+from compressctl.errors import UserError, require_file
 
 REQUIRED_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -47,10 +47,7 @@ def _labels(y: np.ndarray, name: str, path: Path) -> np.ndarray:
 def load_npz(path: str | Path) -> Dataset:
     """Load and check an npz data set; every problem is a UserError naming the file and key."""
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: data file not found")
-    if path.is_dir():
-        raise UserError(f"{path}: is a directory; expected an .npz file with {', '.join(REQUIRED_KEYS)}")
+    require_file(path, "data file", f"an .npz file with {', '.join(REQUIRED_KEYS)}")
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in REQUIRED_KEYS if k not in npz.files]

@@ -28,6 +28,16 @@ class ConversionError(StageError):
     """The TFLite converter failed or crashed in its child process."""
 
 
+def require_file(path, what: str, expected: str) -> None:
+    """A UserError unless ``path`` is an existing file: ``what`` names it, ``expected`` says what it should be."""
+    from pathlib import Path
+
+    if not Path(path).exists():
+        raise UserError(f"{path}: {what} not found")
+    if Path(path).is_dir():
+        raise UserError(f"{path}: is a directory; expected {expected}")
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name when it has none): one line for the user."""
     text = str(exc).strip()

@@ -27,3 +27,19 @@ Emit = Callable[[Event], None]
 
 def ignore(_event: Event) -> None:
     """An Emit that drops everything (the API's default)."""
+
+
+class EventLog:
+    """Keeps the lines worth a log (steps, warnings, epochs) while passing every event on."""
+
+    KINDS = ("step", "warn", "epoch")
+
+    def __init__(self, emit: Emit):
+        import time
+
+        self._emit, self._clock, self.lines = emit, time.strftime, []
+
+    def __call__(self, event: Event) -> None:
+        if event.kind in self.KINDS:
+            self.lines.append(f"{self._clock('%H:%M:%S')} {event.kind}: {event.message}")
+        self._emit(event)

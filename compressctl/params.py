@@ -45,6 +45,15 @@ class LayerSelection(StrictModel):
         return not self.include or any(re.fullmatch(p, layer_name) for p in self.include)
 
 
+def check_per_layer(mapping: dict, valid, what: str, bounds: str) -> dict:
+    """Validate a per-layer map: regex keys, values within ``bounds`` (``valid(value)`` is True)."""
+    _check_patterns(mapping)
+    for pattern, value in mapping.items():
+        if not valid(value):
+            raise ValueError(f"{what} for {pattern!r} must be in {bounds}, got {value}")
+    return mapping
+
+
 def first_match(mapping: dict[str, object], layer_name: str):
     """The value of the first regex key (in recipe order) that matches the whole name, else None."""
     for pattern, value in mapping.items():

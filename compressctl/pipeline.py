@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from compressctl import __version__, bench, manifest, measure, runtime, stages, targets
+from compressctl import __version__, bench, logs, manifest, measure, runtime, stages, targets
 from compressctl.cache import StageCache
 from compressctl.convert import Converter
 from compressctl.data import Dataset, check_against_model, load_npz
 from compressctl.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, StageError, UserError
 from compressctl.evaluate import TaskInfo, evaluate_tflite
-from compressctl.events import Emit, Event, ignore
+from compressctl.events import Emit, Event, EventLog, ignore
 from compressctl.gates import evaluate_gates
 from compressctl.recipe import Recipe, Source, check_layer_names, to_yaml
 from compressctl.record import SCHEMA_VERSION, Artifact, Baseline, RunRecord
@@ -133,6 +133,7 @@ def run(
     from compressctl.tfenv import keras, seed_everything
 
     started = time.perf_counter()
+    log_start, emit = logs.log_offset(), EventLog(emit)
     if not recipe.model:
         raise UserError(f"{recipe_path or 'recipe'}: no model; set `model:` in the recipe or pass --model")
     if not recipe.data:
@@ -174,6 +175,7 @@ def run(
         try:
             record = _measure_run(ctx)
             _write_reports(staging, recipe, record)
+            _write_log(staging, emit.lines, logs.log_since(log_start))
             manifest.write_manifest(staging, sign_key)
             publish(staging, out)
         except BaseException:
@@ -427,6 +429,14 @@ def _calibration_samples(ctx: _Run, target) -> np.ndarray:
     n = min(target.calibration_size(), len(x_train))
     ctx.emit(Event("step", f"calibrating {target.name}: int8 activation ranges from {n} train samples"))
     return x_train[np.sort(rng.choice(len(x_train), n, replace=False))]
+
+
+def _write_log(staging: Path, events: list[str], output: str) -> None:
+    """run.log: what the run did, then what TensorFlow and the converter printed meanwhile."""
+    text = "\n".join(events) + "\n"
+    if output:
+        text += "\n--- TensorFlow, converter and interpreter output ---\n" + output
+    (staging / "run.log").write_text(text, encoding="utf-8")
 
 
 def _convert(ctx: _Run, conversion, saved_model: Path, path: Path, calibration) -> None:

@@ -18,7 +18,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from compressctl.errors import UserError
+from compressctl.errors import UserError, require_file
 from compressctl.params import StrictModel
 from compressctl.recipe_errors import format_errors, render_loc, where
 from compressctl.stages import STAGES, legal_order, order_problem
@@ -204,10 +204,7 @@ def parse_yaml(text: str, path: str) -> tuple[object, yaml.Node | None]:
 def read_recipe(path: str | Path) -> tuple[dict, Source]:
     path_str = str(path)
     p = Path(path)
-    if not p.exists():
-        raise UserError(f"{path_str}: recipe not found")
-    if p.is_dir():
-        raise UserError(f"{path_str}: is a directory, not a recipe file")
+    require_file(p, "recipe", "a recipe file")
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

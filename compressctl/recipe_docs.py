@@ -217,24 +217,21 @@ def render_recipe_docs(schema: dict | None = None) -> str:
         info = Recipe.model_fields.get(name)
         model = info.annotation if info is not None else None
         out += doc.fields_table(node, _field_defaults(model) if hasattr(model, "model_fields") else {})
-    out += [
-        "",
-        "## Stages",
-        "",
-        _first_paragraph(top["stages"].get("description"))
-        + " Each entry of `stages:` is one technique, picked by its `type`.",
-    ]
-    for tag, ref in stage_defs.items():
-        out += _typed_section("stage", tag, ref, doc, STAGES.get(tag))
-    out += [
-        "",
-        "## Targets",
-        "",
-        _first_paragraph(top["targets"].get("description"))
-        + " Each entry of `targets:` is one artifact, picked by its `type`; the default is one `cpu` target.",
-    ]
-    for tag, ref in target_defs.items():
-        out += _typed_section("target", tag, ref, doc, TARGETS.get(tag))
+    sections = (
+        ("stage", "stages", stage_defs, STAGES, "one technique, picked by its `type`."),
+        (
+            "target",
+            "targets",
+            target_defs,
+            TARGETS,
+            "one artifact, picked by its `type`; the default is one `cpu` target.",
+        ),
+    )
+    for kind, key, defs, registry, entry in sections:
+        intro = _first_paragraph(top[key].get("description")) + f" Each entry of `{key}:` is {entry}"
+        out += ["", f"## {key.capitalize()}", "", intro]
+        for tag, ref in defs.items():
+            out += _typed_section(kind, tag, ref, doc, registry.get(tag))
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -172,9 +172,10 @@ def _reserved_stdout():
 @contextlib.contextmanager
 def session(json_mode: bool = False, quiet: bool = False, verbose: bool = False, heavy: bool = True):
     """Run one command: TensorFlow's chatter to the log, errors to one line and an exit code."""
-    from compressctl.logs import default_log_path, quiet_tensorflow
+    from compressctl.logs import new_log_path, quiet_tensorflow
 
-    log_path = default_log_path()
+    command = next((a for a in sys.argv[1:2] if a.isidentifier()), "compressctl")
+    log_path = new_log_path(command)
     redirect = quiet_tensorflow(log_path) if heavy and not verbose else contextlib.nullcontext(sys.stderr)
     reserve = _reserved_stdout() if json_mode else contextlib.nullcontext(None)
     with redirect as err_stream, reserve as out_stream:

@@ -14,6 +14,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """The unit tier (``-m unit``) promises never to import TensorFlow: hold it to that."""
+    import sys
+
+    items = getattr(session, "items", [])
+    if items and all(item.get_closest_marker("unit") for item in items) and "tensorflow" in sys.modules:
+        session.exitstatus = 1
+        print("\nerror: a test marked `unit` imported TensorFlow; mark it otherwise or keep TensorFlow out of it")
+
+
 def quadrant_data(n_train=300, n_test=90, seed=0, shape=(8, 8, 1), classes=3):
     """Images whose class is the quadrant holding a bright blob: learnable in a few epochs."""
     rng = np.random.default_rng(seed)

@@ -1,55 +1,71 @@
-"""The stage cache's key chain: each key depends on everything before it (no TensorFlow: keys only)."""
+"""The stage cache's key chain: a key changes exactly when something that made the stage's output changes."""
+
+from __future__ import annotations
 
 import pytest
 
 from compressctl.cache import StageCache
-from compressctl.stages.distill import Distill
-from compressctl.stages.prune import Prune
+from compressctl.stages import STAGES
+
+pytestmark = pytest.mark.unit
+
+SETTINGS = {"seed": 0, "task": {"metric": "accuracy"}, "training": {"batch_size": 32}}
 
 
-@pytest.fixture()
-def model_dir(tmp_path):
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "saved_model.pb").write_bytes(b"graph")
-    return model
+def stage(kind, **fields):
+    return STAGES[kind].Params(type=kind, **fields)
 
 
-def chain(tmp_path, model_dir, stages, data="d" * 64, settings=None):
-    cache = StageCache(tmp_path / "run", model_dir, data, settings or {"seed": 0})
-    return [cache.key_for(p, files) for p, files in stages]
+def chain(tmp_path, stages, data="d" * 64, settings=SETTINGS, model_bytes=b"model"):
+    model = tmp_path / "model.h5"
+    model.write_bytes(model_bytes)
+    cache = StageCache(tmp_path / "run", model, data, settings)
+    # The stage, not its params, names the files it reads besides its input model.
+    return [cache.key_for(params, STAGES[params.type](params).input_files()) for params in stages]
 
 
-def prune(sparsity=0.5):
-    return Prune.Params(type="prune", target_sparsity=sparsity)
+STAGES_ = [stage("prune", target_sparsity=0.5), stage("cluster", number_of_clusters=8), stage("quantize")]
 
 
-def test_keys_chain_so_a_change_upstream_changes_every_later_key(tmp_path, model_dir):
-    two = [(prune(0.5), []), (prune(0.8), [])]
-    first = chain(tmp_path, model_dir, two)
-    assert len(set(first)) == 2 and chain(tmp_path, model_dir, two) == first
-    changed_first_stage = chain(tmp_path, model_dir, [(prune(0.6), []), (prune(0.8), [])])
-    assert changed_first_stage[0] != first[0] and changed_first_stage[1] != first[1]
-    changed_last_stage = chain(tmp_path, model_dir, [(prune(0.5), []), (prune(0.9), [])])
-    assert changed_last_stage[0] == first[0] and changed_last_stage[1] != first[1]
+def test_same_inputs_give_the_same_chain(tmp_path):
+    assert chain(tmp_path, STAGES_) == chain(tmp_path, STAGES_)
+    assert len(set(chain(tmp_path, STAGES_))) == 3
 
 
-def test_model_data_and_settings_start_the_chain(tmp_path, model_dir):
-    one = [(prune(), [])]
-    base = chain(tmp_path, model_dir, one)
-    assert chain(tmp_path, model_dir, one, data="e" * 64) != base
-    assert chain(tmp_path, model_dir, one, settings={"seed": 1}) != base
-    (model_dir / "saved_model.pb").write_bytes(b"other graph")
-    assert chain(tmp_path, model_dir, one) != base
+def test_changing_a_stage_changes_its_key_and_every_later_key_only(tmp_path):
+    base = chain(tmp_path, STAGES_)
+    changed = chain(tmp_path, [STAGES_[0], stage("cluster", number_of_clusters=16), STAGES_[2]])
+    assert changed[0] == base[0]
+    assert changed[1] != base[1] and changed[2] != base[2]
 
 
-def test_a_file_the_stage_reads_is_keyed_by_its_content(tmp_path, model_dir):
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"data": "e" * 64},
+        {"settings": {**SETTINGS, "seed": 1}},
+        {"settings": {**SETTINGS, "training": {"batch_size": 64}}},
+        {"model_bytes": b"other model"},
+    ],
+    ids=["data", "seed", "training", "model"],
+)
+def test_changing_an_input_of_the_run_changes_every_key(tmp_path, change):
+    base = chain(tmp_path, STAGES_)
+    changed = chain(tmp_path, STAGES_, **change)
+    assert all(a != b for a, b in zip(base, changed, strict=True))
+
+
+def test_a_distillation_students_file_is_part_of_its_key(tmp_path):
     student = tmp_path / "student.h5"
-    student.write_bytes(b"weights 1")
-    params = Distill.Params(type="distill", student={"model": str(student)})
-    assert Distill(params).input_files() == [str(student)]
-    before = chain(tmp_path, model_dir, [(params, Distill(params).input_files())])
-    student.write_bytes(b"weights 2")
-    after = chain(tmp_path, model_dir, [(params, Distill(params).input_files())])
-    assert before != after
-    assert Prune(prune()).input_files() == []
+    student.write_bytes(b"one")
+    params = [stage("distill", student={"model": str(student)})]
+    first = chain(tmp_path, params)
+    student.write_bytes(b"two")
+    assert chain(tmp_path, params) != first
+
+
+def test_only_a_stage_that_reads_a_file_names_one(tmp_path):
+    student = tmp_path / "student.h5"
+    assert STAGES["distill"](stage("distill", student={"model": str(student)})).input_files() == [str(student)]
+    assert STAGES["distill"](stage("distill")).input_files() == []
+    assert STAGES["prune"](stage("prune")).input_files() == []

@@ -25,12 +25,23 @@ def test_import_cli_does_not_import_tensorflow_or_matplotlib():
     assert result.returncode == 0, result.stderr
 
 
-def test_help_lists_every_command():
+def test_help_lists_every_command_with_its_summary():
+    from compressctl.cli import app
+
     result = cli("--help")
     assert result.returncode == 0
-    for command in ("run", "validate", "schema", "inspect", "eval", "bench", "report", "compare", "recipes", "init"):
-        assert command in result.stdout
-    assert "--install-completion" in result.stdout
+    section = result.stdout.split("\nCommands:\n", 1)[1]
+    listed = dict(line.split(None, 1) for line in section.splitlines() if line.startswith("  ") and line.split())
+    registered = {c.name or c.callback.__name__ for c in app.registered_commands}
+    assert set(listed) == registered
+    assert {"run", "validate", "schema", "inspect", "eval", "bench", "report", "compare", "init"} <= registered
+    assert all(summary.strip() for summary in listed.values())
+    options = result.stdout.split("\nOptions:\n", 1)[1].split("\nCommands:")[0]
+    assert [line.split()[0] for line in options.splitlines() if line.startswith("  -")][:3] == [
+        "--version",
+        "--install-completion",
+        "--show-completion",
+    ]
 
 
 def test_version():
@@ -306,6 +317,9 @@ def test_piped_run_output_is_clean_and_json_is_only_json(tmp_path, tiny_cnn_path
     assert len(failed) == 1 and failed[0].startswith("FAILED gate min_compression_ratio [cpu]: ")
     assert "passed gate max_metric_drop [cpu]: " in plain.stderr
     assert (tmp_path / "plain" / "report.html").read_text().startswith("<!DOCTYPE html>")
+    run_log = (tmp_path / "plain" / "run.log").read_text()
+    assert "step: converting cpu: full int8" in run_log
+    assert "--- TensorFlow, converter and interpreter output ---" in run_log
 
     env["CI"] = "true"
     as_json = cli("run", recipe, "--out", tmp_path / "json", "--json", env=env)

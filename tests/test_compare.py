@@ -12,6 +12,8 @@ from compressctl.record import RunRecord
 from tests.conftest import REPO
 from tests.report.test_html import FIXTURES, Page, decode_png
 
+pytestmark = pytest.mark.unit
+
 CLI = [sys.executable, "-m", "compressctl"]
 
 

@@ -4,6 +4,8 @@ import pytest
 from compressctl.data import check_against_model, load_npz
 from compressctl.errors import UserError
 
+pytestmark = pytest.mark.unit
+
 
 def save(tmp_path, **arrays):
     path = tmp_path / "d.npz"

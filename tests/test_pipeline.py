@@ -83,6 +83,7 @@ gates:
         "report.html",
         "recipe.lock.yaml",
         "manifest.json",
+        "run.log",
     }
     assert [s["type"] for s in report["stages"]] == ["prune", "cluster", "quantize"]
     prune = report["stages"][0]

@@ -7,6 +7,8 @@ from compressctl.errors import UserError
 from compressctl.recipe import Recipe, json_schema, load_recipe, load_recipe_with_source, to_yaml
 from tests.conftest import REPO, write_recipe
 
+pytestmark = pytest.mark.unit
+
 CASES = yaml.safe_load((Path(__file__).parent / "recipes_bad" / "cases.yaml").read_text())
 
 
@@ -146,5 +148,15 @@ def test_names_a_lowrank_stage_creates_count_for_later_stages(tmp_path):
         _check(tmp_path, "stages:\n  - {type: prune, layers: {fc1_lowrank: 0.5}}\n")
 
 
-def test_patterns_that_match_pass(tmp_path):
-    _check(tmp_path, "stages:\n  - {type: prune, include: ['fc.*'], exclude: [fc2], layers: {'conv|fc1': 0.7}}\n")
+@pytest.mark.parametrize(
+    "good, bad",
+    [
+        ("include: ['fc.*']", "include: ['fc']"),  # whole-name match: `fc` alone names no layer
+        ("exclude: [flatten]", "exclude: [flaten]"),
+        ("layers: {'conv|fc1': 0.7}", "layers: {'fc[3-9]': 0.7}"),
+    ],
+)
+def test_a_pattern_passes_exactly_when_it_matches_a_whole_layer_name(tmp_path, good, bad):
+    _check(tmp_path, f"stages:\n  - {{type: prune, {good}}}\n")
+    with pytest.raises(UserError, match="matches no layer"):
+        _check(tmp_path, f"stages:\n  - {{type: prune, {bad}}}\n")

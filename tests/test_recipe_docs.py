@@ -15,6 +15,8 @@ from compressctl.stages import STAGES
 from compressctl.targets import TARGETS
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.unit
+
 SCHEMA_FILE = REPO / "recipes" / "recipe.schema.json"
 DOCS_FILE = REPO / "docs" / "recipes.md"
 BUNDLED = sorted((REPO / "recipes").glob("*.yaml"))

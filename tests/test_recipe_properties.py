@@ -5,6 +5,7 @@ import copy
 import subprocess
 import sys
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,6 +13,8 @@ from hypothesis import strategies as st
 from compressctl.errors import UserError
 from compressctl.recipe import Recipe, load_recipe
 from tests.conftest import REPO
+
+pytestmark = pytest.mark.unit
 
 BASE = yaml.safe_load((REPO / "recipes" / "deep-compression.yaml").read_text())
 
@@ -81,7 +84,7 @@ def test_mutated_recipes_validate_or_fail_cleanly(tmp_path_factory, data):
         assert "Traceback" not in message
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
 def test_cli_validate_exits_0_or_2_without_traceback(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("r") / "recipe.yaml"

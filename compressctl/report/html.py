@@ -14,7 +14,7 @@ from collections.abc import Callable
 from html import escape
 
 from compressctl.record import RunRecord
-from compressctl.report.summary import artifact_rows, layer_table, pct, stage_measured
+from compressctl.report.summary import TABLE_COLUMNS, artifact_rows, format_row, layer_table, pct, stage_measured
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -288,7 +288,6 @@ def render_html(record: RunRecord) -> str:
 
 def render_compare_html(rows: list[dict], by: str = "size_bytes", notes: list[str] = ()) -> str:
     """The compare page: one table across runs and targets and the Pareto plot."""
-    from compressctl.compare import TABLE_COLUMNS, format_row
     from compressctl.report import plots
 
     metric = rows[0]["metric"] if rows else "metric"

@@ -111,3 +111,34 @@ def layer_table(stage: StageRow) -> tuple[list[str], list[list[str]]]:
             cells.append("" if value is None else show(value))
         rows.append(cells)
     return headers, rows
+
+
+# (row key, column heading) of the compare table, shown by the CLI and the compare page.
+TABLE_COLUMNS = (
+    ("run", "run"),
+    ("target", "target"),
+    ("size_bytes", "size"),
+    ("gzip_bytes", "gzip"),
+    ("compression_ratio", "ratio"),
+    ("compression_ratio_gzip", "gzip ratio"),
+    ("metric_value", "metric"),
+    ("metric_delta", "Δ"),
+    ("p50_ms", "p50 ms"),
+    ("speedup", "speed-up"),
+)
+
+
+def format_row(row: dict) -> dict[str, str]:
+    """The compare table's cells for one row of ``compare.compare_reports``, as text."""
+    return {
+        "run": row["run"],
+        "target": row["target"],
+        "size_bytes": f"{row['size_bytes']:,}",
+        "gzip_bytes": f"{row['gzip_bytes']:,}",
+        "compression_ratio": f"{row['compression_ratio']:.2f}×",
+        "compression_ratio_gzip": f"{row['compression_ratio_gzip']:.2f}×",
+        "metric_value": f"{100 * row['metric_value']:.2f} %",
+        "metric_delta": "" if row["baseline"] else f"{100 * row['metric_delta']:+.2f} pt",
+        "p50_ms": f"{row['p50_ms']:.3f}",
+        "speedup": f"{row['speedup']:.2f}×",
+    }

@@ -1,18 +1,15 @@
 """Compression techniques, one module each. Importing this package does not import TensorFlow.
 
-Each technique is a ``Stage`` subclass (see ``base.Stage``); ``STAGE_TYPES`` lists them in their
-legal order. The recipe validator, ``inspect``, ``init`` and the report read this registry, so a
-new technique is one module plus its entry here.
+Each technique is a ``Stage`` subclass (see ``base.Stage``) in a module of its own here; they are
+found by reading the package, and ``STAGE_TYPES`` lists them in their legal order. The recipe
+validator, ``inspect``, ``init`` and the reference docs read this registry, so a new technique is
+one module (plus its tests) and nothing else.
 """
 
+from compressctl.registry import discover
 from compressctl.stages.base import Stage
-from compressctl.stages.cluster import Cluster
-from compressctl.stages.distill import Distill
-from compressctl.stages.lowrank import LowRank
-from compressctl.stages.prune import Prune
-from compressctl.stages.quantize import Quantize
 
-STAGE_TYPES: tuple[type[Stage], ...] = (LowRank, Distill, Prune, Cluster, Quantize)
+STAGE_TYPES: tuple[type[Stage], ...] = tuple(sorted(discover(__name__, Stage), key=lambda cls: (cls.order, cls.type)))
 STAGES: dict[str, type[Stage]] = {cls.type: cls for cls in STAGE_TYPES}
 
 

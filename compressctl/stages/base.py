@@ -262,6 +262,15 @@ def measure_unique(model, counts: dict[str, int] | None = None) -> dict:
     return {"measured": {"unique_weights": worst}, "layers": rows}
 
 
+def unweighted(layer, action: str) -> str | None:
+    """Why a weight technique cannot ``action`` this layer before asking TFMOT (None: it may)."""
+    if nested_model(layer):
+        return "nested model: compress it separately"
+    if not kernel_arrays(layer):
+        return f"no weights to {action}"
+    return None
+
+
 def nested_model(layer) -> bool:
     """A layer that is itself a model: techniques act on its inner layers only when it is compressed alone."""
     return hasattr(layer, "layers")

@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from compressctl.errors import first_line
-from compressctl.params import FineTune, LayerSelection, _check_patterns, first_match
+from compressctl.params import FineTune, LayerSelection, check_per_layer, first_match
 from compressctl.stages.base import (
     Stage,
     StageContext,
@@ -16,8 +16,8 @@ from compressctl.stages.base import (
     clone_with,
     kernel_arrays,
     measure_unique,
-    nested_model,
     require_keras,
+    unweighted,
 )
 
 __all__ = ["Cluster", "measure_unique"]
@@ -56,18 +56,13 @@ class Cluster(Stage):
         @field_validator("layers")
         @classmethod
         def _layer_counts(cls, value):
-            _check_patterns(value)
-            for pattern, clusters in value.items():
-                if not 2 <= clusters <= 256:
-                    raise ValueError(f"clusters for {pattern!r} must be in [2, 256], got {clusters}")
-            return value
+            return check_per_layer(value, lambda c: 2 <= c <= 256, "clusters", "[2, 256]")
 
     @classmethod
     def supports(cls, layer) -> bool | str:
-        if nested_model(layer):
-            return "nested model: compress it separately"
-        if not kernel_arrays(layer):
-            return "no weights to cluster"
+        reason = unweighted(layer, "cluster")
+        if reason:
+            return reason
         from compressctl.tfenv import tfmot
 
         tfmot()

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from compressctl.errors import first_line
-from compressctl.params import FineTune, LayerSelection, _check_patterns, first_match
+from compressctl.params import FineTune, LayerSelection, check_per_layer, first_match
 from compressctl.stages.base import (
     Stage,
     StageContext,
@@ -19,6 +19,7 @@ from compressctl.stages.base import (
     nested_model,
     require_keras,
     steps_per_epoch,
+    unweighted,
 )
 
 __all__ = ["Prune", "measure_sparsity"]
@@ -51,18 +52,13 @@ class Prune(Stage):
         @field_validator("layers")
         @classmethod
         def _layer_targets(cls, value):
-            _check_patterns(value)
-            for pattern, sparsity in value.items():
-                if not 0 <= sparsity < 1:
-                    raise ValueError(f"sparsity for {pattern!r} must be in [0, 1), got {sparsity}")
-            return value
+            return check_per_layer(value, lambda s: 0 <= s < 1, "sparsity", "[0, 1)")
 
     @classmethod
     def supports(cls, layer) -> bool | str:
-        if nested_model(layer):
-            return "nested model: compress it separately"
-        if not kernel_arrays(layer):
-            return "no weights to prune"
+        reason = unweighted(layer, "prune")
+        if reason:
+            return reason
         from compressctl.tfenv import tfmot
 
         mot = tfmot()

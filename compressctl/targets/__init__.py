@@ -1,11 +1,14 @@
-"""Deployment targets, one module each: how to convert, and what to check on the result."""
+"""Deployment targets, one module each: how to convert, and what to check on the result.
 
-from compressctl.targets.cpu import CpuTarget
-from compressctl.targets.edgetpu import EdgeTpuTarget
-from compressctl.targets.gpu import GpuTarget
+Each target is a ``Target`` subclass in a module of its own here, found by reading the package:
+a new target is one module (plus its tests) and nothing else.
+"""
 
-TARGETS = {"cpu": CpuTarget, "gpu": GpuTarget, "edgetpu": EdgeTpuTarget}
+from compressctl.registry import discover
+from compressctl.targets.base import Target
+
+TARGETS: dict[str, type[Target]] = {cls.type: cls for cls in discover(__name__, Target)}
 
 
-def build(params):
+def build(params) -> Target:
     return TARGETS[params.type](params)

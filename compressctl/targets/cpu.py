@@ -12,6 +12,8 @@ from compressctl.targets.base import Conversion, QuantizedTargetParams, Target
 class CpuTarget(Target):
     """Full-int8 (calibrated on the train split) or dynamic-range int8 TFLite for CPUs."""
 
+    type = "cpu"
+
     class Params(QuantizedTargetParams):
         type: Literal["cpu"]
         mode: Literal["int8", "dynamic", "float32"] = Field(

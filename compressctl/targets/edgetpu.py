@@ -72,6 +72,8 @@ class EdgeTpuTarget(Target):
     Latency in the report is the host CPU's: no Edge TPU is attached to the build host.
     """
 
+    type = "edgetpu"
+
     class Params(QuantizedTargetParams):
         type: Literal["edgetpu"]
         # The Edge TPU takes integer I/O only, so this narrows the shared field's choices and default.

@@ -16,6 +16,8 @@ class GpuTarget(Target):
     host CPU's (``measured_on`` says so); on a phone the GPU delegate runs it in float16.
     """
 
+    type = "gpu"
+
     class Params(TargetParams):
         type: Literal["gpu"]
         mode: Literal["float16"] = Field("float16", description="Weights stored as float16.")

@@ -13,6 +13,8 @@ from compressctl.report import render_html
 from compressctl.report.html import png_size
 from compressctl.report.summary import artifact_rows
 
+pytestmark = pytest.mark.unit
+
 FIXTURES = Path(__file__).parent / "fixtures"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

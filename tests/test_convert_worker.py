@@ -1,0 +1,72 @@
+"""How the conversion worker turns a request into TFLiteConverter settings, checked on the real converter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def tf():
+    from compressctl.tfenv import tf as load
+
+    return load()
+
+
+def spec(saved_model, tmp_path, mode, **extra):
+    request = {"saved_model": str(saved_model), "out": str(tmp_path / "m.tflite"), "mode": mode, **extra}
+    if mode == "int8":
+        calibration = tmp_path / "calibration.npy"
+        np.save(calibration, np.full((3, 8, 8, 1), 0.5, np.float32))
+        request["calibration"] = str(calibration)
+    return request
+
+
+def test_float32_asks_for_no_optimization(tf, tiny_cnn_path, tmp_path):
+    from compressctl.convert_worker import build_converter
+
+    converter = build_converter(tf, spec(tiny_cnn_path, tmp_path, "float32"))
+    assert list(converter.optimizations) == []
+    assert converter.representative_dataset is None
+
+
+def test_float16_restricts_types_to_float16(tf, tiny_cnn_path, tmp_path):
+    from compressctl.convert_worker import build_converter
+
+    converter = build_converter(tf, spec(tiny_cnn_path, tmp_path, "float16"))
+    assert list(converter.optimizations) == [tf.lite.Optimize.DEFAULT]
+    assert list(converter.target_spec.supported_types) == [tf.float16]
+
+
+def test_dynamic_with_sparsity_adds_the_sparsity_optimization(tf, tiny_cnn_path, tmp_path):
+    from compressctl.convert_worker import build_converter
+
+    converter = build_converter(tf, spec(tiny_cnn_path, tmp_path, "dynamic", sparsity=True))
+    assert list(converter.optimizations) == [tf.lite.Optimize.DEFAULT, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    assert converter.representative_dataset is None
+
+
+def test_int8_feeds_each_calibration_sample_as_a_batch_of_one(tf, tiny_cnn_path, tmp_path):
+    from compressctl.convert_worker import build_converter
+
+    converter = build_converter(tf, spec(tiny_cnn_path, tmp_path, "int8"))
+    batches = list(converter.representative_dataset())
+    assert len(batches) == 3 and all(b[0].shape == (1, 8, 8, 1) for b in batches)
+    assert converter.inference_input_type == tf.float32  # float I/O unless asked
+
+
+def test_integer_only_int8_io_sets_ops_and_io_types(tf, tiny_cnn_path, tmp_path):
+    from compressctl.convert_worker import build_converter
+
+    request = spec(tiny_cnn_path, tmp_path, "int8", integer_only=True, io_dtype="uint8")
+    converter = build_converter(tf, request)
+    assert list(converter.target_spec.supported_ops) == [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    assert converter.inference_input_type == tf.uint8 and converter.inference_output_type == tf.uint8
+
+
+def test_a_failed_conversion_is_one_message_not_an_exception(tiny_cnn_path, tmp_path):
+    from compressctl.convert_worker import handle
+
+    answer = handle({"saved_model": str(tmp_path / "missing"), "out": str(tmp_path / "m.tflite"), "mode": "float32"})
+    assert set(answer) == {"error"} and "\n" not in answer["error"]
+    assert not (tmp_path / "m.tflite").exists()
