@@ -4,6 +4,8 @@ import pytest
 
 from compressctl.bench import latency_stats, measured_on
 
+pytestmark = pytest.mark.unit
+
 
 def test_percentiles_of_a_known_series_in_milliseconds():
     seconds = [i / 1000 for i in range(1, 101)]  # 1 ms … 100 ms

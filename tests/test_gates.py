@@ -10,6 +10,8 @@ from compressctl.recipe import Gates
 from compressctl.record import Gate, RunRecord
 from tests.test_record import fixture
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture()
 def record() -> RunRecord:

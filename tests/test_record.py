@@ -16,6 +16,8 @@ from compressctl.record import RunRecord, StageRow, json_schema
 from tests.conftest import REPO
 from tests.report.test_html import FIXTURES
 
+pytestmark = pytest.mark.unit
+
 SCHEMA_FILE = REPO / "docs" / "report.schema.json"
 NAMES = ("cpu-int8", "deep-compression")
 

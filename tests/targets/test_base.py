@@ -10,6 +10,8 @@ from compressctl.targets.cpu import CpuTarget
 from compressctl.targets.edgetpu import EdgeTpuTarget
 from compressctl.targets.gpu import GpuTarget
 
+pytestmark = pytest.mark.unit
+
 
 def test_every_target_inherits_the_shared_params_and_the_base_class():
     for kind, cls in TARGETS.items():
