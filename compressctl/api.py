@@ -42,6 +42,7 @@ def run(
         resume=resume,
         custom_objects=custom_objects,
         emit=emit,
+        recipe_source=source,
     )
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compressctl import __version__, bench, manifest, measure, runtime, stages, targets
+from compressctl import __version__, bench, macs, manifest, measure, runtime, stages, targets
 from compressctl.cache import StageCache
 from compressctl.convert import Converter
 from compressctl.data import Dataset, check_against_model, load_npz
@@ -111,6 +111,7 @@ def run(
     resume: bool = False,
     custom_objects: str | None = None,
     emit: Emit = ignore,
+    recipe_source=None,  # recipe.Source, so model-dependent recipe errors name the line
 ) -> RunResult:
     from compressctl.modelio import detect_format, load_model, task_info
     from compressctl.tfenv import keras, seed_everything
@@ -137,6 +138,10 @@ def run(
                 f"{handle.path}: an inference-only SavedModel (no Keras metadata) cannot be fine-tuned, but the "
                 f"recipe has stage(s) {kinds}; drop the stages (post-training targets only) or give the Keras model"
             )
+        # Stage fields that depend on the model (layer names, channel counts), before any training.
+        from compressctl.stage_checks import check_stages
+
+        check_stages(recipe, handle.keras, recipe_path, recipe_source)
         # Only now, with every input checked, does the run start talking: bad input is one line.
         emit(Event("step", f"loaded {handle.path} ({handle.format}); data {data.path}"))
         seed_everything(recipe.seed)
@@ -222,6 +227,7 @@ def _measure_run(ctx: _Run) -> dict:
         **measure.file_facts(baseline_path),
         "metric_value": baseline_metric,
         "tflite_metric_value": evaluate_tflite(baseline_path, data.x_test, data.y_test, task),
+        "macs": macs.tflite_macs(baseline_path)["total"],  # multiply-accumulates per inference, from shapes
         "latency_ms": latency["__baseline__"],
         "measured_on": bench.measured_on(b.threads, xnnpack["__baseline__"]),
     }
@@ -231,6 +237,7 @@ def _measure_run(ctx: _Run) -> dict:
         artifact["latency_ms"] = latency[artifact["target"]]
         artifact["speedup"] = round(baseline["latency_ms"]["p50"] / artifact["latency_ms"]["p50"], 4)
         artifact["measured_on"] = bench.measured_on(b.threads, xnnpack[artifact["target"]])
+        artifact["macs"] = macs.tflite_macs(ctx.staging / artifact["path"])["total"]
 
     gates = evaluate_gates(recipe.gates, baseline, artifacts)
     handle = ctx.handle

@@ -32,6 +32,7 @@ Target = Annotated[Union[tuple(t.Params for t in TARGETS.values())], Field(discr
 # wrappers, in the only order TFMOT can stack them.
 LEGAL_ORDER = ("lowrank", "distill", "prune", "cluster", "quantize")
 RESTRUCTURING = {"lowrank": "factorizing replaces the layers", "distill": "distillation retrains the model"}
+RESTRUCTURING["prune_channels"] = "channel pruning rebuilds the layers"  # issue 12; may precede prune
 # What a restructuring stage would throw away, by the TFMOT stage that made it.
 TFMOT_WORK = {"prune": "the pruned zeros", "cluster": "the shared weights", "quantize": "the fake-quant wrappers"}
 
