@@ -324,12 +324,11 @@ def analyze(model) -> Analysis:
                 b.fix(gid, f"{name} applies {cfg['activation']} across its outputs")
             outputs[name] = Layout([Segment(gid, int(cfg[PRODUCERS[kind]]))])
             continue
-        if single is not None and single.width != out_width and kind not in ("Flatten",) and not (
-            kind.startswith("Depthwise") and cfg.get("depth_multiplier", 1) > 1
-        ):
-            if kind in PASS_THROUGH or kind in PER_CHANNEL:
-                block("output channels differ from its input's")
-                continue
+        widens = kind.startswith("Depthwise") and cfg.get("depth_multiplier", 1) > 1
+        follows = kind in PASS_THROUGH or kind in PER_CHANNEL
+        if follows and single is not None and not widens and single.width != out_width:
+            block("output channels differ from its input's")
+            continue
         if kind in PER_CHANNEL:
             if single is None:
                 block("more than one input")

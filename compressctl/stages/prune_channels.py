@@ -41,8 +41,10 @@ class PruneChannels(Stage):
     class Params(LayerSelection, FineTune):
         type: Literal["prune_channels"]
         ratio: float = Field(
-            0.5, ge=0, lt=1, description="Fraction of each selected layer's filters or units removed (layers not in "
-            "`layers`)."
+            0.5,
+            ge=0,
+            lt=1,
+            description="Fraction of each selected layer's filters or units removed (layers not in `layers`).",
         )
         layers: dict[str, float] = Field(
             default_factory=dict,
@@ -280,7 +282,7 @@ class PruneChannels(Stage):
             },
             layers=rows,
             skipped_layers=skipped,
-            notes=notes + ([f"fine-tuned by distillation from the unpruned model"] if self._distills else []),
+            notes=notes + (["fine-tuned by distillation from the unpruned model"] if self._distills else []),
         )
 
     @property
