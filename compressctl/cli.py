@@ -183,13 +183,19 @@ def inspect(
         shape = "×".join("?" if d is None else str(d) for d in info["input_shape"])
         title = f"{info['model']} ({info['format']}, input {shape}, {info.get('params', 0):,} params)"
         columns = [(c, "right" if c == "params" else "left") for c in ("layer", "class", "params")]
-        techniques = ("prune", "cluster", "quantize", "lowrank", "edgetpu")
+        techniques = ("prune", "cluster", "quantize", "lowrank", "prune_channels", "edgetpu")
         columns += [(c, "left") for c in techniques]
         rows = []
         for row in info["layers"]:
             cells = ["yes" if row.get(k) is True else f"no: {row.get(k)}" for k in techniques]
             rows.append([row["name"], row["class"], f"{row['params']:,}", *cells])
         ui.table(title, columns, rows)
+        for group in info.get("channel_groups", []):  # prune_channels removes a group's channels together
+            state = "prunable" if group["prunable"] else f"kept whole: {group['reason']}"
+            tied = f", tied by {', '.join(group['tied_by'])}" if group["tied_by"] else ""
+            ui.line(
+                f"channel group {group['group']}: {', '.join(group['layers'])} ({group['channels']}){tied}; {state}"
+            )
         for note in info["notes"]:
             ui.line(f"note: {note}")
 

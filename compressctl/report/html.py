@@ -14,7 +14,7 @@ from collections.abc import Callable
 from html import escape
 
 from compressctl.report.markdown import artifact_rows
-from compressctl.report.summary import edgetpu_summary, stage_measured
+from compressctl.report.summary import CHANNEL_HEADERS, channel_rows, edgetpu_summary, stage_measured
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -216,6 +216,17 @@ def _plots(report: dict) -> str:
                 lambda stage=stage: plots.layers_plot(stage),
             )
         )
+    for index, stage in enumerate(report.get("stages") or []):  # structured pruning (issue 12)
+        if any(r.get("channels_before") is not None for r in stage.get("layers") or []):
+            figures.append(
+                figure(
+                    f"plot-channels-{index + 1}",
+                    f"channels per layer, {stage['type']}",
+                    f"Output channels of each layer before and after stage {index + 1} ({stage['type']}), and its "
+                    "multiply-accumulates per inference, counted from the Keras model's shapes.",
+                    lambda stage=stage: plots.channels_plot(stage),
+                )
+            )
     if report.get("stages"):
         figures.append(
             figure(
@@ -255,7 +266,9 @@ def _stages(report: dict) -> str:
         if not layer_rows and not skipped:
             continue
         parts.append(f"<details><summary>stage {i + 1} ({escape(s['type'])}): per layer</summary>")
-        if layer_rows:
+        if channel_rows(s):  # structured pruning: channels, parameters and MACs per layer
+            parts.append(table(CHANNEL_HEADERS, channel_rows(s), numeric={1, 2, 3, 4}))
+        elif layer_rows:
             headers = ["layer", "params", "sparsity", "target sparsity", "unique weights", "clusters"]
             parts.append(table(headers, layer_rows, numeric={1, 2, 3, 4, 5}))
         if skipped:

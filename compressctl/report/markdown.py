@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compressctl.report.summary import edgetpu_summary, stage_measured
+from compressctl.report.summary import CHANNEL_HEADERS, channel_rows, edgetpu_summary, stage_measured
 
 
 def _kib(n: int) -> str:
@@ -84,7 +84,11 @@ def render_markdown(report: dict) -> str:
             measured = stage_measured(s)
             lines.append(f"| {s['type']} | {s['seconds']:.1f} | {_pct(s['metric_value'])} | {measured} |")
         for s in report["stages"]:
-            if s.get("layers"):
+            if channel_rows(s):  # structured pruning: channels, parameters and MACs per layer
+                lines += ["", f"### {s['type']}: per layer", "", "| " + " | ".join(CHANNEL_HEADERS) + " |"]
+                lines.append("| --- | ---: | ---: | ---: | ---: |")
+                lines += ["| " + " | ".join(row) + " |" for row in channel_rows(s)]
+            elif s.get("layers"):
                 lines += ["", f"### {s['type']}: per layer", ""]
                 lines += ["| layer | params | sparsity | unique weights | rank | params before → after |"]
                 lines.append("| --- | ---: | ---: | ---: | ---: | ---: |")

@@ -10,6 +10,9 @@ _MEASURED = (
     ("factorized_layers", lambda v: f"{v} layers factorized"),
     ("params_before", lambda v: f"params {v:,}"),
     ("params_after", lambda v: f"→ {v:,}"),
+    ("pruned_layers", lambda v: f"{v} layers thinned"),
+    ("macs_before", lambda v: f"MACs {v:,}"),
+    ("macs_after", lambda v: f"→ {v:,}"),
     ("teacher_metric_value", lambda v: f"teacher {100 * v:.2f} %"),
     ("student_metric_value", lambda v: f"student {100 * v:.2f} %"),
     ("teacher_params", lambda v: f"teacher params {v:,}"),
@@ -40,3 +43,24 @@ def edgetpu_summary(artifact: dict) -> str | None:
     if compiled:
         text += f"; compiled model {compiled.get('path')}"
     return text
+
+
+CHANNEL_HEADERS = ["layer", "channels before → after", "params before → after", "MACs before → after", "ratio"]
+
+
+def channel_rows(stage: dict) -> list[list[str]]:
+    """Per-layer rows of a structured-pruning stage (empty for stages that report no channels)."""
+    rows = []
+    for r in stage.get("layers") or []:
+        if r.get("channels_before") is None:
+            continue
+        rows.append(
+            [
+                r["layer"],
+                f"{r['channels_before']:,} → {r['channels_after']:,}",
+                f"{r['params_before']:,} → {r['params_after']:,}",
+                f"{r.get('macs_before') or 0:,} → {r.get('macs_after') or 0:,}",
+                "" if r.get("ratio") is None else f"{r['ratio']:g}",
+            ]
+        )
+    return rows
