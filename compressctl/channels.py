@@ -446,11 +446,11 @@ def keep_count(channels: int, ratio: float, multiple_of: int = 1) -> int:
 
     0 means the ratio would remove every channel (the caller refuses that).
     """
-    keep = channels - int(round(ratio * channels))
+    keep = channels - int(np.floor(ratio * channels + 0.5))  # halves round up, not to even
     if keep <= 0:
         return 0
     if multiple_of > 1:
-        keep = max(multiple_of, int(round(keep / multiple_of)) * multiple_of)
+        keep = max(multiple_of, int(np.floor(keep / multiple_of + 0.5)) * multiple_of)
     return min(keep, channels)
 
 
