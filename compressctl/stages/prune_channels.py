@@ -138,7 +138,9 @@ class PruneChannels(Stage):
                 skipped += [{"layer": name, "reason": reason} for name, _ in chosen]
                 continue
             # Layers of one group share their channels: the most cautious ratio among them applies.
-            name, (ratio, loc) = min(chosen, key=lambda item: item[1][0])
+            name, (ratio, loc) = min(selected, key=lambda item: item[1][0])
+            if ratio == 0:
+                continue
             if p.multiple_of > group.channels:
                 problems.append(
                     (("multiple_of",), f"{p.multiple_of} is larger than {name}'s {group.channels} channels")
