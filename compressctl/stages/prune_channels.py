@@ -158,9 +158,11 @@ class PruneChannels(Stage):
 
     def check(self, model) -> list[tuple[tuple, str]]:
         """Problems with this stage's fields on ``model``, found before any training: (field path, message)."""
-        from compressctl.channels import analyze
-
-        _, _, problems = self.plan(model, analyze(model))
+        try:
+            analysis = _analyze(model)
+        except StageError:  # reported when the stage runs, as a stage failure
+            return []
+        _, _, problems = self.plan(model, analysis)
         return problems
 
     # ------------------------------------------------------------------ ranking
@@ -236,12 +238,12 @@ class PruneChannels(Stage):
 
     def apply(self, model, ctx: StageContext) -> StageResult:
         require_keras(model, self.type)
-        from compressctl.channels import analyze, rebuild
+        from compressctl.channels import rebuild
         from compressctl.macs import keras_macs
         from compressctl.stages.lowrank import require_graph_model
 
         require_graph_model(model, self.type)
-        analysis = analyze(model)
+        analysis = _analyze(model)
         counts, skipped, problems = self.plan(model, analysis)
         if problems:
             loc, message = problems[0]
@@ -255,7 +257,13 @@ class PruneChannels(Stage):
         if not counts:
             return StageResult(
                 model=model,
-                measured={"params_before": params_before, "params_after": params_before, "pruned_layers": 0},
+                measured={
+                    "params_before": params_before,
+                    "params_after": params_before,
+                    "macs_before": macs_before["total"],
+                    "macs_after": macs_before["total"],
+                    "pruned_layers": 0,
+                },
                 skipped_layers=skipped,
                 notes=["no channel was removed"],
             )
@@ -280,7 +288,7 @@ class PruneChannels(Stage):
                 "params_after": int(thin.count_params()),
                 "macs_before": macs_before["total"],
                 "macs_after": macs_after["total"],
-                "pruned_layers": sum(1 for r in rows if r["channels_after"] < r["channels_before"]),
+                "pruned_layers": sum(1 for r in rows if r["group"] is not None and r["ratio"] is not None),
             },
             layers=rows,
             skipped_layers=skipped,
@@ -339,6 +347,15 @@ class PruneChannels(Stage):
             )
         )
         trainer._train(thin, teacher_logits, ctx)  # noqa: SLF001 - shared training loop, until it moves to a helper
+
+
+def _analyze(model):
+    from compressctl.channels import analyze
+
+    try:
+        return analyze(model)
+    except Exception as exc:  # noqa: BLE001 - a model the analysis cannot read fails the stage, never a traceback
+        raise StageError(f"stage prune_channels: could not trace the model's channels: {_first_line(exc)}") from None
 
 
 def _channels(layer) -> int | None:

@@ -47,8 +47,10 @@ def run_tflite(model, x, path_dir):
 @pytest.mark.parametrize("kind", sorted(CHANNEL_MODELS))
 def test_each_model_loses_channels_converts_and_runs(kind, stage_ctx, tmp_path):
     model = CHANNEL_MODELS[kind]()
+    producers = sum(len(g.producers) for g in analyze(model).groups.values() if not g.fixed)
     result = stage(ratio=0.5).apply(model, stage_ctx)
     thin = result.model
+    assert result.measured["pruned_layers"] == producers
     assert result.measured["params_after"] < result.measured["params_before"]
     assert result.measured["macs_after"] < result.measured["macs_before"]
     thinned = [r for r in result.layers if r["channels_after"] < r["channels_before"]]
