@@ -123,3 +123,30 @@ def test_concatenate_places_groups_side_by_side():
 )
 def test_keep_count(channels, ratio, multiple_of, kept):
     assert keep_count(channels, ratio, multiple_of) == kept
+
+
+def test_depthwise_multiplier_follows_each_channel_with_its_copies():
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    inputs = k.Input((6, 6, 1))
+    h = k.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    h = k.layers.DepthwiseConv2D(3, depth_multiplier=2, name="dw")(h)
+    outputs = k.layers.Dense(2, name="out")(k.layers.Flatten(name="flat")(h))
+    model = k.Model(inputs, outputs)
+    analysis = analyze(model)
+    root = analysis.producer_group["conv"]
+    np.testing.assert_array_equal(analysis.indices(analysis.outputs["dw"], {root: [1, 3]}), [2, 3, 6, 7])
+    # Channels 0 and 2 carry exact zeros (kernel, bias and their depthwise copies' bias): removing them is exact.
+    conv, dw = model.get_layer("conv"), model.get_layer("dw")
+    kernel, bias = conv.get_weights()
+    kernel[..., [0, 2]], bias[[0, 2]] = 0, 0
+    conv.set_weights([kernel, bias])
+    dw_kernel, dw_bias = dw.get_weights()
+    dw_bias[[0, 1, 4, 5]] = 0
+    dw.set_weights([dw_kernel, dw_bias])
+    thin = rebuild(model, analysis, {root: np.array([1, 3])})
+    assert thin.get_layer("dw").output_shape[-1] == 4 and thin.get_layer("out").get_weights()[0].shape == (16, 2)
+    x = sample(model)
+    np.testing.assert_allclose(thin(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-5)
