@@ -150,3 +150,26 @@ def test_depthwise_multiplier_follows_each_channel_with_its_copies():
     assert thin.get_layer("dw").output_shape[-1] == 4 and thin.get_layer("out").get_weights()[0].shape == (16, 2)
     x = sample(model)
     np.testing.assert_allclose(thin(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_conv1d_sequence_model_loses_zero_channels_exactly():
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    model = k.Sequential(
+        [
+            k.layers.Input((12, 3)),
+            k.layers.Conv1D(6, 3, activation="relu", name="conv"),
+            k.layers.Dense(5, activation="relu", name="per_step"),  # a Dense on every time step
+            k.layers.GlobalAveragePooling1D(name="gap"),
+            k.layers.Dense(2, name="out"),
+        ]
+    )
+    analysis = analyze(model)
+    conv, step = analysis.producer_group["conv"], analysis.producer_group["per_step"]
+    zero_channels(model, analysis, {conv: np.array([0, 4]), step: np.array([2])})
+    thin = rebuild(model, analysis, {conv: np.array([1, 2, 3, 5]), step: np.array([0, 1, 3, 4])})
+    assert thin.get_layer("per_step").get_weights()[0].shape == (4, 4)
+    x = sample(model)
+    np.testing.assert_allclose(thin(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-5)
