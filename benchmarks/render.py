@@ -74,6 +74,13 @@ def render(results: dict) -> str:
         "\nPeak RSS is the largest resident set of the `compressctl run` process itself (the conversion worker "
         "is a separate process, not counted)."
     )
+    if results.get("channels"):  # structured pruning (issue 12)
+        from benchmarks.channels import render as render_channels
+
+        lines += render_channels(results["channels"])
+        if results.get("channels_date") != results["date"]:
+            when = results["channels_date"]
+            lines.append(f"\nThis section was measured {when} (`benchmarks/run.py --only channels`).")
     notes = results.get("notes")
     if notes:
         lines += ["", "## Notes", "", *notes]

@@ -193,6 +193,12 @@ def inspect(
             cells = ["yes" if row.get(k) is True else f"no: {row.get(k)}" for k in techniques]
             rows.append([row["name"], row["class"], f"{row['params']:,}", *cells])
         ui.table(title, columns, rows)
+        for group in info.get("channel_groups", []):  # prune_channels removes a group's channels together
+            state = "prunable" if group["prunable"] else f"kept whole: {group['reason']}"
+            tied = f", tied by {', '.join(group['tied_by'])}" if group["tied_by"] else ""
+            ui.line(
+                f"channel group {group['group']}: {', '.join(group['layers'])} ({group['channels']}){tied}; {state}"
+            )
         for note in info["notes"]:
             ui.line(f"note: {note}")
 

@@ -51,4 +51,25 @@ def inspect_model(path: str, trust_model: bool = False, custom_objects: str | No
         row = {"name": layer.name, "class": type(layer).__name__, "params": int(layer.count_params())}
         row.update(layer_support(layer))
         info["layers"].append(row)
+    _channel_groups(model, info)  # issue 12: structured pruning
     return info
+
+
+def _channel_groups(model, info: dict) -> None:
+    """Which layers prune_channels can thin (its ``supports``, then the group's ties) and the groups found."""
+    from compressctl.channels import analyze
+    from compressctl.stages.prune_channels import PruneChannels
+
+    try:
+        analysis = analyze(model)
+    except (ValueError, TypeError, KeyError, NotImplementedError) as exc:  # a config the analysis cannot read
+        info["channel_groups"] = []
+        info["notes"].append(f"channel groups could not be traced: {exc}")
+        analysis = None
+    else:
+        info["channel_groups"] = analysis.describe()
+    for row in info["layers"]:
+        support = PruneChannels.supports(model.get_layer(row["name"]))
+        if support is True and analysis is not None:
+            support = analysis.layer_reason(row["name"]) or True
+        row["prune_channels"] = support

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compressctl import __version__, bench, logs, manifest, measure, runtime, stages, targets
+from compressctl import __version__, bench, logs, macs, manifest, measure, runtime, stages, targets
 from compressctl.cache import StageCache
 from compressctl.convert import Converter
 from compressctl.data import Dataset, check_against_model, load_npz
@@ -28,7 +28,7 @@ from compressctl.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, Sta
 from compressctl.evaluate import TaskInfo, evaluate_tflite
 from compressctl.events import Emit, Event, EventLog, ignore
 from compressctl.gates import evaluate_gates
-from compressctl.recipe import Recipe, Source, check_layer_names, to_yaml
+from compressctl.recipe import Recipe, Source, check_layer_names, check_stages, to_yaml
 from compressctl.record import SCHEMA_VERSION, Artifact, Baseline, RunRecord
 from compressctl.report import render_markdown
 
@@ -158,6 +158,8 @@ def run(
                 f"{handle.path}: an inference-only SavedModel (no Keras metadata) cannot be fine-tuned, but the "
                 f"recipe has stage(s) {kinds}; drop the stages (post-training targets only) or give the Keras model"
             )
+        # Stage fields that depend on the model (channel counts, ratios), before any training.
+        check_stages(recipe, handle.keras, recipe_path, source)
         # Only now, with every input checked, does the run start talking: bad input is one line.
         emit(Event("step", f"loaded {handle.path} ({handle.format}); data {data.path}"))
         seed_everything(recipe.seed)
@@ -272,6 +274,7 @@ def _baseline_record(ctx: _Run, path: Path, keras_metric: float, latency: dict, 
         **measure.file_facts(path),
         metric_value=keras_metric,
         tflite_metric_value=evaluate_tflite(path, data.x_test, data.y_test, ctx.task),
+        macs=macs.tflite_macs(path)["total"],  # multiply-accumulates per inference, from shapes
         latency_ms=latency,
         measured_on=bench.measured_on(ctx.recipe.bench.threads, xnnpack),
     )
@@ -289,6 +292,7 @@ def _artifact_record(ctx: _Run, built: _Built, baseline: Baseline, metric: float
         latency_ms=latency,
         speedup=round(baseline.latency_ms.p50 / latency["p50"], 4),
         measured_on=bench.measured_on(ctx.recipe.bench.threads, built.xnnpack),
+        macs=macs.tflite_macs(ctx.staging / f["path"])["total"],
     )
 
 

@@ -335,3 +335,24 @@ def check_layer_names(recipe: Recipe, layer_names: list[str], source: Source | N
         names = STAGES[params.type].renamed(names)
     if problems:
         raise UserError("\n".join(problems))
+
+
+def check_stages(recipe: Recipe, model, recipe_path: str = "", source: Source | None = None) -> None:
+    """Stage fields that depend on the model (``Stage.check``: channel counts, ratios), before any training.
+
+    Checked against the loaded model up to the first stage that rebuilds the layers; after it, a
+    stage checks itself when it runs, on the model it is given.
+    """
+    if model is None:
+        return
+    for index, params in enumerate(recipe.stages):
+        stage = STAGES[params.type](params)
+        problems = stage.check(model)
+        if problems:
+            field_path, message = problems[0]
+            loc = ("stages", index, *field_path)
+            # A per-layer key points at the key itself; any other field at its value.
+            at = where(source, loc, want_key=len(field_path) > 1) if source is not None else f"{recipe_path}:"
+            raise UserError(f"{at} {render_loc(loc)}: {message}")
+        if stage.restructures:
+            return

@@ -128,3 +128,139 @@ def written_reports_validate(tmp_path_factory):
         except (jsonschema.ValidationError, ValueError) as exc:
             problems.append(f"{path}: {str(exc).splitlines()[0]}")
     assert not problems, "report.json files that do not validate:\n" + "\n".join(problems)
+
+
+# Models for structured pruning (compressctl.channels, stages/prune_channels.py, macs.py): one of
+# each kind the channel analysis must follow. Untrained and seeded; BatchNormalization statistics
+# are randomised so that they matter.
+
+
+def channel_cnn():
+    """Sequential: convolutions, pooling, Flatten → Dense (the index mapping), softmax output."""
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    return k.Sequential(
+        [
+            k.layers.Input((8, 8, 1)),
+            k.layers.Conv2D(8, 3, activation="relu", name="conv1"),
+            k.layers.Conv2D(8, 3, activation="relu", name="conv2"),
+            k.layers.MaxPool2D(name="pool"),
+            k.layers.Flatten(name="flatten"),
+            k.layers.Dense(16, activation="relu", name="fc1"),
+            k.layers.Dense(3, activation="softmax", name="fc2"),
+        ]
+    )
+
+
+def channel_residual():
+    """Functional residual CNN with BatchNormalization, as in tests/test_models_e2e.py, with logits."""
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    inputs = k.Input((8, 8, 1))
+    h = k.layers.Conv2D(8, 3, padding="same", name="conv_a")(inputs)
+    h = k.layers.BatchNormalization(name="bn_a")(h)
+    h = k.layers.ReLU(name="relu_a")(h)
+    r = k.layers.Conv2D(8, 3, padding="same", name="conv_b")(h)
+    r = k.layers.BatchNormalization(name="bn_b")(r)
+    h = k.layers.ReLU(name="relu_b")(k.layers.Add(name="add")([h, r]))
+    outputs = k.layers.Dense(3, name="logits")(k.layers.GlobalAveragePooling2D(name="gap")(h))
+    return _random_bn(k.Model(inputs, outputs))
+
+
+def channel_mobilenet():
+    """A MobileNetV2 block: expand 1×1 → depthwise → project 1×1, with a residual add to the stem."""
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    inputs = k.Input((8, 8, 1))
+    x = k.layers.Conv2D(16, 3, padding="same", name="stem")(inputs)
+    x = k.layers.BatchNormalization(name="stem_bn")(x)
+    x = k.layers.ReLU(6.0, name="stem_relu")(x)
+    h = k.layers.Conv2D(48, 1, name="expand")(x)
+    h = k.layers.BatchNormalization(name="expand_bn")(h)
+    h = k.layers.ReLU(6.0, name="expand_relu")(h)
+    h = k.layers.DepthwiseConv2D(3, padding="same", name="depthwise")(h)
+    h = k.layers.BatchNormalization(name="depthwise_bn")(h)
+    h = k.layers.ReLU(6.0, name="depthwise_relu")(h)
+    h = k.layers.Conv2D(16, 1, name="project")(h)
+    h = k.layers.BatchNormalization(name="project_bn")(h)
+    x = k.layers.Add(name="add")([x, h])
+    x = k.layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = k.layers.Dense(3, activation="softmax", name="head")(x)
+    return _random_bn(k.Model(inputs, outputs))
+
+
+def channel_mlp():
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    return k.Sequential(
+        [
+            k.layers.Input((8, 8, 1)),
+            k.layers.Flatten(name="flatten"),
+            k.layers.Dense(32, activation="relu", name="fc1"),
+            k.layers.Dense(16, activation="relu", name="fc2"),
+            k.layers.Dense(3, activation="softmax", name="fc3"),
+        ]
+    )
+
+
+CHANNEL_MODELS = {
+    "cnn": channel_cnn,
+    "residual": channel_residual,
+    "mobilenet": channel_mobilenet,
+    "mlp": channel_mlp,
+}
+
+
+def _random_bn(model):
+    rng = np.random.default_rng(1)
+    for layer in model.layers:
+        if type(layer).__name__ == "BatchNormalization":
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, gamma.shape).astype(np.float32),
+                    rng.normal(0, 0.1, beta.shape).astype(np.float32),
+                    rng.normal(0, 0.1, mean.shape).astype(np.float32),
+                    rng.uniform(0.5, 1.5, var.shape).astype(np.float32),
+                ]
+            )
+    return model
+
+
+def zero_channels(model, analysis, drop: dict[int, np.ndarray]) -> None:
+    """Make channels ``drop`` (group → indices) of ``model`` exactly zero wherever they are computed.
+
+    Producers get zero kernel columns and bias; every per-channel follower (BatchNormalization's
+    gamma and beta, a depthwise bias) gets zeros there too, so the channels carry 0.0 downstream.
+    """
+    for root, channels in drop.items():
+        group = analysis.groups[root]
+        for name in group.producers:
+            layer = model.get_layer(name)
+            weights = layer.get_weights()
+            for w in weights:
+                w[..., channels] = 0
+            layer.set_weights(weights)
+        for name in group.followers:
+            kind = analysis.kinds[name]
+            if kind not in ("BatchNormalization", "DepthwiseConv2D"):
+                continue
+            layer = model.get_layer(name)
+            weights = layer.get_weights()
+            layout = analysis.inputs[name]
+            index = analysis.indices(layout, {root: np.setdiff1d(np.arange(group.channels), channels)})
+            removed = np.setdiff1d(np.arange(layout.width), index)
+            if kind == "BatchNormalization":
+                weights[0][removed] = 0  # gamma
+                weights[1][removed] = 0  # beta
+            else:
+                weights[1][removed] = 0  # depthwise bias (multiplier 1: one per channel)
+            layer.set_weights(weights)

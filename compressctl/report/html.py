@@ -202,6 +202,17 @@ def _plots(record: RunRecord) -> str:
                 lambda stage=stage: plots.layers_plot(stage),
             )
         )
+    for index, stage in enumerate(record.stages):  # structured pruning: channels and MACs per layer
+        if any(r.get("channels_before") is not None for r in stage.layers):
+            figures.append(
+                figure(
+                    f"plot-channels-{index + 1}",
+                    f"channels per layer, {stage.type}",
+                    f"Output channels of each layer before and after stage {index + 1} ({stage.type}), and its "
+                    "multiply-accumulates per inference, counted from the Keras model's shapes.",
+                    lambda stage=stage: plots.channels_plot(stage),
+                )
+            )
     if record.stages:
         figures.append(
             figure(

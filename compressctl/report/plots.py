@@ -214,6 +214,38 @@ def layers_plot(stage: StageRow) -> bytes | None:
         return to_png(fig)
 
 
+def channels_plot(stage: StageRow) -> bytes | None:
+    """Per-layer channels before and after a structured-pruning stage, and its MACs (None without channels)."""
+    rows = [r for r in stage.layers if r.get("channels_before") is not None]
+    if not rows:
+        return None
+    with _style():
+        fig, (ax, ax2) = _new_figure(9.2, max(2.0, 0.34 * len(rows) + 1.4), ncols=2)
+        ys = list(range(len(rows)))
+        before = [r["channels_before"] for r in rows]
+        after = [r["channels_after"] for r in rows]
+        ax.barh([y - 0.2 for y in ys], before, height=0.4, color=BASELINE_COLOR, label="before")
+        ax.barh([y + 0.2 for y in ys], after, height=0.4, color=RAW_COLOR, label="after")
+        for y, b, a in zip(ys, before, after, strict=True):
+            ax.annotate(f" {a} of {b}", (max(a, b), y), va="center", fontsize=7)
+        ax.set_yticks(ys, [r["layer"] for r in rows])
+        ax.invert_yaxis()
+        ax.set_xlim(0, max(before) * 1.35)
+        ax.set_xlabel("output channels (filters or units)")
+        ax.set_title(f"Channels per layer, {stage.type}")
+        _legend_outside(ax)
+        macs_before = [r.get("macs_before") or 0 for r in rows]
+        macs_after = [r.get("macs_after") or 0 for r in rows]
+        ax2.barh([y - 0.2 for y in ys], macs_before, height=0.4, color=BASELINE_COLOR, label="before")
+        ax2.barh([y + 0.2 for y in ys], macs_after, height=0.4, color=GZIP_COLOR, label="after")
+        ax2.set_yticks(ys, [r["layer"] for r in rows])
+        ax2.invert_yaxis()
+        ax2.set_xlabel("multiply-accumulates per inference")
+        ax2.set_title("MACs per layer")
+        _legend_outside(ax2)
+        return to_png(fig)
+
+
 def _target_ticks(ax, targets: list[tuple[int, float]], label: str) -> None:
     ys = [y for y, _ in targets]
     ax.plot([t for _, t in targets], ys, "|", color="#a01010", markersize=18, markeredgewidth=2.5, label=label)

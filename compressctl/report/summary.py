@@ -12,6 +12,9 @@ _MEASURED = (
     ("factorized_layers", lambda v: f"{v} layers factorized"),
     ("params_before", lambda v: f"params {v:,}"),
     ("params_after", lambda v: f"→ {v:,}"),
+    ("pruned_layers", lambda v: f"{v} layers thinned"),
+    ("macs_before", lambda v: f"MACs {v:,}"),
+    ("macs_after", lambda v: f"→ {v:,}"),
     ("teacher_metric_value", lambda v: f"teacher {100 * v:.2f} %"),
     ("student_metric_value", lambda v: f"student {100 * v:.2f} %"),
     ("teacher_params", lambda v: f"teacher params {v:,}"),
@@ -90,6 +93,11 @@ LAYER_COLUMNS = {
     "energy_kept": ("energy kept", pct),
     "width_before": ("width before", _count),
     "width_after": ("width after", _count),
+    "channels_before": ("channels before", _count),
+    "channels_after": ("channels after", _count),
+    "macs_before": ("MACs before", _count),
+    "macs_after": ("MACs after", _count),
+    "ratio": ("ratio", lambda v: f"{v:g}"),
 }
 
 

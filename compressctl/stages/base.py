@@ -138,6 +138,13 @@ class Stage:
     def input_files(self) -> list[str]:
         return []
 
+    # Whether the stage rebuilds the model's layers (names or widths may differ after it).
+    restructures: ClassVar[bool] = False
+
+    def check(self, model) -> list[tuple[tuple, str]]:
+        """Problems with this stage's fields on ``model``, before any training: (field path, message)."""
+        return []
+
     @classmethod
     def renamed(cls, names: list[str]) -> list[str]:
         """The layer names a model may have after this stage, given those before (for recipe checks)."""

@@ -86,6 +86,7 @@ class Distill(Stage):
 
     type = "distill"
     order = 0
+    restructures = True
     why_first = "distillation retrains the model"
     columns = ("width_before", "width_after", "params")
     per_layer = False

@@ -29,6 +29,7 @@ class LowRank(Stage):
 
     type = "lowrank"
     order = 0
+    restructures = True
     why_first = "factorizing replaces the layers"
     columns = ("rank", "full_rank", "params_before", "params_after", "energy_kept")
 

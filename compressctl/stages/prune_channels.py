@@ -1,0 +1,386 @@
+"""Structured pruning: remove whole filters and units, so the model itself gets thinner (and faster).
+
+Weight pruning zeroes weights inside dense kernels, which at batch 1 do the same work; removing a
+filter removes its share of the layer's and the next layer's work on every runtime. Each channel
+group (compressctl.channels) is ranked by a criterion, its lowest ``ratio`` is removed, and a
+thinner model is rebuilt with the surviving weights copied.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from compressctl.errors import StageError, UserError, first_line
+from compressctl.params import FineTune, LayerSelection, _check_patterns, first_match
+from compressctl.stages.base import Stage, StageContext, StageResult, require_graph_model, require_keras
+
+CRITERIA = ("l1", "l2", "gamma", "taylor")
+
+
+class PruneChannels(Stage):
+    """Rank the filters/units of each channel group, remove the lowest ``ratio``, rebuild, fine-tune."""
+
+    type = "prune_channels"
+    order = 0  # it rebuilds the model's layers, as lowrank does
+    restructures = True
+    leaves = "a thinner architecture"
+    why_first = "channel pruning rebuilds the layers"
+    columns = (
+        "channels_before",
+        "channels_after",
+        "params_before",
+        "params_after",
+        "macs_before",
+        "macs_after",
+        "ratio",
+    )
+
+    class Params(LayerSelection, FineTune):
+        type: Literal["prune_channels"]
+        ratio: float = Field(
+            0.5,
+            ge=0,
+            lt=1,
+            description="Fraction of each selected layer's filters or units removed (layers not in `layers`).",
+        )
+        layers: dict[str, float] = Field(
+            default_factory=dict,
+            description="Per-layer ratio: layer-name regex → fraction removed; the first match in recipe order wins. "
+            "Every pattern must match a layer of the model.",
+        )
+        criterion: Literal["l1", "l2", "gamma", "taylor"] = Field(
+            "l1",
+            description="How channels are ranked: l1 or l2 norm of each filter, |gamma| of the BatchNormalization "
+            "after it, or first-order Taylor (Σ gradient × weight of the filter)² on a few training batches.",
+        )
+        taylor_batches: int = Field(8, ge=1, le=10_000, description="Training batches the taylor criterion reads.")
+        multiple_of: int = Field(
+            1, ge=1, le=4096, description="Round each layer's kept channels to a multiple of this (8 suits SIMD)."
+        )
+        epochs: int = Field(2, ge=0, le=1000, description="Fine-tuning epochs after removing channels (0: none).")
+        learning_rate: float = Field(1e-3, gt=0, le=1, description="Adam learning rate.")
+        teacher: Literal["none", "original"] = Field(
+            "none",
+            description="original: fine-tune by distillation from the unpruned model (the stage's input); "
+            "none: on the labels alone.",
+        )
+        alpha: float = Field(
+            0.1, ge=0, le=1, description="With teacher: original, the weight of the hard-label loss (1 − alpha: KL)."
+        )
+        temperature: float = Field(4.0, gt=0, le=100, description="With teacher: original, the softmax temperature.")
+
+        @field_validator("layers")
+        @classmethod
+        def _layer_ratios(cls, value):
+            _check_patterns(value)
+            for pattern, ratio in value.items():
+                if not 0 <= ratio < 1:
+                    raise ValueError(f"ratio for {pattern!r} must be in [0, 1), got {ratio}")
+            return value
+
+    @classmethod
+    def supports(cls, layer) -> bool | str:
+        from compressctl.channels import PRODUCERS
+
+        kind = type(layer).__name__
+        if hasattr(layer, "layers"):
+            return "nested model: inspect and compress it separately"
+        if kind.startswith("Depthwise"):
+            return "depthwise: follows the channels of the layer that feeds it"
+        if kind not in PRODUCERS:
+            return f"{kind} has no filters or units to remove"
+        config = layer.get_config()
+        if config.get("data_format", "channels_last") != "channels_last":
+            return "channels_first"
+        if config.get("groups", 1) != 1:
+            return "grouped convolution"
+        return True
+
+    # ------------------------------------------------------------------ selection
+
+    def ratio_for(self, layer_name: str) -> tuple[float, tuple] | None:
+        """The ratio for a layer and the recipe field it comes from, or None when the layer is not selected."""
+        if not self.params.selects(layer_name):
+            return None
+        for pattern in self.params.layers:
+            if re.fullmatch(pattern, layer_name):
+                return first_match(self.params.layers, layer_name), ("layers", pattern)
+        return self.params.ratio, ("ratio",)
+
+    def plan(self, model, analysis) -> tuple[dict, list[dict], list[tuple[tuple, str]]]:
+        """Kept-channel counts per group, layers left whole (with why), and problems (recipe field, message)."""
+        from compressctl.channels import keep_count
+
+        p = self.params
+        names = [layer.name for layer in model.layers if type(layer).__name__ != "InputLayer"]
+        problems = []
+        for field_name, patterns in (("layers", list(p.layers)), ("include", p.include), ("exclude", p.exclude)):
+            for pattern in patterns:
+                if not any(re.fullmatch(pattern, n) for n in names):
+                    loc = (field_name, pattern) if field_name == "layers" else (field_name,)
+                    shown = ", ".join(names[:12]) + (", …" if len(names) > 12 else "")
+                    problems.append((loc, f"{pattern!r} matches no layer of the model (layers: {shown})"))
+        counts, skipped = {}, []
+        for root, group in analysis.groups.items():
+            selected = [(name, self.ratio_for(name)) for name in group.producers]
+            chosen = [(name, r) for name, r in selected if r is not None and r[0] > 0]
+            if not chosen:
+                continue
+            if group.fixed:
+                skipped += [{"layer": name, "reason": group.fixed} for name, _ in chosen]
+                continue
+            left_out = [name for name, r in selected if r is None]
+            if left_out:
+                reason = f"tied to {', '.join(left_out)} (Add/Multiply), which the selection leaves whole"
+                skipped += [{"layer": name, "reason": reason} for name, _ in chosen]
+                continue
+            # Layers of one group share their channels: the most cautious ratio among them applies.
+            name, (ratio, loc) = min(selected, key=lambda item: item[1][0])
+            if ratio == 0:
+                continue
+            if p.multiple_of > group.channels:
+                problems.append(
+                    (("multiple_of",), f"{p.multiple_of} is larger than {name}'s {group.channels} channels")
+                )
+                continue
+            keep = keep_count(group.channels, ratio, p.multiple_of)
+            if keep == 0:
+                problems.append(
+                    (loc, f"{ratio:g} would remove every one of {name}'s {group.channels} channels; lower it")
+                )
+                continue
+            if keep < group.channels:
+                counts[root] = (keep, ratio)
+        return counts, skipped, problems
+
+    def check(self, model) -> list[tuple[tuple, str]]:
+        """Problems with this stage's fields on ``model``, found before any training: (field path, message)."""
+        try:
+            analysis = _analyze(model)
+        except StageError:  # reported when the stage runs, as a stage failure
+            return []
+        _, _, problems = self.plan(model, analysis)
+        return problems
+
+    # ------------------------------------------------------------------ ranking
+
+    def scores(self, model, analysis, ctx: StageContext) -> tuple[dict[int, np.ndarray], list[str]]:
+        """A score per channel of every group (higher: more important), and notes on how it was ranked."""
+        notes = []
+        per_layer = {}
+        criterion = self.params.criterion
+        if criterion == "taylor":
+            per_layer = self._taylor(model, analysis, ctx)
+        scores = {}
+        for root, group in analysis.groups.items():
+            if group.fixed:
+                continue
+            total = np.zeros(group.channels)
+            if criterion == "gamma":
+                gammas = _bn_gammas(model, analysis, root)
+                if gammas:
+                    for values in gammas:
+                        total += _normalised(np.abs(values))
+                    scores[root] = total
+                    continue
+                notes.append(f"no BatchNormalization follows {', '.join(group.producers)}: ranked by l1 instead")
+            for name in group.producers:
+                kernel = model.get_layer(name).get_weights()[0]
+                flat = kernel.reshape(-1, kernel.shape[-1])
+                if criterion == "taylor":
+                    values = per_layer[name]
+                elif criterion == "l2":
+                    values = np.sqrt((flat.astype(np.float64) ** 2).sum(0))
+                else:
+                    values = np.abs(flat.astype(np.float64)).sum(0)
+                # Members of a group may differ in scale; each contributes its channels' share.
+                total += _normalised(values)
+            scores[root] = total
+        return scores, notes
+
+    def _taylor(self, model, analysis, ctx: StageContext) -> dict[str, np.ndarray]:
+        """Molchanov et al. (2019): (Σ over a filter's weights of gradient × weight)², summed over batches."""
+        from compressctl.tfenv import tf
+
+        tensorflow = tf()
+        producers = [name for g in analysis.groups.values() if not g.fixed for name in g.producers]
+        variables = {name: model.get_layer(name).trainable_weights for name in producers}
+        flat = [v for name in producers for v in variables[name]]
+        loss_fn = ctx.task.loss()
+        x, y = ctx.data.x_train, ctx.data.y_train
+        batch = self.params.batch_size or ctx.batch_size
+        rng = np.random.default_rng(ctx.seed)
+        order = rng.permutation(len(x))
+        totals = {name: 0.0 for name in producers}
+        labels = y.astype(np.float32).reshape(-1, 1) if ctx.task.binary else y
+        for step in range(self.params.taylor_batches):
+            index = order[(step * batch) % len(x) :][:batch]
+            with tensorflow.GradientTape() as tape:
+                loss = loss_fn(labels[index], model(x[index], training=False))
+            grads = tape.gradient(loss, flat)
+            cursor = 0
+            for name in producers:
+                contribution = 0.0
+                for variable in variables[name]:
+                    g, w = grads[cursor], variable
+                    cursor += 1
+                    if g is None:
+                        continue
+                    product = (g * w).numpy()
+                    contribution = contribution + product.reshape(-1, product.shape[-1]).sum(0)
+                totals[name] = totals[name] + np.asarray(contribution, dtype=np.float64) ** 2
+        return totals
+
+    # ------------------------------------------------------------------ apply
+
+    def apply(self, model, ctx: StageContext) -> StageResult:
+        require_keras(model, self.type)
+        from compressctl.channels import rebuild
+        from compressctl.macs import keras_macs
+
+        require_graph_model(model, self.type)
+        analysis = _analyze(model)
+        counts, skipped, problems = self.plan(model, analysis)
+        if problems:
+            loc, message = problems[0]
+            raise UserError(f"stage {self.type}: {'.'.join(map(str, loc))}: {message}")
+        for name, reason in analysis.blocked.items():
+            if analysis.kinds.get(name) in ("Conv1D", "Conv2D", "Dense") and self.params.selects(name):
+                skipped.append({"layer": name, "reason": reason})
+        params_before, macs_before = int(model.count_params()), keras_macs(model)
+        if not counts:
+            return StageResult(
+                model=model,
+                measured={
+                    "params_before": params_before,
+                    "params_after": params_before,
+                    "macs_before": macs_before["total"],
+                    "macs_after": macs_before["total"],
+                    "pruned_layers": 0,
+                },
+                skipped_layers=skipped,
+                notes=["no channel was removed"],
+            )
+        scores, notes = self.scores(model, analysis, ctx)
+        keep = {}
+        for root, (count, _) in counts.items():
+            # Highest scores survive; ties keep the lower index (a stable order).
+            ranked = np.argsort(-scores[root], kind="stable")
+            keep[root] = np.sort(ranked[:count])
+        try:
+            thin = rebuild(model, analysis, keep)
+        except Exception as exc:  # noqa: BLE001 - a rebuild failure names the stage, never a traceback
+            raise StageError(f"stage {self.type}: could not rebuild the thinner model: {first_line(exc)}") from None
+        macs_after = keras_macs(thin)
+        rows = self._rows(model, thin, analysis, counts, macs_before, macs_after)
+        if self.params.epochs > 0:
+            self._fine_tune(model, thin, ctx)
+        return StageResult(
+            model=thin,
+            measured={
+                "params_before": params_before,
+                "params_after": int(thin.count_params()),
+                "macs_before": macs_before["total"],
+                "macs_after": macs_after["total"],
+                "pruned_layers": sum(1 for r in rows if r["group"] is not None and r["ratio"] is not None),
+            },
+            layers=rows,
+            skipped_layers=skipped,
+            notes=notes + (["fine-tuned by distillation from the unpruned model"] if self._distills else []),
+        )
+
+    @property
+    def _distills(self) -> bool:
+        return self.params.teacher == "original" and self.params.epochs > 0
+
+    def _rows(self, model, thin, analysis, counts, macs_before, macs_after) -> list[dict]:
+        """One row per layer whose channels or inputs changed: channels, parameters and MACs before and after."""
+        rows = []
+        for layer in thin.layers:
+            if type(layer).__name__ == "InputLayer":
+                continue
+            old = model.get_layer(layer.name)
+            before, after = int(old.count_params()), int(layer.count_params())
+            root = analysis.producer_group.get(layer.name)
+            channels_before = _channels(old)
+            channels_after = _channels(layer)
+            if (before == after and channels_before == channels_after) or not (before or after):
+                continue
+            rows.append(
+                {
+                    "layer": layer.name,
+                    "params": after,
+                    "channels_before": channels_before,
+                    "channels_after": channels_after,
+                    "params_before": before,
+                    "params_after": after,
+                    "macs_before": macs_before["layers"].get(layer.name, 0),
+                    "macs_after": macs_after["layers"].get(layer.name, 0),
+                    "ratio": counts[root][1] if root in counts else None,
+                    "group": root,
+                }
+            )
+        return rows
+
+    def _fine_tune(self, original, thin, ctx: StageContext) -> None:
+        p = self.params
+        if p.teacher != "original":
+            ctx.fit(thin, p.epochs, p.learning_rate, p.batch_size, self.type)
+            return
+        from compressctl.stages.distill import Distill, to_logits
+
+        teacher_logits = to_logits(original.predict(ctx.data.x_train, batch_size=256, verbose=0), ctx.task)
+        trainer = Distill(
+            Distill.Params(
+                type="distill",
+                epochs=p.epochs,
+                learning_rate=p.learning_rate,
+                batch_size=p.batch_size,
+                alpha=p.alpha,
+                temperature=p.temperature,
+            )
+        )
+        trainer._train(thin, teacher_logits, ctx)  # noqa: SLF001 - shared training loop, until it moves to a helper
+
+
+def _analyze(model):
+    from compressctl.channels import analyze
+
+    try:
+        return analyze(model)
+    except Exception as exc:  # noqa: BLE001 - a model the analysis cannot read fails the stage, never a traceback
+        raise StageError(f"stage prune_channels: could not trace the model's channels: {first_line(exc)}") from None
+
+
+def _channels(layer) -> int | None:
+    try:
+        shape = layer.output_shape
+    except (AttributeError, RuntimeError):
+        return None
+    if isinstance(shape, list):
+        shape = shape[0]
+    return None if shape[-1] is None else int(shape[-1])
+
+
+def _normalised(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    mean = values.mean() if values.size else 0.0
+    return values / mean if mean > 0 else values
+
+
+def _bn_gammas(model, analysis, root: int) -> list[np.ndarray]:
+    """|gamma| of every BatchNormalization that reads exactly this group's channels."""
+    found = []
+    for name, layout in analysis.inputs.items():
+        if analysis.kinds.get(name) != "BatchNormalization" or layout.spatial != 1 or len(layout.segments) != 1:
+            continue
+        if analysis.find(layout.segments[0].group) != root or layout.segments[0].repeat != 1:
+            continue
+        layer = model.get_layer(name)
+        if getattr(layer, "scale", False):
+            found.append(layer.gamma.numpy())
+    return found

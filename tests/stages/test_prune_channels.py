@@ -1,0 +1,214 @@
+"""Structured pruning stage (compressctl/stages/prune_channels.py)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from compressctl import api
+from compressctl.channels import analyze
+from compressctl.errors import UserError
+from compressctl.stages.prune_channels import PruneChannels
+from tests.conftest import CHANNEL_MODELS, REPO, write_recipe, zero_channels
+
+
+def stage(**kw):
+    kw.setdefault("epochs", 0)
+    return PruneChannels(PruneChannels.Params(type="prune_channels", **kw))
+
+
+def sample(model, n=8):
+    return np.random.default_rng(0).random((n, *model.input_shape[1:])).astype(np.float32)
+
+
+def run_tflite(model, x, path_dir):
+    """Convert to float32 TFLite (batch 1) and run every sample through the LiteRT interpreter."""
+    from compressctl.runtime import load_interpreter
+    from compressctl.tfenv import tf
+
+    tensorflow = tf()
+    spec = tensorflow.TensorSpec([1, *model.input_shape[1:]], tensorflow.float32)
+    fn = tensorflow.function(lambda t: model(t, training=False)).get_concrete_function(spec)
+    path = path_dir / "model.tflite"
+    path.write_bytes(tensorflow.lite.TFLiteConverter.from_concrete_functions([fn], model).convert())
+    interpreter = load_interpreter(path)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    rows = []
+    for row in x:
+        interpreter.set_tensor(inp["index"], row[None])
+        interpreter.invoke()
+        rows.append(interpreter.get_tensor(out["index"])[0])
+    return np.stack(rows)
+
+
+@pytest.mark.parametrize("kind", sorted(CHANNEL_MODELS))
+def test_each_model_loses_channels_converts_and_runs(kind, stage_ctx, tmp_path):
+    model = CHANNEL_MODELS[kind]()
+    producers = sum(len(g.producers) for g in analyze(model).groups.values() if not g.fixed)
+    result = stage(ratio=0.5).apply(model, stage_ctx)
+    thin = result.model
+    assert result.measured["pruned_layers"] == producers
+    assert result.measured["params_after"] < result.measured["params_before"]
+    assert result.measured["macs_after"] < result.measured["macs_before"]
+    thinned = [r for r in result.layers if r["channels_after"] < r["channels_before"]]
+    assert thinned and all(r["channels_after"] == r["channels_before"] // 2 for r in thinned)
+    assert all(r["macs_after"] <= r["macs_before"] and r["params_after"] < r["params_before"] for r in result.layers)
+    x = sample(model)
+    np.testing.assert_allclose(run_tflite(thin, x, tmp_path), thin(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", sorted(CHANNEL_MODELS))
+def test_ratio_zero_keeps_the_model_and_its_outputs(kind, stage_ctx):
+    model = CHANNEL_MODELS[kind]()
+    x = sample(model)
+    expected = model(x).numpy()
+    result = stage(ratio=0).apply(model, stage_ctx)
+    assert result.layers == [] and result.measured["params_after"] == result.measured["params_before"]
+    np.testing.assert_array_equal(result.model(x).numpy(), expected)
+
+
+@pytest.mark.parametrize("kind", sorted(CHANNEL_MODELS))
+def test_l1_removes_all_zero_channels_first_and_the_outputs_stay(kind, stage_ctx, tmp_path):
+    model = CHANNEL_MODELS[kind]()
+    analysis = analyze(model)
+    rng = np.random.default_rng(1)
+    drop = {
+        root: np.sort(rng.choice(g.channels, g.channels // 4, replace=False))
+        for root, g in analysis.groups.items()
+        if not g.fixed
+    }
+    zero_channels(model, analysis, drop)
+    x = sample(model)
+    expected = model(x).numpy()
+    result = stage(ratio=0.25, criterion="l1").apply(model, stage_ctx)
+    assert result.measured["params_after"] < result.measured["params_before"]
+    np.testing.assert_allclose(result.model(x).numpy(), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(run_tflite(result.model, x, tmp_path), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_gamma_ranks_by_batchnorm_scale(stage_ctx):
+    model = CHANNEL_MODELS["mobilenet"]()
+    gamma = model.get_layer("expand_bn").get_weights()
+    gamma[0][:] = 1.0
+    gamma[0][[3, 7, 11]] = 1e-3
+    model.get_layer("expand_bn").set_weights(gamma)
+    p = stage(criterion="gamma", ratio=0, layers={"expand": 3 / 48})
+    analysis = analyze(model)
+    scores, notes = p.scores(model, analysis, stage_ctx)
+    root = analysis.producer_group["expand"]
+    assert set(np.argsort(scores[root])[:3]) == {3, 7, 11} and notes == []
+    result = p.apply(model, stage_ctx)
+    assert result.model.get_layer("expand").output_shape[-1] == 45
+
+
+def test_gamma_without_batchnorm_falls_back_to_l1_and_says_so(stage_ctx):
+    model = CHANNEL_MODELS["mlp"]()
+    _, notes = stage(criterion="gamma").scores(model, analyze(model), stage_ctx)
+    assert any("ranked by l1 instead" in n for n in notes)
+
+
+def test_l2_and_taylor_give_a_score_per_channel(tiny_cnn, stage_ctx):
+    analysis = analyze(tiny_cnn)
+    for criterion in ("l2", "taylor"):
+        scores, _ = stage(criterion=criterion, taylor_batches=2).scores(tiny_cnn, analysis, stage_ctx)
+        conv = scores[analysis.producer_group["conv"]]
+        assert conv.shape == (8,) and np.all(np.isfinite(conv)) and np.all(conv >= 0) and conv.max() > 0
+
+
+def test_fine_tuning_by_distillation_from_the_original(tiny_cnn, stage_ctx):
+    before = stage_ctx.evaluate(tiny_cnn)
+    result = stage(ratio=0.5, epochs=2, teacher="original").apply(tiny_cnn, stage_ctx)
+    assert "fine-tuned by distillation from the unpruned model" in result.notes
+    assert stage_ctx.evaluate(result.model) >= before - 0.1
+
+
+def test_group_tied_to_an_excluded_layer_is_left_whole(stage_ctx):
+    model = CHANNEL_MODELS["residual"]()
+    result = stage(exclude=["conv_b"]).apply(model, stage_ctx)
+    assert result.layers == []
+    reasons = {row["layer"]: row["reason"] for row in result.skipped_layers}
+    assert "tied to conv_b" in reasons["conv_a"] and reasons["logits"] == "sets the model's output"
+
+
+def test_recipe_field_bounds():
+    with pytest.raises(ValidationError):
+        PruneChannels.Params(type="prune_channels", ratio=1.0)
+    with pytest.raises(ValidationError):
+        PruneChannels.Params(type="prune_channels", layers={"conv": 1.5})
+    with pytest.raises(ValidationError):
+        PruneChannels.Params(type="prune_channels", criterion="l3")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "fragment"),
+    [
+        ({"ratio": 0.99}, "ratio", "would remove every one of conv's 8 channels"),
+        ({"layers": {"fc1": 0.999}}, "layers", "would remove every one of fc1's 32 channels"),
+        ({"multiple_of": 16}, "multiple_of", "16 is larger than conv's 8 channels"),
+        ({"layers": {"conv9": 0.5}}, "layers", "'conv9' matches no layer of the model"),
+        ({"include": ["fc.*", "dense"]}, "include", "'dense' matches no layer of the model"),
+    ],
+)
+def test_bad_fields_are_found_before_any_training(fields, field, fragment, tiny_cnn, stage_ctx):
+    problems = stage(**fields).check(tiny_cnn)
+    assert problems and problems[0][0][0] == field and fragment in problems[0][1]
+    with pytest.raises(UserError, match=fragment):
+        stage(epochs=5, **fields).apply(tiny_cnn, stage_ctx)
+
+
+def test_bad_input_through_the_cli_is_one_line_exit_2_nothing_written(tmp_path, tiny_cnn_path, tiny_data):
+    recipe = write_recipe(tmp_path, "stages:\n  - type: prune_channels\n    layers: {conv9: 0.5}\n    epochs: 50\n")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "compressctl", "run", str(recipe), "--model", str(tiny_cnn_path), "--data",
+         str(tiny_data), "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {recipe}:3:14 stages[0].layers.conv9: 'conv9' matches no layer of the model "
+        "(layers: conv, flatten, fc1, fc2)"
+    ]
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_inspect_lists_channel_groups(tiny_cnn_path):
+    info = api.inspect(str(tiny_cnn_path))
+    support = {row["name"]: row["prune_channels"] for row in info["layers"]}
+    assert support["conv"] is True and support["fc1"] is True
+    assert support["fc2"] == "sets the model's output" and "no filters" in support["flatten"]
+    assert [g["layers"] for g in info["channel_groups"]] == [["conv"], ["fc1"], ["fc2"]]
+    json.dumps(info)
+
+
+@pytest.mark.slow
+def test_run_then_prune_reports_macs_and_channels(tmp_path, tiny_cnn_path, tiny_data):
+    recipe = write_recipe(
+        tmp_path,
+        """
+stages:
+  - type: prune_channels
+    ratio: 0.5
+    epochs: 1
+  - type: prune
+    target_sparsity: 0.5
+    epochs: 1
+targets:
+  - {type: cpu, mode: float32}
+  - {type: cpu, name: int8}
+bench: {runs: 20, warmup: 2}
+""",
+    )
+    result = api.run(str(recipe), model=str(tiny_cnn_path), data=str(tiny_data), out=str(tmp_path / "run"))
+    report = result.report
+    assert result.exit_code == 0
+    stage_row = report["stages"][0]
+    assert stage_row["macs_after"] < stage_row["macs_before"] == report["baseline"]["macs"]
+    for artifact in report["artifacts"]:
+        assert artifact["macs"] == stage_row["macs_after"]
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert 'id="plot-channels-1"' in html and "channels before → after" in html
+    assert "channels before → after" in (tmp_path / "run" / "report.md").read_text()
