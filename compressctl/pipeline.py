@@ -23,6 +23,7 @@ import numpy as np
 from compressctl import __version__, bench, manifest, measure, runtime, stages, targets
 from compressctl.cache import StageCache
 from compressctl.convert import Converter
+from compressctl.cpu_features import cpu_features, int8_slower_note
 from compressctl.data import Dataset, check_against_model, load_npz
 from compressctl.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, StageError, UserError
 from compressctl.evaluate import TaskInfo, evaluate_tflite
@@ -231,6 +232,19 @@ def _measure_run(ctx: _Run) -> dict:
         artifact["latency_ms"] = latency[artifact["target"]]
         artifact["speedup"] = round(baseline["latency_ms"]["p50"] / artifact["latency_ms"]["p50"], 4)
         artifact["measured_on"] = bench.measured_on(b.threads, xnnpack[artifact["target"]])
+        # issue 10: a quantized artifact that is hardly smaller says which weights stayed float (quant_debug.py)
+        if artifact.get("quantization"):
+            from compressctl.quant_debug import not_smaller_note
+
+            small = not_smaller_note(
+                ctx.staging / artifact["path"], artifact["compression_ratio"], artifact["quantization"]["scheme"]
+            )
+            if small:
+                artifact["notes"].append(small)
+        # issue 10: one line when int8 ran slower than float32 here, with the likely reason (cpu_features.py)
+        slower = int8_slower_note(cpu_features(), artifact["speedup"]) if "int8" in artifact["conversion"] else None
+        if slower:
+            artifact["notes"].append(slower)
 
     gates = evaluate_gates(recipe.gates, baseline, artifacts)
     handle = ctx.handle
@@ -328,7 +342,11 @@ def _build_target(ctx: _Run, target, saved_model: Path) -> dict:
                 io_dtype=conversion.io_dtype,
                 integer_only=conversion.integer_only,
                 sparsity=conversion.sparsity,
+                # issue 10: layer-wise int8 error, measured in the worker (quant_debug.py)
+                quantization={"layer_errors": True} if conversion.mode == "int8" else None,
             )
+            # issue 10: ops kept in float while full int8 is over the metric budget (selective.py)
+            quantization, notes = _quantization(ctx, target, conversion, saved_model, path, calibration)
             status = runtime.smoke_test(path, data.x_test)
             if conversion.sparsity and not status["xnnpack"]:
                 # The default interpreter applies XNNPACK, so an artifact that fails there fails for
@@ -354,9 +372,60 @@ def _build_target(ctx: _Run, target, saved_model: Path) -> dict:
             "runs_under": {"xnnpack": status["xnnpack"], "reference": status["reference"]},
             **runtime.tensor_types(path),
             **extra,
+            **({"quantization": quantization} if quantization else {}),
+            "notes": notes,
         }
     shutil.rmtree(folder, ignore_errors=True)
     raise StageError("; ".join(tried) or "no conversion was tried")
+
+
+def _quantization(ctx: _Run, target, conversion, saved_model: Path, path: Path, calibration) -> tuple[dict, list]:
+    """issue 10: ``artifacts[].quantization`` and notes; may re-convert ``path`` with ops kept in float."""
+    from compressctl import quant_debug, selective
+
+    scheme = {"int8": "int8", "dynamic": "dynamic-range int8", "float16": "float16"}.get(conversion.mode)
+    if scheme is None:
+        return {}, []
+    notes: list[str] = []
+    if conversion.mode != "int8":
+        # No calibration to debug with: compare the artifact with the float32 baseline tensor by tensor.
+        record = {
+            "backend": "converter",
+            "scheme": scheme,
+            "float_ops": quant_debug.float_ops(path),
+            "layer_errors": quant_debug.compare_tensors(ctx.staging / BASELINE_ARTIFACT, path, ctx.data.x_train),
+            "layer_errors_method": "float32 baseline vs artifact through the interpreter, tensors of the same name "
+            "(error accumulated up to each tensor), on train samples",
+        }
+        return record, notes
+    answer = ctx.converter.last_answer
+    budget = selective.budget_for(target, ctx.recipe) if conversion.io_dtype == "float32" else None
+    chosen = None
+    if budget is not None and not conversion.integer_only:
+
+        def convert(quantization):
+            ctx.converter.convert(
+                saved_model, path, "int8", ctx.work, calibration=calibration, quantization=quantization
+            )
+            return ctx.converter.last_answer
+
+        chosen, notes = selective.within_budget(
+            convert=convert,
+            path=path,
+            answer=answer,
+            budget=budget,
+            baseline_path=ctx.staging / BASELINE_ARTIFACT,
+            data=ctx.data,
+            task=ctx.task,
+            seed=ctx.recipe.seed,
+            emit=ctx.emit,
+            label=target.name,
+        )
+        answer = ctx.converter.last_answer
+    record = selective.record(path, answer, scheme, selective.kept_reasons(chosen))
+    if chosen is not None:
+        record["selective"] = chosen
+    return record, notes
 
 
 def _write_reports(staging: Path, recipe: Recipe, report: dict) -> None:
