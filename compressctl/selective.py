@@ -118,7 +118,7 @@ def within_budget(
         return selective, []
     if not ranked:
         reason = (answer.get("quantization") or {}).get("error", "no layer errors were measured")
-        return selective, [f"{label}: full int8 loses {100 * first:.2f} points on train samples; no op could be "
+        return selective, [f"full int8 loses {100 * first:.2f} points on train samples; no op could be "
                            f"ranked to keep in float ({reason})"]  # fmt: skip
     kept: list[dict] = []
     for count in groups(len(ranked)):
@@ -147,7 +147,7 @@ def within_budget(
     )
     verdict = "within" if selective["within_budget"] else "still over"
     note = (
-        f"{label}: full int8 lost {100 * first:.2f} points (budget {100 * budget.max_drop:.2f}, on {n} train "
+        f"full int8 lost {100 * first:.2f} points (budget {100 * budget.max_drop:.2f}, on {n} train "
         f"samples); {len(kept)} op(s) with the largest int8 error kept in float, {verdict} budget at "
         f"{100 * steps[-1]['metric_drop']:.2f} points, size {size - full_size:+,} bytes"
     )

@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Callable
 from html import escape
 
+from compressctl.report import quantization
 from compressctl.report.markdown import artifact_rows
 from compressctl.report.summary import edgetpu_summary, stage_measured
 
@@ -155,7 +156,14 @@ def _summary(report: dict) -> str:
                 f'<p class="notice info"><b>{escape(a["target"])}</b> fell back to {escape(a["conversion"])}: '
                 f"{escape(a['fallback'].get('reason', ''))}</p>"
             )
+    notes += quantization.html_notes(report)  # issue 10: per-artifact notes (not smaller, slower, float ops)
     return html + "".join(notes)
+
+
+def _quantization(report: dict) -> list[str]:
+    if not any(a.get("quantization") for a in report.get("artifacts") or []):
+        return []
+    return ["<h2>Quantization</h2>", quantization.html_section(report, figure, table)]
 
 
 def _gates(report: dict) -> str:
@@ -269,6 +277,8 @@ def _environment(report: dict) -> str:
     env = report.get("environment") or {}
     packages = ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items() if v)
     cpu = f"{env.get('cpu', '?')} ({env.get('cpu_count', '?')} CPUs), {env.get('threads', '?')} thread(s)"
+    if env.get("cpu_features"):  # issue 10: the SIMD features that decide int8 speed
+        cpu += f", SIMD: {' '.join(env['cpu_features'])}"
     return (
         f"<p>{escape(cpu)}; runtime {escape(str(env.get('runtime', '?')))}; "
         f"Python {escape(str(env.get('python', '?')))} on {escape(str(env.get('platform', '?')))}.</p>"
@@ -311,6 +321,8 @@ def render_html(report: dict) -> str:
             _plots(report),
             "<h2>Stages</h2>",
             _stages(report),
+            # issue 10: float ops and layer-wise error (report/quantization.py)
+            *_quantization(report),
             "<h2>Environment</h2>",
             _environment(report),
             f"<footer>{footer}</footer>",

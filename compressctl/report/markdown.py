@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from compressctl.report import quantization
 from compressctl.report.summary import edgetpu_summary, stage_measured
 
 
@@ -78,6 +79,7 @@ def render_markdown(report: dict) -> str:
             lines.append(f"\n**Edge TPU** {mapping}.")
         if a.get("fallback"):
             lines.append(f"\n**{a['target']}** fell back to {a['conversion']}: {a['fallback']['reason']}.")
+    lines += quantization.markdown_lines(report)  # issue 10: artifact notes, float ops, layer-wise error
     if report["stages"]:
         lines += ["", "## Stages", "", "| stage | seconds | " + metric + " | measured |", "| --- | ---: | ---: | --- |"]
         for s in report["stages"]:
@@ -118,6 +120,7 @@ def render_markdown(report: dict) -> str:
         "",
         "## Environment",
         "",
-        f"{env['cpu']} ({env['cpu_count']} CPUs), {env['threads']} thread(s); {packages}.",
+        f"{env['cpu']} ({env['cpu_count']} CPUs), {env['threads']} thread(s); {packages}."
+        + (f" SIMD: {' '.join(env['cpu_features'])}." if env.get("cpu_features") else ""),
     ]
     return "\n".join(lines) + "\n"
