@@ -120,21 +120,31 @@ def within_budget(
         reason = (answer.get("quantization") or {}).get("error", "no layer errors were measured")
         return selective, [f"full int8 loses {100 * first:.2f} points on train samples; no op could be "
                            f"ranked to keep in float ({reason})"]  # fmt: skip
-    kept: list[dict] = []
-    for count in groups(len(ranked)):
-        kept = ranked[:count]
+
+    def attempt(count: int) -> dict:
         emit(Event("step", f"{label}: keeping the {count} op(s) with the largest int8 error in float"))
         try:
-            convert({"layer_errors": True, "float_nodes": [r["name"] for r in kept]})
+            if count:
+                convert({"layer_errors": True, "float_nodes": [r["name"] for r in ranked[:count]]})
+            else:
+                convert({"layer_errors": True})
         except StageError as exc:
-            # The last good artifact was removed with the failed attempt: rebuild the previous step.
             raise StageError(f"selective quantization with {count} op(s) in float failed: {exc}") from None
-        current = drop()
-        steps.append(
-            {"float_ops": count, "metric_drop": round(current, 6), "size_bytes": measure.file_facts(path)["size_bytes"]}
-        )
-        if current <= budget.max_drop:
+        size = measure.file_facts(path)["size_bytes"]
+        return {"float_ops": count, "metric_drop": round(drop(), 6), "size_bytes": size}
+
+    for count in groups(len(ranked)):
+        steps.append(attempt(count))
+        if steps[-1]["metric_drop"] <= budget.max_drop:
             break
+    else:
+        # Never within budget: keep the step that lost least, with the fewest ops in float.
+        best = min(steps, key=lambda step: (step["metric_drop"], step["float_ops"]))
+        if best is not steps[-1]:
+            chosen = attempt(best["float_ops"])
+            chosen["chosen_after_all_steps"] = True
+            steps.append(chosen)
+    kept = ranked[: steps[-1]["float_ops"]]
     size = steps[-1]["size_bytes"]
     selective.update(
         {
