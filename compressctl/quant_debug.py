@@ -191,22 +191,46 @@ def float_ops(path: str | Path, kept: dict[str, str] | None = None) -> list[dict
     return rows
 
 
-def weight_precision(path: str | Path) -> list[dict]:
-    """Every weight tensor (constant with more than 16 values) of an artifact: name, dtype, bytes."""
-    from compressctl import runtime
+# Tensor types that hold weights (INT32/INT64 constants are shapes, indices and int8 biases).
+_WEIGHT_TYPES = {"FLOAT32", "FLOAT16", "INT8", "UINT8", "INT16", "INT4"}
+# The TFLite converter's dynamic-range pass leaves tensors with fewer values than this in float.
+DYNAMIC_MIN_ELEMENTS = 1024
 
-    interpreter = runtime.load_interpreter(path, xnnpack=False)
-    constants = _constants(interpreter)
+
+def weight_precision(path: str | Path) -> list[dict]:
+    """Every weight tensor of an artifact, in every subgraph (a recurrent layer's loop body too).
+
+    Rows: ``name``, ``dtype``, ``elements``, ``bytes``, ``subgraph`` (0 is the main graph). Read
+    from the flatbuffer itself, since the interpreter lists the main subgraph's tensors only.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = Path(path).read_bytes()
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    type_names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
     rows = []
-    for d in interpreter.get_tensor_details():
-        if d["index"] not in constants or int(np.prod(d["shape"])) <= 16:
-            continue
-        try:
-            value = interpreter.get_tensor(d["index"])
-        except ValueError:
-            continue
-        rows.append({"name": d["name"], "dtype": np.dtype(d["dtype"]).name, "bytes": int(value.nbytes)})
+    for index, subgraph in enumerate(model.subgraphs or []):
+        for tensor in subgraph.tensors or []:
+            buffer = model.buffers[tensor.buffer] if tensor.buffer < len(model.buffers) else None
+            if buffer is None:
+                continue
+            size = len(buffer.data) if buffer.data is not None else int(buffer.size or 0)
+            dtype = type_names.get(tensor.type, str(tensor.type))
+            elements = int(np.prod(tensor.shape)) if tensor.shape is not None and len(tensor.shape) else 1
+            if not size or dtype not in _WEIGHT_TYPES or elements <= 8:
+                continue
+            name = tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
+            rows.append({"name": name, "dtype": dtype.lower(), "elements": elements, "bytes": size, "subgraph": index})
     return rows
+
+
+def _why_float(weight: dict, scheme: str) -> str:
+    where = "in a recurrent layer's loop subgraph, " if weight["subgraph"] > 0 else ""
+    if scheme.startswith("dynamic") and weight["elements"] < DYNAMIC_MIN_ELEMENTS:
+        # Measured: a GRU(64)'s 12,288-value recurrent kernel in the loop body is quantized; its
+        # 768-value input kernel is not.
+        return f"{where}{weight['elements']} values: dynamic-range quantization skips tensors under 1,024"
+    return f"{where}not quantized by the converter"
 
 
 def compare_tensors(float_path: str | Path, quant_path: str | Path, x: np.ndarray, samples: int = 100) -> list[dict]:
@@ -254,21 +278,21 @@ def format_table(rows: list[dict], limit: int | None = None) -> list[str]:
 
 
 def not_smaller_note(path: str | Path, ratio: float, scheme: str) -> str | None:
-    """A note when a quantized artifact is under 1.5× smaller than float32: which weights stayed float."""
+    """A note when a quantized artifact is under 1.5× smaller than float32: which weights stayed float, and why."""
     if ratio >= 1.5:
         return None
     weights = weight_precision(path)
-    total = sum(w["bytes"] for w in weights) or 1
+    total = sum(w["bytes"] for w in weights)
     floats = sorted((w for w in weights if w["dtype"] == "float32"), key=lambda w: -w["bytes"])
     float_bytes = sum(w["bytes"] for w in floats)
     if not floats:
         return (
-            f"{scheme} artifact only {ratio:.2f}× smaller than float32: its weights are quantized, but they are "
-            f"{total:,} bytes of the file; the rest is the model's structure and metadata"
+            f"{scheme} artifact only {ratio:.2f}× smaller than float32: every weight is quantized, but the weights "
+            f"are {total:,} bytes of the file; the rest is the model's structure and metadata"
         )
-    names = ", ".join(f"{w['name']} ({w['bytes']:,} B)" for w in floats[:4]) + (" …" if len(floats) > 4 else "")
+    names = "; ".join(f"{w['name']} ({w['bytes']:,} B: {_why_float(w, scheme)})" for w in floats[:4])
+    more = f"; and {len(floats) - 4} more" if len(floats) > 4 else ""
     return (
         f"{scheme} artifact only {ratio:.2f}× smaller than float32: {float_bytes:,} of {total:,} weight bytes "
-        f"stayed float32 ({names}); the converter quantizes only weights of ops with a quantized kernel, and "
-        "weights it cannot see as constants (e.g. a recurrent layer's kernels read through a loop) stay float"
+        f"stayed float32: {names}{more}"
     )
