@@ -240,7 +240,12 @@ def compare_tensors(float_path: str | Path, quant_path: str | Path, x: np.ndarra
     module, _ = runtime._interpreter_module()  # noqa: SLF001
 
     def load(path):
-        interpreter = module.Interpreter(model_path=str(path), experimental_preserve_all_tensors=True)
+        interpreter = module.Interpreter(
+            model_path=str(path),
+            experimental_preserve_all_tensors=True,
+            # Without delegates every op keeps its own output tensor (XNNPACK fuses them away).
+            experimental_op_resolver_type=module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
         interpreter.allocate_tensors()
         return interpreter
 
@@ -296,3 +301,32 @@ def not_smaller_note(path: str | Path, ratio: float, scheme: str) -> str | None:
         f"{scheme} artifact only {ratio:.2f}× smaller than float32: {float_bytes:,} of {total:,} weight bytes "
         f"stayed float32: {names}{more}"
     )
+
+
+def eval_layers(artifact: Path, baseline: str | None, x: np.ndarray, samples: int = 100) -> dict:
+    """``compressctl eval --layers``: the artifact against its float32 baseline, tensor by tensor.
+
+    The baseline is ``--baseline``, else the run directory's ``baseline/model_float32.tflite``
+    beside the artifact's folder.
+    """
+    from compressctl.errors import UserError
+
+    if baseline:
+        float_path = Path(baseline)
+        if not float_path.is_file():
+            raise UserError(f"{baseline}: --baseline: file not found")
+    else:
+        float_path = artifact.resolve().parent.parent / "baseline" / "model_float32.tflite"
+        if not float_path.is_file():
+            raise UserError(
+                f"{artifact}: --layers needs the float32 baseline; none at ../baseline/model_float32.tflite "
+                "beside the artifact: pass --baseline FILE"
+            )
+    rows = compare_tensors(float_path, artifact, x, samples)
+    return {
+        "baseline": str(float_path),
+        "samples": int(min(samples, len(x))),
+        "method": "float32 baseline vs artifact through the interpreter, tensors of the same name (error "
+        "accumulated up to each tensor), on test samples",
+        "layer_errors": rows,
+    }
