@@ -84,6 +84,12 @@ def debug_conversion(tf, spec: dict, make_converter, samples: np.ndarray) -> tup
     return flatbuffer, info
 
 
+def _quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
+    from compressctl.runtime import _quantize_input as quantize
+
+    return quantize(x, detail)
+
+
 class _ErrorAccumulator:
     """Per-channel (last axis) float signal power and error power, summed over samples."""
 
@@ -139,7 +145,7 @@ def _layer_errors(tf, debug_model: bytes, samples: np.ndarray) -> list[dict]:
     acc = _ErrorAccumulator()
     names = {}
     for k in range(len(samples)):
-        interpreter.set_tensor(detail["index"], samples[k : k + 1].astype(detail["dtype"]))
+        interpreter.set_tensor(detail["index"], _quantize_input(samples[k : k + 1], detail))
         interpreter.invoke()
         for op in verify:
             q_index, f_index = int(op["inputs"][0]), int(op["inputs"][1])
