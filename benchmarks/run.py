@@ -345,8 +345,11 @@ def int8_goal(results: dict, int8: dict, deep: dict) -> dict:
     elif features & {"dotprod", "i8mm"}:
         isa = "dotprod"
     else:
-        isa = next((name for name in ("avx512f", "avx2", "neon") if name in features), "avx2")
-    wanted = INT8_GOALS[isa]
+        isa = next((name for name in ("avx512f", "avx2", "neon") if name in features), None)
+    if isa is None:  # features not recorded (or no SIMD): hold it to the strictest goal
+        isa, wanted = "unrecorded instruction set", max(INT8_GOALS.values())
+    else:
+        wanted = INT8_GOALS[isa]
     per_isa = "; ".join(f"{name} ≥ {x}×" for name, x in INT8_GOALS.items())
     return {
         "goal": f"int8 CPU artifact ≥ {wanted}× faster than float32 on this host's {isa} (p50, batch 1, 1 thread; "
