@@ -233,7 +233,7 @@ def _measure_run(ctx: _Run) -> dict:
         artifact["speedup"] = round(baseline["latency_ms"]["p50"] / artifact["latency_ms"]["p50"], 4)
         artifact["measured_on"] = bench.measured_on(b.threads, xnnpack[artifact["target"]])
         # issue 10: a quantized artifact that is hardly smaller says which weights stayed float (quant_debug.py)
-        if artifact.get("quantization"):
+        if artifact.get("quantization", {}).get("scheme"):
             from compressctl.quant_debug import not_smaller_note
 
             small = not_smaller_note(
@@ -346,7 +346,12 @@ def _build_target(ctx: _Run, target, saved_model: Path) -> dict:
                 quantization={"layer_errors": True} if conversion.mode == "int8" else None,
             )
             # issue 10: ops kept in float while full int8 is over the metric budget (selective.py)
-            quantization, notes = _quantization(ctx, target, conversion, saved_model, path, calibration)
+            try:
+                quantization, notes = _quantization(ctx, target, conversion, saved_model, path, calibration)
+            except StageError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the analysis must not cost the run its artifact
+                quantization, notes = {"error": f"{type(exc).__name__}: {str(exc).strip()[:300]}"}, []
             status = runtime.smoke_test(path, data.x_test)
             if conversion.sparsity and not status["xnnpack"]:
                 # The default interpreter applies XNNPACK, so an artifact that fails there fails for
@@ -392,7 +397,8 @@ def _quantization(ctx: _Run, target, conversion, saved_model: Path, path: Path, 
         record = {
             "backend": "converter",
             "scheme": scheme,
-            "float_ops": quant_debug.float_ops(path),
+            # float16 computes every op in float by design; dynamic-range lists its float-activation ops.
+            "float_ops": quant_debug.float_ops(path) if conversion.mode == "dynamic" else [],
             "layer_errors": quant_debug.compare_tensors(ctx.staging / BASELINE_ARTIFACT, path, ctx.data.x_train),
             "layer_errors_method": "float32 baseline vs artifact through the interpreter, tensors of the same name "
             "(error accumulated up to each tensor), on train samples",
@@ -401,7 +407,7 @@ def _quantization(ctx: _Run, target, conversion, saved_model: Path, path: Path, 
     answer = ctx.converter.last_answer
     budget = selective.budget_for(target, ctx.recipe) if conversion.io_dtype == "float32" else None
     chosen = None
-    if budget is not None and not conversion.integer_only:
+    if budget is not None and not conversion.integer_only and not conversion.sparsity:
 
         def convert(quantization):
             ctx.converter.convert(
