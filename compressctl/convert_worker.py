@@ -64,13 +64,17 @@ def handle(spec: dict) -> dict:
             # Ops kept in float on purpose (issue 10, selective.py): quant_debug.py quantizes the
             # calibrated model with them denylisted, and measures the layer-wise error of the rest.
             flatbuffer, answer["quantization"] = _debug(tf(), spec)
+        elif options and options.get("layer_errors"):
+            # The artifact and its layer-wise error from one calibration where quant_debug can;
+            # if the analysis fails, the plain conversion still writes the artifact.
+            try:
+                flatbuffer, answer["quantization"] = _debug(tf(), spec)
+            except Exception as exc:  # noqa: BLE001 - the report says why there is no table
+                answer["quantization"] = {"error": f"{type(exc).__name__}: {str(exc).strip()[:300]}"}
+            if flatbuffer is None:
+                flatbuffer = build_converter(tf(), spec).convert()
         else:
             flatbuffer = build_converter(tf(), spec).convert()
-            if options and options.get("layer_errors"):
-                try:
-                    answer["quantization"] = _debug(tf(), spec)[1]
-                except Exception as exc:  # noqa: BLE001 - the artifact stands; the report says why no table
-                    answer["quantization"] = {"error": f"{type(exc).__name__}: {str(exc).strip()[:300]}"}
         tmp = spec["out"] + ".part"
         with open(tmp, "wb") as f:
             f.write(flatbuffer)

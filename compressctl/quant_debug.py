@@ -77,7 +77,11 @@ def debug_conversion(tf, spec: dict, make_converter, samples: np.ndarray) -> tup
     options = spec.get("quantization") or {}
     float_nodes = list(options.get("float_nodes") or [])
     calibrated = _calibrated_model(tf, spec, make_converter)
-    flatbuffer = _quantize(tf, calibrated, spec, float_nodes, verify=False) if float_nodes else None
+    # One calibration serves the artifact and its error table when the converter would quantize
+    # the same way (float I/O, builtin ops, no sparse encoding): the converter's own int8 path is
+    # this calibration followed by this quantizer, plus its metadata.
+    plain = spec.get("io_dtype", "float32") == "float32" and not spec.get("integer_only") and not spec.get("sparsity")
+    flatbuffer = _quantize(tf, calibrated, spec, float_nodes, verify=False) if float_nodes or plain else None
     info: dict = {}
     if options.get("layer_errors"):
         info["layer_errors"] = _layer_errors(tf, _quantize(tf, calibrated, spec, float_nodes, verify=True), samples)
