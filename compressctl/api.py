@@ -75,17 +75,32 @@ def _task_for(path: Path, metric: str, top_k: int, outputs_probabilities: bool |
 
 
 def evaluate_artifact(
-    artifact: str, data_path: str, metric: str = "accuracy", top_k: int = 5, threads: int = 1, logits: bool = False
+    artifact: str,
+    data_path: str,
+    metric: str = "accuracy",
+    top_k: int = 5,
+    threads: int = 1,
+    logits: bool = False,
+    layers: bool = False,
+    baseline: str | None = None,
 ) -> dict:
-    """The metric of one .tflite file on the test split of an npz data set."""
+    """The metric of one .tflite file on the test split of an npz data set (``layers``: and its layer-wise
+    error against the float32 baseline, see quant_debug.eval_layers)."""
     from compressctl.data import load_npz
     from compressctl.evaluate import evaluate_tflite
 
     path = _artifact_path(artifact)
     data = load_npz(data_path)
     task = _task_for(path, metric, top_k, outputs_probabilities=not logits)
+    if layers:  # issue 10: checked before the metric, so a missing baseline is one error line at once
+        from compressctl.quant_debug import eval_layers
+
+        layer_errors = eval_layers(path, baseline, data.x_test)
     value = evaluate_tflite(path, data.x_test, data.y_test, task, threads=threads)
-    return {"artifact": str(path), "metric": task.metric_name, "metric_value": value, "samples": len(data.x_test)}
+    result = {"artifact": str(path), "metric": task.metric_name, "metric_value": value, "samples": len(data.x_test)}
+    if layers:
+        result["layers"] = layer_errors
+    return result
 
 
 def bench_artifact(

@@ -73,5 +73,8 @@ def bench_alternating(
 
 
 def measured_on(threads: int, xnnpack: bool = True) -> str:
+    from compressctl.cpu_features import cpu_features, simd_suffix
+
     machine = platform.machine() or "cpu"
-    return f"host-cpu-{machine}-{'xnnpack' if xnnpack else 'reference'}-{threads}t"
+    # The suffix names the instruction set that decides int8 speed (avx2, avx512-vnni, dotprod, ...).
+    return f"host-cpu-{machine}-{'xnnpack' if xnnpack else 'reference'}-{threads}t-{simd_suffix(cpu_features())}"

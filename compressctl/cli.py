@@ -210,6 +210,13 @@ def eval_(
     metric: Annotated[str, typer.Option(help="accuracy or top_k_accuracy.")] = "accuracy",
     top_k: Annotated[int, typer.Option(min=1, help="k for top_k_accuracy.")] = 5,
     logits: Annotated[bool, typer.Option(help="The model outputs logits (threshold 0 for one output).")] = False,
+    layers: Annotated[
+        bool, typer.Option("--layers", help="Also the layer-wise error against the float32 baseline, worst first.")
+    ] = False,
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="Float32 .tflite for --layers (default: the run's baseline/model_float32.tflite)."),
+    ] = None,
     json_: JsonOpt = False,
 ):
     """Measure an artifact's metric on the test split through the LiteRT interpreter."""
@@ -218,11 +225,18 @@ def eval_(
     if metric not in ("accuracy", "top_k_accuracy"):
         _bad_flag(f"--metric: must be accuracy or top_k_accuracy, got {metric!r}", json_)
     with session(json_) as ui:
-        result = api.evaluate_artifact(artifact, data, metric, top_k, logits=logits)
+        result = api.evaluate_artifact(artifact, data, metric, top_k, logits=logits, layers=layers, baseline=baseline)
         if json_:
             ui.print_json(result)
         else:
             ui.line(f"{artifact}: {result['metric']} {result['metric_value']:.4f} on {result['samples']} samples")
+            if layers:  # issue 10: the layer-wise error table (quant_debug.py)
+                from compressctl.quant_debug import format_table
+
+                info = result["layers"]
+                ui.line(f"layer-wise error against {info['baseline']} ({info['samples']} test samples), worst first:")
+                for line in format_table(info["layer_errors"]):
+                    ui.line(line)
 
 
 @app.command("bench")

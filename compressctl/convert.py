@@ -30,6 +30,7 @@ class Converter:
     def __init__(self, timeout_s: float = 3600):
         self.timeout_s = timeout_s
         self._proc: subprocess.Popen | None = None
+        self.last_answer: dict = {}
 
     def __enter__(self):
         self.start()
@@ -91,8 +92,13 @@ class Converter:
         io_dtype: str = "float32",
         integer_only: bool = False,
         sparsity: bool = False,
+        quantization: dict | None = None,
     ) -> Path:
-        """Convert ``saved_model`` to ``out`` (mode: float32, float16, dynamic or int8)."""
+        """Convert ``saved_model`` to ``out`` (mode: float32, float16, dynamic or int8).
+
+        ``quantization`` (int8 only; see convert_worker): what the worker measured is left in
+        ``self.last_answer["quantization"]``.
+        """
         workdir.mkdir(parents=True, exist_ok=True)
         spec = {
             "saved_model": str(saved_model),
@@ -102,6 +108,8 @@ class Converter:
             "integer_only": integer_only,
             "sparsity": sparsity,
         }
+        if quantization:
+            spec["quantization"] = quantization
         if calibration is not None:
             spec["calibration"] = str(workdir / f"{out.parent.name}-{out.stem}.calibration.npy")
             spec["input_dtype"] = str(calibration.dtype)
@@ -128,6 +136,7 @@ class Converter:
             raise ConversionError(f"the TFLite converter failed during the {what}: {answer['error']}")
         if not out.exists():
             raise ConversionError(f"the TFLite converter wrote nothing during the {what}")
+        self.last_answer = answer
         return out
 
 

@@ -4,6 +4,8 @@ The converter can kill its process (a calibrated int8 conversion of a GRU segfau
 pipeline converts here, in a process of its own, and turns a crash into a message. The worker
 stays warm between requests (TensorFlow is imported once) and is restarted after a crash.
 Each request writes request["out"] whole or not at all and answers {"ok": true} or {"error": ...}.
+An int8 request may carry ``quantization`` {``layer_errors``: bool, ``float_nodes``: [tensor names]}:
+the answer then adds ``quantization`` {``layer_errors``: [...]} (see quant_debug.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+
+import numpy as np
 
 
 def build_converter(tf, spec: dict):
@@ -25,8 +29,6 @@ def build_converter(tf, spec: dict):
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if mode == "int8":
-        import numpy as np
-
         samples = np.load(spec["calibration"]).astype(spec.get("input_dtype", "float32"))
 
         def representative_dataset():
@@ -43,19 +45,43 @@ def build_converter(tf, spec: dict):
     return converter
 
 
+def _debug(tf, spec: dict):
+    from compressctl.quant_debug import debug_conversion
+
+    samples = np.load(spec["calibration"]).astype(spec.get("input_dtype", "float32"))
+    return debug_conversion(tf, spec, lambda: build_converter(tf, spec), samples)
+
+
 def handle(spec: dict) -> dict:
     """Run one conversion; never raises."""
     try:
         from compressctl.tfenv import tf
 
-        flatbuffer = build_converter(tf(), spec).convert()
+        answer = {"ok": True}
+        flatbuffer = None
+        options = spec.get("quantization") if spec["mode"] == "int8" else None
+        if options and options.get("float_nodes"):
+            # Ops kept in float on purpose (issue 10, selective.py): quant_debug.py quantizes the
+            # calibrated model with them denylisted, and measures the layer-wise error of the rest.
+            flatbuffer, answer["quantization"] = _debug(tf(), spec)
+        elif options and options.get("layer_errors"):
+            # The artifact and its layer-wise error from one calibration where quant_debug can;
+            # if the analysis fails, the plain conversion still writes the artifact.
+            try:
+                flatbuffer, answer["quantization"] = _debug(tf(), spec)
+            except Exception as exc:  # noqa: BLE001 - the report says why there is no table
+                answer["quantization"] = {"error": f"{type(exc).__name__}: {str(exc).strip()[:300]}"}
+            if flatbuffer is None:
+                flatbuffer = build_converter(tf(), spec).convert()
+        else:
+            flatbuffer = build_converter(tf(), spec).convert()
         tmp = spec["out"] + ".part"
         with open(tmp, "wb") as f:
             f.write(flatbuffer)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, spec["out"])
-        return {"ok": True}
+        return answer
     except Exception as exc:  # noqa: BLE001 - reported to the parent as one message
         text = str(exc).strip()
         lines = [line for line in text.splitlines() if "error:" in line.lower()] or text.splitlines()[:1]

@@ -9,6 +9,8 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
+from compressctl.cpu_features import cpu_features
+
 PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "numpy", "compressctl")
 
 
@@ -55,6 +57,7 @@ def environment(threads: int) -> dict:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu": cpu_name(),
+        "cpu_features": cpu_features(),  # the SIMD features that decide int8 speed
         "cpu_count": os.cpu_count(),
         "threads": threads,
         "packages": package_versions(),

@@ -23,6 +23,7 @@ import numpy as np
 from compressctl import __version__, bench, logs, macs, manifest, measure, runtime, stages, targets
 from compressctl.cache import StageCache
 from compressctl.convert import Converter
+from compressctl.cpu_features import cpu_features, int8_slower_note
 from compressctl.data import Dataset, check_against_model, load_npz
 from compressctl.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, StageError, UserError
 from compressctl.evaluate import TaskInfo, evaluate_tflite
@@ -282,15 +283,25 @@ def _baseline_record(ctx: _Run, path: Path, keras_metric: float, latency: dict, 
 
 def _artifact_record(ctx: _Run, built: _Built, baseline: Baseline, metric: float, latency: dict) -> Artifact:
     """The artifact's record: conversion facts, then what it measured against the baseline."""
-    f = built.fields
+    f = dict(built.fields)
+    ratio, speedup = round(baseline.size_bytes / f["size_bytes"], 4), round(baseline.latency_ms.p50 / latency["p50"], 4)
+    notes = list(f.pop("notes", []))
+    scheme = (f.get("quantization") or {}).get("scheme")
+    if scheme:  # a quantized artifact that is hardly smaller says which weights stayed float
+        from compressctl.quant_debug import not_smaller_note
+
+        notes.append(not_smaller_note(built.path, ratio, scheme))
+    if "int8" in f["conversion"]:  # one line when int8 ran slower than float32 here, with the likely reason
+        notes.append(int8_slower_note(cpu_features(), speedup))
     return Artifact(
         **f,
+        notes=[note for note in notes if note],
         metric_value=metric,
         metric_delta=metric - baseline.metric_value,
-        compression_ratio=round(baseline.size_bytes / f["size_bytes"], 4),
+        compression_ratio=ratio,
         compression_ratio_gzip=round(baseline.gzip_bytes / f["gzip_bytes"], 4),
         latency_ms=latency,
-        speedup=round(baseline.latency_ms.p50 / latency["p50"], 4),
+        speedup=speedup,
         measured_on=bench.measured_on(ctx.recipe.bench.threads, built.xnnpack),
         macs=macs.tflite_macs(ctx.staging / f["path"])["total"],
     )
@@ -390,7 +401,15 @@ def _build_target(ctx: _Run, target, saved_model: Path) -> _Built:
             calibration = _calibration_samples(ctx, target)
         emit(Event("step", f"converting {target.name}: {conversion.label}"))
         try:
+            # Full int8 also measures each op's int8 error in the conversion worker (quant_debug.py).
             _convert(ctx, conversion, saved_model, path, calibration if conversion.mode == "int8" else None)
+            # Ops kept in float while full int8 is over the metric budget (selective.py).
+            try:
+                quantization, notes = _quantization(ctx, target, conversion, saved_model, path, calibration)
+            except StageError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the analysis must not cost the run its artifact
+                quantization, notes = {"error": f"{type(exc).__name__}: {str(exc).strip()[:300]}"}, []
             status = runtime.smoke_test(path, data.x_test)
             if conversion.sparsity and not status["xnnpack"]:
                 # The default interpreter applies XNNPACK, so an artifact that fails there fails for
@@ -418,6 +437,8 @@ def _build_target(ctx: _Run, target, saved_model: Path) -> _Built:
             "runs_under": {"xnnpack": status["xnnpack"], "reference": status["reference"]},
             **runtime.tensor_types(path),
             **extra,
+            **({"quantization": quantization} if quantization else {}),
+            "notes": notes,
         }
         return _Built(path=path, fields=fields, xnnpack=status["xnnpack"])
     shutil.rmtree(folder, ignore_errors=True)
@@ -433,6 +454,56 @@ def _calibration_samples(ctx: _Run, target) -> np.ndarray:
     n = min(target.calibration_size(), len(x_train))
     ctx.emit(Event("step", f"calibrating {target.name}: int8 activation ranges from {n} train samples"))
     return x_train[np.sort(rng.choice(len(x_train), n, replace=False))]
+
+
+def _quantization(ctx: _Run, target, conversion, saved_model: Path, path: Path, calibration) -> tuple[dict, list]:
+    """issue 10: ``artifacts[].quantization`` and notes; may re-convert ``path`` with ops kept in float."""
+    from compressctl import quant_debug, selective
+
+    scheme = {"int8": "int8", "dynamic": "dynamic-range int8", "float16": "float16"}.get(conversion.mode)
+    if scheme is None:
+        return {}, []
+    notes: list[str] = []
+    if conversion.mode != "int8":
+        # No calibration to debug with: compare the artifact with the float32 baseline tensor by tensor.
+        record = {
+            "backend": "converter",
+            "scheme": scheme,
+            # float16 computes every op in float by design; dynamic-range lists its float-activation ops.
+            "float_ops": quant_debug.float_ops(path) if conversion.mode == "dynamic" else [],
+            "layer_errors": quant_debug.compare_tensors(ctx.staging / BASELINE_ARTIFACT, path, ctx.data.x_train),
+            "layer_errors_method": "float32 baseline vs artifact through the interpreter, tensors of the same name "
+            "(error accumulated up to each tensor), on train samples",
+        }
+        return record, notes
+    answer = ctx.converter.last_answer
+    budget = selective.budget_for(target, ctx.recipe) if conversion.io_dtype == "float32" else None
+    chosen = None
+    if budget is not None and not conversion.integer_only and not conversion.sparsity:
+
+        def convert(quantization):
+            ctx.converter.convert(
+                saved_model, path, "int8", ctx.work, calibration=calibration, quantization=quantization
+            )
+            return ctx.converter.last_answer
+
+        chosen, notes = selective.within_budget(
+            convert=convert,
+            path=path,
+            answer=answer,
+            budget=budget,
+            baseline_path=ctx.staging / BASELINE_ARTIFACT,
+            data=ctx.data,
+            task=ctx.task,
+            seed=ctx.recipe.seed,
+            emit=ctx.emit,
+            label=target.name,
+        )
+        answer = ctx.converter.last_answer
+    record = selective.record(path, answer, scheme, selective.kept_reasons(chosen))
+    if chosen is not None:
+        record["selective"] = chosen
+    return record, notes
 
 
 def _write_log(staging: Path, events: list[str], output: str) -> None:
@@ -456,6 +527,7 @@ def _convert(ctx: _Run, conversion, saved_model: Path, path: Path, calibration) 
         io_dtype=conversion.io_dtype,
         integer_only=conversion.integer_only,
         sparsity=conversion.sparsity,
+        quantization={"layer_errors": True} if conversion.mode == "int8" else None,
     )
 
 

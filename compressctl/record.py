@@ -222,11 +222,42 @@ class LayerError(_Record):
     rmse: float | None = None
 
 
+class SelectiveStep(_Record):
+    float_ops: int = Field(description="How many ops were kept in float at this step.")
+    metric_drop: float
+    size_bytes: int
+    chosen_after_all_steps: bool | None = None
+
+
+class KeptOp(_Record):
+    name: str
+    op: str
+    snr_db: float | None = None
+    rmse: float | None = None
+
+
+class SelectiveInfo(_Record):
+    """Accuracy-aware conversion: ops kept in float, one group at a time, until within the metric budget."""
+
+    max_metric_drop: float
+    budget_from: str
+    checked_on: str
+    full_int8: dict[str, float]
+    steps: list[SelectiveStep]
+    kept_in_float: list[KeptOp]
+    within_budget: bool
+    size_cost_bytes: int
+
+
 class QuantizationInfo(_Record):
-    backend: Literal["converter", "litert-quantizer"]
-    scheme: str = Field(description='e.g. "int8", "int4 weight-only".')
+    backend: Literal["converter", "litert-quantizer"] | None = None
+    scheme: str | None = Field(None, description='e.g. "int8", "int4 weight-only".')
     float_ops: list[FloatOp] = Field(default_factory=list)
     layer_errors: list[LayerError] = Field(default_factory=list, description="Worst first.")
+    layer_errors_method: str | None = Field(None, description="How the layer errors were measured.")
+    layer_errors_error: str | None = Field(None, description="Why no layer errors were measured.")
+    selective: SelectiveInfo | None = None
+    error: str | None = Field(None, description="Why the quantization analysis failed (the artifact is kept).")
 
 
 class Artifact(_Record):
@@ -255,6 +286,7 @@ class Artifact(_Record):
     macs: int | None = None
     runtime: RuntimeInfo | None = None
     quantization: QuantizationInfo | None = None
+    notes: list[str] = Field(default_factory=list, description="What a reader should know about this artifact.")
 
     @property
     def label(self) -> str:

@@ -264,3 +264,36 @@ def zero_channels(model, analysis, drop: dict[int, np.ndarray]) -> None:
             else:
                 weights[1][removed] = 0  # depthwise bias (multiplier 1: one per channel)
             layer.set_weights(weights)
+
+
+def breast_cancer_split(seed=0, n_train=420):
+    """scikit-learn's bundled breast-cancer set (no download), RAW features: scales from 0.001 to 4,000."""
+    from sklearn.datasets import load_breast_cancer
+
+    bc = load_breast_cancer()
+    order = np.random.default_rng(seed).permutation(len(bc.target))
+    x, y = bc.data[order].astype(np.float32), bc.target[order]
+    return {"x_train": x[:n_train], "y_train": y[:n_train], "x_test": x[n_train:], "y_test": y[n_train:]}
+
+
+@pytest.fixture(scope="session")
+def tabular_norm(tmp_path_factory) -> tuple[Path, Path]:
+    """A tabular classifier with a Normalization layer adapted and fed raw features, one sigmoid output:
+    full int8 quantizes its float input per tensor, and every small-scale feature becomes zero."""
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    data = breast_cancer_split()
+    root = tmp_path_factory.mktemp("tabular")
+    np.savez(root / "bc.npz", **data)
+    norm = k.layers.Normalization(name="norm")
+    norm.adapt(data["x_train"])
+    model = k.Sequential(
+        [k.Input((30,)), norm, k.layers.Dense(16, activation="relu", name="fc1"),
+         k.layers.Dense(1, activation="sigmoid", name="out")]
+    )  # fmt: skip
+    model.compile(k.optimizers.Adam(1e-2), "binary_crossentropy", ["accuracy"])
+    model.fit(data["x_train"], data["y_train"], epochs=20, batch_size=32, verbose=0)
+    model.save(str(root / "model"), save_format="tf")
+    return root / "model", root / "bc.npz"

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from html import escape
 
 from compressctl.record import RunRecord
+from compressctl.report import quantization
 from compressctl.report.summary import TABLE_COLUMNS, artifact_rows, format_row, layer_table, pct, stage_measured
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -146,7 +147,14 @@ def _summary(record: RunRecord) -> str:
                 f'<p class="notice info"><b>{escape(a.target)}</b> fell back to {escape(a.conversion)}: '
                 f"{escape(a.fallback.reason)}</p>"
             )
+    notes += quantization.html_notes(record)  # per-artifact notes (not smaller, slower, float ops)
     return html + "".join(notes)
+
+
+def _quantization(record: RunRecord) -> list[str]:
+    if not any(a.quantization for a in record.artifacts):
+        return []
+    return ["<h2>Quantization</h2>", quantization.html_section(record, figure, table)]
 
 
 def _gates(record: RunRecord) -> str:
@@ -252,6 +260,8 @@ def _environment(record: RunRecord) -> str:
     env = record.environment
     packages = ", ".join(f"{k} {v}" for k, v in env.packages.items() if v)
     cpu = f"{env.cpu} ({env.cpu_count if env.cpu_count is not None else '?'} CPUs), {env.threads} thread(s)"
+    if env.cpu_features:  # the SIMD features that decide int8 speed
+        cpu += f", SIMD: {' '.join(env.cpu_features)}"
     return (
         f"<p>{escape(cpu)}; runtime {escape(str(env.runtime or '?'))}; "
         f"Python {escape(env.python)} on {escape(env.platform)}.</p>"
@@ -289,6 +299,7 @@ def render_html(record: RunRecord) -> str:
             _plots(record),
             "<h2>Stages</h2>",
             _stages(record),
+            *_quantization(record),  # float ops and layer-wise error (report/quantization.py)
             "<h2>Environment</h2>",
             _environment(record),
             f"<footer>{footer}</footer>",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from compressctl.record import RunRecord
+from compressctl.report import quantization
 from compressctl.report.summary import artifact_rows, layer_table, pct, stage_measured
 
 __all__ = ["artifact_rows", "render_markdown"]
@@ -39,6 +40,7 @@ def render_markdown(record: RunRecord) -> str:
             lines.append(f"\n**{heading}** {text}.")
         if a.fallback:
             lines.append(f"\n**{a.target}** fell back to {a.conversion}: {a.fallback.reason}.")
+    lines += quantization.markdown_lines(record)  # artifact notes, float ops, layer-wise error
     if record.stages:
         lines += ["", "## Stages", "", "| stage | seconds | " + metric + " | measured |", "| --- | ---: | ---: | --- |"]
         for s in record.stages:
@@ -61,6 +63,7 @@ def render_markdown(record: RunRecord) -> str:
         "",
         "## Environment",
         "",
-        f"{env.cpu} ({env.cpu_count} CPUs), {env.threads} thread(s); {packages}.",
+        f"{env.cpu} ({env.cpu_count} CPUs), {env.threads} thread(s); {packages}."
+        + (f" SIMD: {' '.join(env.cpu_features)}." if env.cpu_features else ""),
     ]
     return "\n".join(lines) + "\n"

@@ -40,22 +40,40 @@ class Quantize(Stage):
 
     @classmethod
     def supports(cls, layer) -> bool | str:
+        """True when TFMOT's default 8-bit QAT can annotate ``layer``, else why not.
+
+        ``inspect``, ``init`` and ``apply`` all ask this, so a layer refused here is left
+        unannotated (it trains and converts as float, and the int8 conversion still quantizes it
+        where the converter can) instead of failing QAT.
+        """
+        kind = type(layer).__name__
         if nested_model(layer):
             return "nested model: compress it separately"
-        # BatchNormalization has no QAT config of its own: TFMOT folds it into the convolution
-        # before it, so it is annotated along with that convolution.
-        if type(layer).__name__ == "BatchNormalization" or _registry().supports(layer):
+        if kind == "BatchNormalization":
+            # No QAT config of its own: TFMOT folds it into the convolution before it.
             return True
-        return f"no QAT support for {type(layer).__name__}"
+        if _is_preprocessing(layer):
+            return f"no QAT support for {kind}: a preprocessing layer, which TFMOT has no quantize config for"
+        from compressctl.tfenv import keras
+
+        if isinstance(layer, keras().layers.RNN):
+            return f"no QAT support for {kind}: TFMOT has no quantize config for recurrent layers"
+        if not _is_builtin(layer):
+            return f"no QAT support for {kind}: a custom layer, which TFMOT has no quantize config for"
+        if _registry().supports(layer):
+            return True
+        return f"no QAT support for {kind}"
 
     def scheme(self, mot):
         preserve = set(self.params.preserve)
         combine = mot.experimental.combine
         if "clusters" in preserve:
-            return combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity="sparsity" in preserve)
-        if "sparsity" in preserve:
-            return combine.Default8BitPrunePreserveQuantizeScheme()
-        return mot.quantization.keras.default_8bit.Default8BitQuantizeScheme()
+            scheme = combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity="sparsity" in preserve)
+        elif "sparsity" in preserve:
+            scheme = combine.Default8BitPrunePreserveQuantizeScheme()
+        else:
+            scheme = mot.quantization.keras.default_8bit.Default8BitQuantizeScheme()
+        return _guarded(scheme, mot)
 
     def apply(self, model, ctx: StageContext) -> StageResult:
         require_keras(model, "quantize")
@@ -99,6 +117,7 @@ class Quantize(Stage):
                 skipped.append({"layer": culprit, "reason": f"TFMOT refused it: {message}"})
         else:  # pragma: no cover - every layer refused
             raise StageError("stage quantize: TFMOT could not quantize any selected layer")
+        _refresh_preprocessing(qat)
         ctx.fit(qat, self.params.epochs, self.params.learning_rate, self.params.batch_size, "quantize")
         measured = {"quantized_layers": len(annotated)}
         layers = []
@@ -116,12 +135,68 @@ def _names_layer(message: str, name: str) -> bool:
     return re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", message) is not None
 
 
-def _registry():
-    from compressctl.tfenv import tfmot
+_REGISTRY = []
 
-    tfmot()
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-        default_8bit_quantize_registry,
+
+def _registry():
+    """TFMOT's default 8-bit registry (built once; TensorFlow is imported only when asked)."""
+    if not _REGISTRY:
+        from compressctl.tfenv import tfmot
+
+        tfmot()
+        from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+            default_8bit_quantize_registry as registry_module,
+        )
+
+        _REGISTRY.append(registry_module.Default8BitQuantizeRegistry())
+    return _REGISTRY[0]
+
+
+def _is_preprocessing(layer) -> bool:
+    module = type(layer).__module__
+    return ".preprocessing." in module or any(
+        base.__name__ in ("PreprocessingLayer", "TextVectorization") for base in type(layer).__mro__
     )
 
-    return default_8bit_quantize_registry.Default8BitQuantizeRegistry()
+
+def _is_builtin(layer) -> bool:
+    module = type(layer).__module__
+    return module.startswith(("keras.", "tf_keras.", "tensorflow.", "tensorflow_model_optimization."))
+
+
+def _refresh_preprocessing(model) -> None:
+    """Recompute adapted preprocessing state in the QAT model.
+
+    quantize_apply clones the model and copies weights with set_weights; an adapted
+    Normalization layer derives the mean and variance it applies in ``finalize_state`` and keeps
+    the values from before the copy (zero mean, unit variance) until that is called again.
+    """
+    for layer in model.layers:
+        if _is_preprocessing(layer) and hasattr(layer, "finalize_state") and layer.built:
+            layer.finalize_state()
+
+
+def _guarded(scheme, mot):
+    """``scheme`` with a registry that also refuses what ``Quantize.supports`` refuses.
+
+    The sparsity- and cluster-preserving registries call every layer without trainable weights
+    supported, Normalization included, and then ask the default registry for its config, which
+    raises; a layer that feeds a quantized one is asked even when it was not annotated.
+    """
+    base_registry = scheme.get_quantize_registry()
+
+    class GuardedRegistry(mot.quantization.keras.QuantizeRegistry):
+        def supports(self, layer):
+            return Quantize.supports(layer) is True and base_registry.supports(layer)
+
+        def get_quantize_config(self, layer):
+            return base_registry.get_quantize_config(layer)
+
+    class GuardedScheme(mot.quantization.keras.QuantizeScheme):
+        def get_layout_transformer(self):
+            return scheme.get_layout_transformer()
+
+        def get_quantize_registry(self):
+            return GuardedRegistry()
+
+    return GuardedScheme()

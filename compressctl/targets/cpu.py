@@ -26,6 +26,15 @@ class CpuTarget(Target):
             description="When int8 conversion fails or crashes: dynamic converts dynamic-range instead; "
             "none fails the target.",
         )
+        # issue 10: accuracy-aware int8 (selective.py)
+        max_metric_drop: float | None = Field(
+            None,
+            ge=0,
+            le=1,
+            description="Metric budget of a full-int8 artifact (0.01 = one point; default: the recipe's "
+            "gates.max_metric_drop when it applies to this target). Over budget, the ops with the largest int8 error "
+            "are kept in float, a group at a time, until within budget or all are float.",
+        )
         sparse: bool = Field(
             False,
             description="Also ask the converter for sparse weight encoding (EXPERIMENTAL_SPARSITY); kept "

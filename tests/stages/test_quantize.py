@@ -58,3 +58,41 @@ def test_qat_folds_batchnorm_in_residual_models(stage_ctx):
     assert "quant_conv_a" in names and "quant_head" in names
     outputs = result.model.predict(stage_ctx.data.x_test[:4], verbose=0)
     assert outputs.shape == (4, 3) and np.all(np.isfinite(outputs))
+
+
+def test_supports_names_why_a_layer_gets_no_qat():
+    from compressctl.stages.quantize import Quantize
+    from compressctl.tfenv import keras
+
+    k = keras()
+
+    class Custom(k.layers.Layer):
+        def call(self, x):
+            return x * 2
+
+    assert Quantize.supports(k.layers.Dense(3)) is True
+    assert Quantize.supports(k.layers.BatchNormalization()) is True  # folded into the convolution
+    assert "preprocessing" in Quantize.supports(k.layers.Normalization())
+    assert "recurrent" in Quantize.supports(k.layers.GRU(4))
+    assert "custom layer" in Quantize.supports(Custom())
+
+
+def test_pcqat_leaves_normalization_unannotated_and_keeps_its_adapted_state(tabular_norm):
+    from compressctl.data import load_npz
+    from compressctl.evaluate import TaskInfo
+    from compressctl.stages.base import StageContext
+    from compressctl.stages.quantize import Quantize
+    from compressctl.tfenv import keras
+
+    model_path, data_path = tabular_norm
+    model = keras().models.load_model(str(model_path), compile=False)
+    ctx = StageContext(data=load_npz(data_path), task=TaskInfo(binary=True, from_logits=False), batch_size=32)
+    before = ctx.evaluate(model)
+    # The cluster-preserving registry used to ask TFMOT for Normalization's config and fail.
+    stage = Quantize(Quantize.Params(type="quantize", epochs=1, preserve=["sparsity", "clusters"]))
+    result = stage.apply(model, ctx)
+    assert [s["layer"] for s in result.skipped_layers] == ["norm"]
+    assert "preprocessing" in result.skipped_layers[0]["reason"]
+    assert result.measured["quantized_layers"] == 2
+    # quantize_apply copies the weights; the adapted mean and variance must apply again.
+    assert ctx.evaluate(result.model) >= before - 0.03
