@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from compressctl import metrics
+
 SIZE_KEYS = {"size": "size_bytes", "gzip": "gzip_bytes"}
 
 # (row key, column heading) of the table the CLI and the HTML page show.
@@ -35,10 +37,13 @@ def run_names(run_dirs: list[str]) -> list[str]:
 def rows_from_report(run: str, report: dict, run_dir: str | Path = "") -> list[dict]:
     """The baseline and every artifact of one run as flat rows."""
     base = report["baseline"]
+    # report.json's metric is {name, higher_is_better}; older reports hold the name alone.
+    metric_name, higher_is_better = metrics.from_report(report)
     common = {
         "run": run,
         "recipe": (report.get("recipe") or {}).get("name"),
-        "metric": report.get("metric", "metric"),
+        "metric": metric_name,
+        "higher_is_better": higher_is_better,
         "measured_on": base.get("measured_on"),
     }
     rows = [
@@ -83,9 +88,14 @@ def rows_from_report(run: str, report: dict, run_dir: str | Path = "") -> list[d
 
 
 def dominates(a: dict, b: dict, by: str = "size_bytes") -> bool:
-    """a is at least as small and as good as b, and strictly better on one of the two."""
-    no_worse = a[by] <= b[by] and a["metric_value"] >= b["metric_value"]
-    return no_worse and (a[by] < b[by] or a["metric_value"] > b["metric_value"])
+    """a is at least as small and as good as b, and strictly better on one of the two.
+
+    "Good" follows the metric's direction (the rows' ``higher_is_better``; lower mae is better).
+    """
+    sign = 1 if a.get("higher_is_better", True) else -1
+    ma, mb = sign * a["metric_value"], sign * b["metric_value"]
+    no_worse = a[by] <= b[by] and ma >= mb
+    return no_worse and (a[by] < b[by] or ma > mb)
 
 
 def pareto_flags(rows: list[dict], by: str = "size_bytes") -> list[bool]:
@@ -116,9 +126,9 @@ def compare_reports(runs: list[tuple[str, str, dict]], by: str = "size_bytes") -
 
 def _notes(runs: list[tuple[str, str, dict]]) -> list[str]:
     notes = []
-    metrics = {r.get("metric") for _, _, r in runs}
-    if len(metrics) > 1:
-        notes.append(f"the runs report different metrics ({', '.join(sorted(map(str, metrics)))}); not comparable")
+    names = {metrics.from_report(r)[0] for _, _, r in runs}
+    if len(names) > 1:
+        notes.append(f"the runs report different metrics ({', '.join(sorted(names))}); not comparable")
     datasets = {(r.get("data") or {}).get("sha256") for _, _, r in runs}
     if len(datasets) > 1:
         notes.append("the runs were measured on different data (data sha256 differs); metrics are not comparable")
@@ -140,8 +150,8 @@ def format_row(row: dict) -> dict[str, str]:
         "gzip_bytes": f"{row['gzip_bytes']:,}",
         "compression_ratio": f"{row['compression_ratio']:.2f}×",
         "compression_ratio_gzip": f"{row['compression_ratio_gzip']:.2f}×",
-        "metric_value": f"{100 * row['metric_value']:.2f} %",
-        "metric_delta": "" if row["baseline"] else f"{100 * row['metric_delta']:+.2f} pt",
+        "metric_value": metrics.format_value(row["metric"], row["metric_value"]),
+        "metric_delta": "" if row["baseline"] else metrics.format_delta(row["metric"], row["metric_delta"]),
         "p50_ms": f"{row['p50_ms']:.3f}",
         "speedup": f"{row['speedup']:.2f}×",
     }

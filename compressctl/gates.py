@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from compressctl import metrics
 from compressctl.recipe import Gates
 
 # gate name → (artifact field it reads, True when larger values are better)
@@ -14,13 +15,17 @@ GATES = {
 }
 
 
-def evaluate_gates(gates: Gates, baseline: dict, artifacts: list[dict]) -> list[dict]:
-    """One row per (gate, artifact): name, target, threshold, measured value, passed."""
+def evaluate_gates(gates: Gates, baseline: dict, artifacts: list[dict], metric: str = "accuracy") -> list[dict]:
+    """One row per (gate, artifact): name, target, threshold, measured value, passed.
+
+    ``max_metric_drop`` reads the drop in the metric's direction (compressctl.metrics.drop): baseline −
+    artifact where higher is better, artifact − baseline for errors such as mae.
+    """
     rows = []
     for artifact in artifacts:
         if gates.targets is not None and artifact["target"] not in gates.targets:
             continue
-        values = dict(artifact, metric_drop=baseline["metric_value"] - artifact["metric_value"])
+        values = dict(artifact, metric_drop=metrics.drop(metric, baseline["metric_value"], artifact["metric_value"]))
         for name, (key, larger_is_better) in GATES.items():
             threshold = getattr(gates, name)
             if threshold is None:

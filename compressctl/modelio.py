@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from compressctl import metrics
 from compressctl.errors import StageError, UserError
 from compressctl.evaluate import TaskInfo
 
@@ -246,10 +247,25 @@ def output_layer_activation(model) -> str | None:
     return None
 
 
-def task_info(handle: ModelHandle, sample: np.ndarray, metric: str = "accuracy", top_k: int = 5) -> TaskInfo:
-    """Work out from the model whether it emits probabilities or logits, and binary or multi-class."""
+def task_info(
+    handle: ModelHandle, sample: np.ndarray, metric: str | None = "accuracy", top_k: int = 5, labels=None
+) -> TaskInfo:
+    """Work out from the model whether it emits probabilities or logits, and binary or multi-class.
+
+    ``metric`` None picks the default: ``mse`` (regression) when the model has one output unit with
+    a linear (or unknown) activation and ``labels`` are floats other than 0/1, else ``accuracy``.
+    """
     binary = handle.output_units == 1
     activation = output_layer_activation(handle.keras) if handle.keras is not None else None
+    if metric is None:
+        metric = "mse" if looks_like_regression(handle.output_units, activation, labels) else "accuracy"
+    if metrics.is_regression(metric):
+        if handle.output_units != 1:
+            raise UserError(
+                f"{handle.path}: task.metric {metric} scores one regression output, but the model has "
+                f"{handle.output_units} output units; use accuracy, top_k_accuracy or auc"
+            )
+        return TaskInfo(binary=False, from_logits=False, metric=metric, top_k=top_k, regression=True)
     if activation in ("softmax", "sigmoid") or activation is not None and activation not in ("linear",):
         from_logits = False
     else:
@@ -258,6 +274,14 @@ def task_info(handle: ModelHandle, sample: np.ndarray, metric: str = "accuracy",
         sums_to_one = binary or bool(np.allclose(outputs.reshape(len(outputs), -1).sum(axis=1), 1, atol=1e-3))
         from_logits = not (in_unit and sums_to_one)
     return TaskInfo(binary=binary, from_logits=from_logits, metric=metric, top_k=top_k)
+
+
+def looks_like_regression(output_units: int, activation: str | None, labels) -> bool:
+    """One linear output unit trained on float labels other than 0/1 is a regression model."""
+    if output_units != 1 or activation not in (None, "linear") or labels is None:
+        return False
+    labels = np.asarray(labels)
+    return bool(np.issubdtype(labels.dtype, np.floating) and not np.all(np.isin(labels, (0, 1))))
 
 
 def export_saved_model(handle: ModelHandle, directory: str | Path, sample_shape: tuple, model=None) -> Path:

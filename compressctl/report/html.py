@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Callable
 from html import escape
 
+from compressctl import metrics
 from compressctl.report.markdown import artifact_rows
 from compressctl.report.summary import edgetpu_summary, stage_measured
 
@@ -131,7 +132,7 @@ def _status(report: dict) -> str:
 
 
 def _summary(report: dict) -> str:
-    metric = report.get("metric", "metric")
+    metric = metrics.from_report(report)[0]
     headers = ["artifact", "file", "size", "gzip", "ratio", "gzip ratio", metric, "Δ", "p50 ms", "speed-up"]
     rows, classes = [], []
     for index, r in enumerate(artifact_rows(report)):
@@ -175,7 +176,7 @@ def _gates(report: dict) -> str:
 def _plots(report: dict) -> str:
     from compressctl.report import plots
 
-    metric = report.get("metric", "metric")
+    metric = metrics.from_report(report)[0]
     artifacts = report.get("artifacts") or []
     figures = [
         figure(
@@ -232,12 +233,14 @@ def _stages(report: dict) -> str:
     stages = report.get("stages") or []
     if not stages:
         return "<p class=meta>No training stages: post-training conversion only.</p>"
-    metric = report.get("metric", "metric")
+    metric = metrics.from_report(report)[0]
     rows = []
     for i, s in enumerate(stages):
         measured = stage_measured(s).removesuffix(" (cached)")
         kind = f"{s['type']} (cached)" if s.get("cached") else s["type"]
-        rows.append([f"{i + 1}", kind, f"{s['seconds']:.1f}", _pct(s.get("metric_value")), measured])
+        rows.append(
+            [f"{i + 1}", kind, f"{s['seconds']:.1f}", metrics.format_value(metric, s.get("metric_value")), measured]
+        )
     parts = [table(["#", "stage", "seconds", metric, "measured"], rows, numeric={0, 2, 3})]
     for i, s in enumerate(stages):
         layer_rows = [
@@ -287,7 +290,7 @@ def render_html(report: dict) -> str:
         f"Model <code>{escape(str(model.get('path', '?')))}</code> ({escape(str(model.get('format', '?')))}), "
         f"data <code>{escape(str(data.get('path', '?')))}</code> ({escape(str(data.get('test_samples', '?')))} "
         f"test samples), recipe <code>{escape(str(recipe.get('path') or '?'))}</code>. "
-        f"Metric: {escape(str(report.get('metric', '?')))}, measured on every artifact through the LiteRT "
+        f"Metric: {escape(metrics.from_report(report)[0])}, measured on every artifact through the LiteRT "
         f"interpreter; latency timed alternately in one process ({escape(str(base.get('measured_on', '?')))})."
     )
     tool = report.get("tool") or {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from compressctl import metrics
 from compressctl.report.summary import edgetpu_summary, stage_measured
 
 
@@ -20,6 +21,7 @@ def _delta(x: float) -> str:
 def artifact_rows(report: dict) -> list[dict]:
     """Baseline first, then artifacts: the rows that every summary table shows."""
     base = report["baseline"]
+    name = metrics.from_report(report)[0]  # accuracy-like metrics in %, errors such as mae as numbers
     rows = [
         {
             "name": "baseline (float32)",
@@ -28,7 +30,7 @@ def artifact_rows(report: dict) -> list[dict]:
             "gzip": _kib(base["gzip_bytes"]),
             "ratio": "1.00×",
             "ratio_gzip": "1.00×",
-            "metric": _pct(base["metric_value"]),
+            "metric": metrics.format_value(name, base["metric_value"]),
             "delta": "",
             "p50": f"{base['latency_ms']['p50']:.3f}",
             "speedup": "1.00×",
@@ -43,8 +45,8 @@ def artifact_rows(report: dict) -> list[dict]:
                 "gzip": _kib(a["gzip_bytes"]),
                 "ratio": f"{a['compression_ratio']:.2f}×",
                 "ratio_gzip": f"{a['compression_ratio_gzip']:.2f}×",
-                "metric": _pct(a["metric_value"]),
-                "delta": _delta(a["metric_delta"]),
+                "metric": metrics.format_value(name, a["metric_value"]),
+                "delta": metrics.format_delta(name, a["metric_delta"]),
                 "p50": f"{a['latency_ms']['p50']:.3f}",
                 "speedup": f"{a['speedup']:.2f}×",
             }
@@ -53,7 +55,7 @@ def artifact_rows(report: dict) -> list[dict]:
 
 
 def render_markdown(report: dict) -> str:
-    metric = report["metric"]
+    metric = metrics.from_report(report)[0]
     lines = [
         f"# compressctl run: {report.get('recipe', {}).get('name') or report['model']['path']}",
         "",
@@ -82,7 +84,9 @@ def render_markdown(report: dict) -> str:
         lines += ["", "## Stages", "", "| stage | seconds | " + metric + " | measured |", "| --- | ---: | ---: | --- |"]
         for s in report["stages"]:
             measured = stage_measured(s)
-            lines.append(f"| {s['type']} | {s['seconds']:.1f} | {_pct(s['metric_value'])} | {measured} |")
+            lines.append(
+                f"| {s['type']} | {s['seconds']:.1f} | {metrics.format_value(metric, s['metric_value'])} | {measured} |"
+            )
         for s in report["stages"]:
             if s.get("layers"):
                 lines += ["", f"### {s['type']}: per layer", ""]
