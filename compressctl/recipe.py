@@ -114,9 +114,9 @@ class Recipe(StrictModel):
         if drop is not None and drop > 1 and self.task.metric not in ("mae", "mse", "rmse"):
             raise PydanticCustomError(
                 "metric_drop_range",
-                "gates.max_metric_drop {drop} is more than 1, but {metric} lies in [0, 1] (0.01 = one point); "
-                "larger drops are for the regression metrics mae, mse and rmse (set task.metric)",
-                {"drop": drop, "metric": self.task.metric or "the default metric (accuracy unless regression)"},
+                "{drop} is more than 1, but {metric} lies in [0, 1] (0.01 = one point); larger drops are for "
+                "the regression metrics mae, mse and rmse (set task.metric)",
+                {"drop": f"{drop:g}", "metric": self.task.metric or "the default metric (accuracy unless regression)"},
             )
         return self
 

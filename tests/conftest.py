@@ -93,3 +93,40 @@ def write_recipe(tmp_path: Path, text: str, name: str = "recipe.yaml") -> Path:
     path = tmp_path / name
     path.write_text(text)
     return path
+
+
+def diabetes_data(seed=0):
+    """scikit-learn's bundled diabetes set (no download): 10 standardised features, a float target in [25, 346]."""
+    from sklearn.datasets import load_diabetes
+
+    x, y = load_diabetes(return_X_y=True)
+    x = ((x - x.mean(0)) / x.std(0)).astype(np.float32)
+    order = np.random.default_rng(seed).permutation(len(x))
+    train, test = order[:342], order[342:]
+    y = y.astype(np.float32)
+    return {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
+
+
+@pytest.fixture(scope="session")
+def diabetes_npz(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "diabetes.npz"
+    np.savez(path, **diabetes_data())
+    return path
+
+
+@pytest.fixture(scope="session")
+def diabetes_mlp_path(tmp_path_factory) -> Path:
+    """A small MLP with one linear output, trained on squared error (test MAE about 44)."""
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    data = diabetes_data()
+    model = k.Sequential(
+        [k.layers.Input((10,)), k.layers.Dense(32, activation="relu", name="fc1"), k.layers.Dense(1, name="out")]
+    )
+    model.compile(k.optimizers.Adam(0.05), "mse")
+    model.fit(data["x_train"], data["y_train"], epochs=60, batch_size=32, verbose=0)
+    path = tmp_path_factory.mktemp("models") / "diabetes_mlp.keras"
+    model.save(str(path))
+    return path

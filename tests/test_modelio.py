@@ -128,3 +128,23 @@ def test_corrupt_h5(tmp_path):
     path.write_bytes(b"not hdf5 at all")
     with pytest.raises(UserError, match="broken.h5: could not load the model"):
         load_model(path)
+
+
+def test_task_defaults_to_regression_for_one_linear_output_and_float_labels(diabetes_mlp_path, tiny_cnn_path):
+    from tests.conftest import diabetes_data
+
+    data = diabetes_data()
+    handle = load_model(diabetes_mlp_path)
+    task = task_info(handle, data["x_train"], None, labels=data["y_train"])
+    assert task.regression and task.metric == "mse" and task.higher_is_better is False
+    task = task_info(handle, data["x_train"], "mae", labels=data["y_train"])
+    assert task.regression and task.metric == "mae"
+    # The same output with 0/1 (or integer) labels is a logit classifier, as before.
+    binary = task_info(handle, data["x_train"], None, labels=(data["y_train"] > 150).astype(np.float32))
+    assert not binary.regression and binary.metric == "accuracy" and binary.binary
+    # A softmax model is never a regression model by default, and refuses a regression metric.
+    cnn = load_model(tiny_cnn_path)
+    sample = np.zeros((4, 8, 8, 1), np.float32)
+    assert task_info(cnn, sample, None, labels=np.array([0.0, 1.5, 2.0])).metric == "accuracy"
+    with pytest.raises(UserError, match="task.metric mae scores one regression output, but the model has 3"):
+        task_info(cnn, sample, "mae")

@@ -111,3 +111,10 @@ def test_json_schema_describes_stage_types():
     for kind in ("prune", "cluster", "quantize", "cpu"):
         assert kind in text
     assert schema["title"] == "compressctl recipe"
+
+
+def test_regression_metrics_allow_drops_in_the_labels_units(tmp_path):
+    recipe = load_recipe(write_recipe(tmp_path, "task: {metric: mae}\ngates: {max_metric_drop: 2.5}\n"))
+    assert recipe.gates.max_metric_drop == 2.5 and recipe.task.metric == "mae"
+    assert load_recipe(write_recipe(tmp_path, "name: x\n")).task.metric is None  # picked from the model
+    assert load_recipe(write_recipe(tmp_path, "name: x\n")).training.strategy == "auto"
