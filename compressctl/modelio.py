@@ -2,8 +2,9 @@
 
 Formats: Keras 2 SavedModel directories (with Keras metadata), inference-only SavedModels
 (signatures, no Keras metadata: post-training targets only), ``.h5`` and Keras 2 ``.keras``
-files. Models whose loading would run Python code stored in the file (``Lambda`` layers) are
-refused unless the user trusts the file.
+files, and Keras 3 ``.keras`` files rebuilt in tf_keras (compressctl.keras3). Models whose
+loading would run Python code stored in the file (``Lambda`` layers) are refused unless the user
+trusts the file.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class ModelHandle:
     input_dtype: str = "float32"
     output_shape: tuple = ()
     notes: list[str] = field(default_factory=list)
+    converted_from: dict | None = None  # a Keras 3 file rebuilt in tf_keras: what the conversion measured
     _loaded: object | None = None  # keeps an inference-only SavedModel's resources alive
 
     @property
@@ -108,7 +110,7 @@ def detect_format(path: Path) -> str:
         return "keras"
     raise UserError(
         f"{path}: unsupported model format {suffix or '(no extension)'}; "
-        "give a SavedModel directory, an .h5 file or a Keras 2 .keras file"
+        "give a SavedModel directory, an .h5 file or a .keras file"
     )
 
 
@@ -146,15 +148,21 @@ def load_custom_objects(spec: str | None) -> dict:
     return objects
 
 
-def load_model(path: str | Path, trust_model: bool = False, custom_objects: str | None = None) -> ModelHandle:
-    """Load a model; every failure is a UserError that names the file and the reason."""
+def load_model(
+    path: str | Path, trust_model: bool = False, custom_objects: str | None = None, samples: np.ndarray | None = None
+) -> ModelHandle:
+    """Load a model; every failure is a UserError that names the file and the reason.
+
+    ``samples``: inputs on which a Keras 3 file's conversion to tf_keras is checked (random ones without).
+    """
     path = Path(path)
     objects = load_custom_objects(custom_objects)
     fmt = detect_format(path)
-    if fmt == "keras" and _keras_version_of(path).startswith("3"):
+    keras3 = fmt == "keras" and _keras_version_of(path).startswith("3")
+    if keras3 and objects:
         raise UserError(
-            f"{path}: a Keras 3 .keras file; TFMOT needs Keras 2 (tf_keras) models. Rebuild the model "
-            "with tf_keras and save it, or export a SavedModel (model.export(dir)) for post-training targets"
+            f"{path}: a Keras 3 .keras file with --custom-objects; custom Keras 3 layers are Keras 3 code, which "
+            "tf_keras cannot run. Rebuild the model with tf_keras, or export a SavedModel for post-training targets"
         )
     if not trust_model:
         code = _scan_for_code(path, fmt)
@@ -168,6 +176,11 @@ def load_model(path: str | Path, trust_model: bool = False, custom_objects: str 
     if fmt == "savedmodel-inference":
         return _load_inference_only(path, tf())
     k = keras()
+    if keras3:  # rebuilt in tf_keras and checked against Keras 3 in a child process (compressctl.keras3)
+        from compressctl.keras3 import load_keras3, note
+
+        model, record = load_keras3(path, samples, trust_model)
+        return _handle(path, fmt, model, notes=[note(record)], converted_from=record)
     try:
         kwargs = {"compile": False, "custom_objects": objects or None}
         if fmt == "keras":
@@ -180,6 +193,10 @@ def load_model(path: str | Path, trust_model: bool = False, custom_objects: str 
         raise UserError(f"{path}: could not load the model: {message}") from None
     if not isinstance(model, k.Model):
         raise UserError(f"{path}: loaded a {type(model).__name__}, not a Keras model")
+    return _handle(path, fmt, model)
+
+
+def _handle(path: Path, fmt: str, model, **extra) -> ModelHandle:
     if len(model.inputs or []) != 1 or len(model.outputs or []) != 1:
         raise UserError(
             f"{path}: compressctl handles models with one input and one output; this one has "
@@ -192,6 +209,7 @@ def load_model(path: str | Path, trust_model: bool = False, custom_objects: str 
         input_shape=tuple(model.inputs[0].shape[1:]),
         input_dtype=model.inputs[0].dtype.name,
         output_shape=tuple(model.outputs[0].shape[1:]),
+        **extra,
     )
 
 

@@ -138,7 +138,10 @@ def run(
         # Fresh Keras name counters: a layer named quant_dense_3 in a second run of one process would
         # change the flatbuffer's tensor names, and with them the artifact's sha256.
         keras().backend.clear_session()
-        handle = load_model(recipe.model, trust_model=trust_model, custom_objects=custom_objects)
+        # A Keras 3 file's conversion is checked on train samples (compressctl.keras3).
+        handle = load_model(
+            recipe.model, trust_model=trust_model, custom_objects=custom_objects, samples=data.x_train[:64]
+        )
         check_against_model(data, handle.input_shape, handle.output_units, str(handle.path))
         task = task_info(handle, data.x_train, recipe.task.metric, recipe.task.top_k, labels=data.y_train)
         data = with_task_labels(data, task.regression)
@@ -264,6 +267,7 @@ def _measure_run(ctx: _Run) -> dict:
             "output_units": handle.output_units,
             "params": ctx.params,
             "notes": handle.notes,
+            "converted_from": handle.converted_from,
         },
         "data": {
             "path": str(data.path),

@@ -231,3 +231,18 @@ gates:
         if check.returncode == 0:
             break
     assert check.returncode == 0, check.stdout
+
+
+def test_keras3_model_is_converted_pruned_and_reported(tmp_path, keras3_models, tiny_data):
+    """A Keras 3 .keras file runs the training stages in tf_keras, and the report says it was converted."""
+    out = tmp_path / "run"
+    recipe = write_recipe(tmp_path, "training: {batch_size: 32}\n" + PRUNE_QAT)
+    result = cli_run(recipe, keras3_models / "cnn.keras", tiny_data, out)
+    assert result.returncode == 0, result.stderr
+    report = remeasure(out, tiny_data)
+    converted = report["model"]["converted_from"]
+    assert converted["format"] == "keras3" and converted["check_inputs"] == "data samples"
+    assert converted["max_abs_difference"] <= 1e-5 and converted["layers_copied"] == 5
+    assert any(note.startswith("converted from Keras 3.") for note in report["model"]["notes"])
+    assert report["stages"][0]["sparsity"] == pytest.approx(0.5, abs=0.02)
+    assert "converted from Keras 3." in (out / "report.md").read_text()

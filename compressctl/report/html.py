@@ -293,6 +293,7 @@ def render_html(report: dict) -> str:
         f"Metric: {escape(metrics.from_report(report)[0])}, measured on every artifact through the LiteRT "
         f"interpreter; latency timed alternately in one process ({escape(str(base.get('measured_on', '?')))})."
     )
+    meta += "".join(f" Model note: {escape(str(note))}." for note in model.get("notes") or [])
     tool = report.get("tool") or {}
     seconds = report.get("seconds")
     footer = (

@@ -63,6 +63,8 @@ def render_markdown(report: dict) -> str:
         f"({report['data']['test_samples']} test samples). Metric: {metric}, measured on every artifact "
         "through the LiteRT interpreter; latency timed alternately in one process "
         f"({report['baseline']['measured_on']}).",
+        # What loading the model involved (an inference-only SavedModel, a Keras 3 file converted to tf_keras).
+        *[f"\nModel note: {note}." for note in report["model"].get("notes") or []],
         "",
         "| artifact | size | gzip | ratio | gzip ratio | " + metric + " | Δ | p50 ms | speed-up |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
