@@ -1,6 +1,7 @@
 """training.strategy: fine-tuning under tf.distribute, checked against a one-device run."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -81,6 +82,70 @@ def test_mirrored_on_two_devices_matches_one_device(tmp_path, tiny_cnn_path, tin
     assert prune["sparsity"] == pytest.approx(0.7, abs=0.01) and cluster["unique_weights"] <= 8
     assert qat["notes"] == ["fine-tuned on one device, not 2 replicas: TFMOT does not support QAT under tf.distribute"]
     assert abs(one["artifacts"][0]["metric_value"] - two["artifacts"][0]["metric_value"]) <= 0.01
+
+
+# One worker of a two-worker cluster on this machine (its TF_CONFIG in the environment).
+WORKER = """
+import json, sys
+from compressctl import api
+
+model, data, out, recipe = sys.argv[1:]
+result = api.run(recipe, [], model=model, data=data, out=out)
+report = result.report
+print("REPORT " + json.dumps({"training": report["training"], "stages": report["stages"], "sha256": [
+    a["sha256"] for a in report["artifacts"]]}))
+"""
+
+
+def free_ports(n):
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_multi_worker_prunes_in_lock_step_on_two_local_workers(tmp_path, tiny_cnn_path, tiny_data):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "training: {batch_size: 32, strategy: multi_worker}\n"
+        "stages:\n  - type: prune\n    target_sparsity: 0.7\n    epochs: 2\n    learning_rate: 0.001\n"
+        "targets:\n  - type: cpu\n    calibration_samples: 50\nbench: {runs: 10, warmup: 1, rounds: 1}\n"
+    )
+    ports = free_ports(2)
+    workers = []
+    for index in range(2):
+        config = {"cluster": {"worker": [f"localhost:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CONFIG": json.dumps(config)}
+        args = [str(tiny_cnn_path), str(tiny_data), str(tmp_path / f"w{index}")]
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, *args, str(recipe)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=REPO,
+                env=env,
+            )
+        )
+    reports = []
+    for worker in workers:
+        stdout, stderr = worker.communicate(timeout=900)
+        assert worker.returncode == 0, stderr[-3000:]
+        reports.append(json.loads(stdout.split("REPORT ", 1)[1]))
+    for index, report in enumerate(reports):
+        assert report["training"]["devices"] == (
+            f"MultiWorkerMirroredStrategy: 2 worker(s), this one worker {index}, 2 replica(s) in sync"
+        )
+        assert report["stages"][0]["sparsity"] == pytest.approx(0.7, abs=0.01)
+        assert report["stages"][0]["metric_value"] > 0.9
+    # Synchronous training: both workers end with the same weights, hence the same artifact.
+    assert reports[0]["sha256"] == reports[1]["sha256"]
 
 
 @pytest.mark.parametrize(
