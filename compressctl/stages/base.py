@@ -83,9 +83,9 @@ def steps_per_epoch(ctx: StageContext, batch_size: int | None) -> int:
 
 def _ProgressCallback(k, emit: Emit, label: str, epochs: int, steps: int, metric: str = "accuracy"):  # noqa: N802
     def figures(logs) -> dict:
-        # The compiled metric is the only log entry besides the loss (named after the task's metric).
-        value = next((v for key, v in logs.items() if key != "loss"), np.nan)
-        return {"loss": float(logs.get("loss", np.nan)), "metric": float(value), "metric_name": metric}
+        # The compiled metric is the only log entry besides the loss; its key names it.
+        name, value = next(((key, v) for key, v in logs.items() if key != "loss"), (metric, np.nan))
+        return {"loss": float(logs.get("loss", np.nan)), "metric": float(value), "metric_name": name}
 
     class ProgressCallback(k.callbacks.Callback):
         def on_train_begin(self, logs=None):
