@@ -66,11 +66,14 @@ def inspect(model_path: str, trust_model: bool = False, custom_objects: str | No
 
 def _task_for(path: Path, metric: str, top_k: int, outputs_probabilities: bool | None):
     from compressctl.evaluate import TaskInfo
+    from compressctl.metrics import is_regression
     from compressctl.runtime import load_interpreter
 
     interpreter = load_interpreter(path)
     units = int(interpreter.get_output_details()[0]["shape"][-1])
     from_logits = False if outputs_probabilities is None else not outputs_probabilities
+    if is_regression(metric):
+        return TaskInfo(binary=False, from_logits=False, metric=metric, top_k=top_k, regression=True)
     return TaskInfo(binary=units == 1, from_logits=from_logits, metric=metric, top_k=top_k)
 
 
@@ -88,9 +91,10 @@ def evaluate_artifact(
     error against the float32 baseline, see quant_debug.eval_layers)."""
     from compressctl.data import load_npz
     from compressctl.evaluate import evaluate_tflite
+    from compressctl.metrics import is_regression
 
     path = _artifact_path(artifact)
-    data = load_npz(data_path)
+    data = load_npz(data_path, keep_float_labels=is_regression(metric))  # regression targets stay floats
     task = _task_for(path, metric, top_k, outputs_probabilities=not logits)
     if layers:  # issue 10: checked before the metric, so a missing baseline is one error line at once
         from compressctl.quant_debug import eval_layers

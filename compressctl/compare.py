@@ -27,6 +27,7 @@ def rows_from_report(run: str, record: RunRecord, run_dir: str | Path = "") -> l
         "run": run,
         "recipe": record.recipe.name,
         "metric": record.metric.name,
+        "higher_is_better": record.metric.higher_is_better,
         "measured_on": base.measured_on,
     }
     rows = [
@@ -71,9 +72,14 @@ def rows_from_report(run: str, record: RunRecord, run_dir: str | Path = "") -> l
 
 
 def dominates(a: dict, b: dict, by: str = "size_bytes") -> bool:
-    """a is at least as small and as good as b, and strictly better on one of the two."""
-    no_worse = a[by] <= b[by] and a["metric_value"] >= b["metric_value"]
-    return no_worse and (a[by] < b[by] or a["metric_value"] > b["metric_value"])
+    """a is at least as small and as good as b, and strictly better on one of the two.
+
+    "Good" follows the metric's direction (the rows' ``higher_is_better``; lower mae is better).
+    """
+    sign = 1 if a.get("higher_is_better", True) else -1
+    ma, mb = sign * a["metric_value"], sign * b["metric_value"]
+    no_worse = a[by] <= b[by] and ma >= mb
+    return no_worse and (a[by] < b[by] or ma > mb)
 
 
 def pareto_flags(rows: list[dict], by: str = "size_bytes") -> list[bool]:

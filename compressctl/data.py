@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +26,12 @@ class Dataset:
         return tuple(self.x_train.shape[1:])
 
 
-def _labels(y: np.ndarray, name: str, path: Path) -> np.ndarray:
-    """Class ids as int64 of shape (n,); one-hot rows become their argmax."""
+def _labels(y: np.ndarray, name: str, path: Path, keep_float: bool = False) -> np.ndarray:
+    """Class ids as int64 of shape (n,); one-hot rows become their argmax.
+
+    With ``keep_float``, float labels other than 0/1 stay float32: regression targets, or class ids
+    that ``with_task_labels`` converts once the model says which task it is.
+    """
     if y.ndim == 2 and y.shape[1] > 1:
         y = np.argmax(y, axis=1)
     y = y.reshape(len(y), -1)
@@ -39,13 +43,18 @@ def _labels(y: np.ndarray, name: str, path: Path) -> np.ndarray:
     if np.issubdtype(y.dtype, np.floating):
         if not np.all(np.isfinite(y)):
             raise UserError(f"{path}: {name} holds NaN or infinite labels")
+        if keep_float and not np.all(np.isin(y, (0, 1))):
+            return y.astype(np.float32)
         if not np.all(y == np.round(y)):
             raise UserError(f"{path}: {name} must be integer class ids, got fractional values")
     return y.astype(np.int64)
 
 
-def load_npz(path: str | Path) -> Dataset:
-    """Load and check an npz data set; every problem is a UserError naming the file and key."""
+def load_npz(path: str | Path, keep_float_labels: bool = False) -> Dataset:
+    """Load and check an npz data set; every problem is a UserError naming the file and key.
+
+    ``keep_float_labels``: float labels stay floats (see ``_labels``), for a task that may be regression.
+    """
     path = Path(path)
     require_file(path, "data file", f"an .npz file with {', '.join(REQUIRED_KEYS)}")
     try:
@@ -80,9 +89,20 @@ def load_npz(path: str | Path) -> Dataset:
     return Dataset(
         path=path,
         x_train=arrays["x_train"].astype(np.float32),
-        y_train=_labels(arrays["y_train"], "y_train", path),
+        y_train=_labels(arrays["y_train"], "y_train", path, keep_float_labels),
         x_test=arrays["x_test"].astype(np.float32),
-        y_test=_labels(arrays["y_test"], "y_test", path),
+        y_test=_labels(arrays["y_test"], "y_test", path, keep_float_labels),
+    )
+
+
+def with_task_labels(data: Dataset, regression: bool) -> Dataset:
+    """Labels for the task the model turned out to have: float targets for regression, else class ids."""
+    if regression:
+        return data
+    return replace(
+        data,
+        y_train=_labels(data.y_train, "y_train", data.path),
+        y_test=_labels(data.y_test, "y_test", data.path),
     )
 
 
@@ -99,6 +119,8 @@ def check_against_model(data: Dataset, input_shape: tuple, output_units: int, mo
     classes = max(output_units, 2)
     for split in ("train", "test"):
         y = getattr(data, f"y_{split}")
+        if np.issubdtype(y.dtype, np.floating):  # regression targets (or class ids not yet converted)
+            continue
         if y.min() < 0 or y.max() >= classes:
             raise UserError(
                 f"{data.path}: y_{split} holds labels in [{y.min()}, {y.max()}] but {model_name} "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compressctl import runtime
+from compressctl import metrics, runtime
 
 
 @dataclass(frozen=True)
@@ -16,46 +16,50 @@ class TaskInfo:
 
     binary: bool  # a single output unit (sigmoid or logit) rather than one unit per class
     from_logits: bool  # outputs are logits, not probabilities
-    metric: str = "accuracy"  # accuracy | top_k_accuracy
+    metric: str = "accuracy"  # one of compressctl.metrics.NAMES
     top_k: int = 5
+    regression: bool = False  # one linear output scored against float labels (mae, mse, rmse)
 
     @property
     def metric_name(self) -> str:
-        return f"top_{self.top_k}_accuracy" if self.metric == "top_k_accuracy" else "accuracy"
+        return f"top_{self.top_k}_accuracy" if self.metric == "top_k_accuracy" else self.metric
 
     @property
     def higher_is_better(self) -> bool:
-        return True  # both metrics are accuracies
+        return metrics.higher_is_better(self.metric)
 
     def loss(self):
         from compressctl.tfenv import keras
 
         k = keras()
+        if self.regression:
+            # Train on what is scored: absolute error for mae, squared error for mse and rmse.
+            return k.losses.MeanAbsoluteError() if self.metric == "mae" else k.losses.MeanSquaredError()
         if self.binary:
             return k.losses.BinaryCrossentropy(from_logits=self.from_logits)
         return k.losses.SparseCategoricalCrossentropy(from_logits=self.from_logits)
 
     def keras_metric(self):
+        """The metric Keras reports while fine-tuning (named like the task's metric), for progress only."""
         from compressctl.tfenv import keras
 
         k = keras()
+        name = self.metric_name
+        if self.regression:
+            kinds = {"mae": k.metrics.MeanAbsoluteError, "mse": k.metrics.MeanSquaredError}
+            return kinds.get(self.metric, k.metrics.RootMeanSquaredError)(name=name)
+        if self.metric == "auc" and self.binary:
+            return k.metrics.AUC(name=name, from_logits=self.from_logits)
         if self.binary:
-            return k.metrics.BinaryAccuracy(name="accuracy", threshold=0.0 if self.from_logits else 0.5)
-        return k.metrics.SparseCategoricalAccuracy(name="accuracy")
+            return k.metrics.BinaryAccuracy(name=name, threshold=0.0 if self.from_logits else 0.5)
+        if self.metric == "top_k_accuracy":
+            return k.metrics.SparseTopKCategoricalAccuracy(k=self.top_k, name=name)
+        # Multi-class AUC is scored exactly on the test split after each stage; training shows accuracy.
+        return k.metrics.SparseCategoricalAccuracy(name="accuracy" if self.metric == "auc" else name)
 
     def score(self, outputs: np.ndarray, labels: np.ndarray) -> float:
-        """The metric of raw model outputs against integer labels."""
-        outputs = np.asarray(outputs, dtype=np.float32)
-        labels = np.asarray(labels).reshape(-1)
-        if self.binary or outputs.ndim == 1 or outputs.shape[-1] == 1:
-            threshold = 0.0 if self.from_logits else 0.5
-            return float(np.mean((outputs.reshape(-1) > threshold).astype(int) == labels))
-        outputs = outputs.reshape(len(outputs), -1)
-        if self.metric == "top_k_accuracy":
-            k = min(self.top_k, outputs.shape[1])
-            top = np.argsort(-outputs, axis=1)[:, :k]
-            return float(np.mean(np.any(top == labels[:, None], axis=1)))
-        return float(np.mean(np.argmax(outputs, axis=1) == labels))
+        """The metric of raw model outputs against labels (class ids, or floats for regression)."""
+        return metrics.score(self.metric, outputs, labels, from_logits=self.from_logits, top_k=self.top_k)
 
 
 def evaluate_tflite(

@@ -2,8 +2,9 @@
 
 Formats: Keras 2 SavedModel directories (with Keras metadata), inference-only SavedModels
 (signatures, no Keras metadata: post-training targets only), ``.h5`` and Keras 2 ``.keras``
-files. Models whose loading would run Python code stored in the file (``Lambda`` layers) are
-refused unless the user trusts the file.
+files, and Keras 3 ``.keras`` files rebuilt in tf_keras (compressctl.keras3). Models whose
+loading would run Python code stored in the file (``Lambda`` layers) are refused unless the user
+trusts the file.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from compressctl import metrics
 from compressctl.errors import StageError, UserError
 from compressctl.evaluate import TaskInfo
 
@@ -35,6 +37,7 @@ class ModelHandle:
     input_dtype: str = "float32"
     output_shape: tuple = ()
     notes: list[str] = field(default_factory=list)
+    converted_from: dict | None = None  # a Keras 3 file rebuilt in tf_keras: what the conversion measured
     _loaded: object | None = None  # keeps an inference-only SavedModel's resources alive
 
     @property
@@ -107,7 +110,7 @@ def detect_format(path: Path) -> str:
         return "keras"
     raise UserError(
         f"{path}: unsupported model format {suffix or '(no extension)'}; "
-        "give a SavedModel directory, an .h5 file or a Keras 2 .keras file"
+        "give a SavedModel directory, an .h5 file or a .keras file"
     )
 
 
@@ -145,15 +148,21 @@ def load_custom_objects(spec: str | None) -> dict:
     return objects
 
 
-def load_model(path: str | Path, trust_model: bool = False, custom_objects: str | None = None) -> ModelHandle:
-    """Load a model; every failure is a UserError that names the file and the reason."""
+def load_model(
+    path: str | Path, trust_model: bool = False, custom_objects: str | None = None, samples: np.ndarray | None = None
+) -> ModelHandle:
+    """Load a model; every failure is a UserError that names the file and the reason.
+
+    ``samples``: inputs on which a Keras 3 file's conversion to tf_keras is checked (random ones without).
+    """
     path = Path(path)
     objects = load_custom_objects(custom_objects)
     fmt = detect_format(path)
-    if fmt == "keras" and _keras_version_of(path).startswith("3"):
+    keras3 = fmt == "keras" and _keras_version_of(path).startswith("3")
+    if keras3 and objects:
         raise UserError(
-            f"{path}: a Keras 3 .keras file; TFMOT needs Keras 2 (tf_keras) models. Rebuild the model "
-            "with tf_keras and save it, or export a SavedModel (model.export(dir)) for post-training targets"
+            f"{path}: a Keras 3 .keras file with --custom-objects; custom Keras 3 layers are Keras 3 code, which "
+            "tf_keras cannot run. Rebuild the model with tf_keras, or export a SavedModel for post-training targets"
         )
     if not trust_model:
         code = _scan_for_code(path, fmt)
@@ -167,6 +176,11 @@ def load_model(path: str | Path, trust_model: bool = False, custom_objects: str 
     if fmt == "savedmodel-inference":
         return _load_inference_only(path, tf())
     k = keras()
+    if keras3:  # rebuilt in tf_keras and checked against Keras 3 in a child process (compressctl.keras3)
+        from compressctl.keras3 import load_keras3, note
+
+        model, record = load_keras3(path, samples, trust_model)
+        return _handle(path, fmt, model, notes=[note(record)], converted_from=record)
     try:
         kwargs = {"compile": False, "custom_objects": objects or None}
         if fmt == "keras":
@@ -179,6 +193,10 @@ def load_model(path: str | Path, trust_model: bool = False, custom_objects: str 
         raise UserError(f"{path}: could not load the model: {message}") from None
     if not isinstance(model, k.Model):
         raise UserError(f"{path}: loaded a {type(model).__name__}, not a Keras model")
+    return _handle(path, fmt, model)
+
+
+def _handle(path: Path, fmt: str, model, **extra) -> ModelHandle:
     if len(model.inputs or []) != 1 or len(model.outputs or []) != 1:
         raise UserError(
             f"{path}: compressctl handles models with one input and one output; this one has "
@@ -191,6 +209,7 @@ def load_model(path: str | Path, trust_model: bool = False, custom_objects: str 
         input_shape=tuple(model.inputs[0].shape[1:]),
         input_dtype=model.inputs[0].dtype.name,
         output_shape=tuple(model.outputs[0].shape[1:]),
+        **extra,
     )
 
 
@@ -246,10 +265,25 @@ def output_layer_activation(model) -> str | None:
     return None
 
 
-def task_info(handle: ModelHandle, sample: np.ndarray, metric: str = "accuracy", top_k: int = 5) -> TaskInfo:
-    """Work out from the model whether it emits probabilities or logits, and binary or multi-class."""
+def task_info(
+    handle: ModelHandle, sample: np.ndarray, metric: str | None = "accuracy", top_k: int = 5, labels=None
+) -> TaskInfo:
+    """Work out from the model whether it emits probabilities or logits, and binary or multi-class.
+
+    ``metric`` None picks the default: ``mse`` (regression) when the model has one output unit with
+    a linear (or unknown) activation and ``labels`` are floats other than 0/1, else ``accuracy``.
+    """
     binary = handle.output_units == 1
     activation = output_layer_activation(handle.keras) if handle.keras is not None else None
+    if metric is None:
+        metric = "mse" if looks_like_regression(handle.output_units, activation, labels) else "accuracy"
+    if metrics.is_regression(metric):
+        if handle.output_units != 1:
+            raise UserError(
+                f"{handle.path}: task.metric {metric} scores one regression output, but the model has "
+                f"{handle.output_units} output units; use accuracy, top_k_accuracy or auc"
+            )
+        return TaskInfo(binary=False, from_logits=False, metric=metric, top_k=top_k, regression=True)
     if activation in ("softmax", "sigmoid") or activation is not None and activation not in ("linear",):
         from_logits = False
     else:
@@ -258,6 +292,14 @@ def task_info(handle: ModelHandle, sample: np.ndarray, metric: str = "accuracy",
         sums_to_one = binary or bool(np.allclose(outputs.reshape(len(outputs), -1).sum(axis=1), 1, atol=1e-3))
         from_logits = not (in_unit and sums_to_one)
     return TaskInfo(binary=binary, from_logits=from_logits, metric=metric, top_k=top_k)
+
+
+def looks_like_regression(output_units: int, activation: str | None, labels) -> bool:
+    """One linear output unit trained on float labels other than 0/1 is a regression model."""
+    if output_units != 1 or activation not in (None, "linear") or labels is None:
+        return False
+    labels = np.asarray(labels)
+    return bool(np.issubdtype(labels.dtype, np.floating) and not np.all(np.isin(labels, (0, 1))))
 
 
 def export_saved_model(handle: ModelHandle, directory: str | Path, sample_shape: tuple, model=None) -> Path:

@@ -24,11 +24,13 @@ from compressctl import __version__, bench, logs, macs, manifest, measure, runti
 from compressctl.cache import StageCache
 from compressctl.convert import Converter
 from compressctl.cpu_features import cpu_features, int8_slower_note
-from compressctl.data import Dataset, check_against_model, load_npz
+from compressctl.data import Dataset, check_against_model, load_npz, with_task_labels
+from compressctl.distribute import check_tf_config, make_strategy
 from compressctl.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, StageError, UserError
 from compressctl.evaluate import TaskInfo, evaluate_tflite
 from compressctl.events import Emit, Event, EventLog, ignore
 from compressctl.gates import evaluate_gates
+from compressctl.metrics import is_regression
 from compressctl.recipe import Recipe, Source, check_layer_names, check_stages, to_yaml
 from compressctl.record import SCHEMA_VERSION, Artifact, Baseline, RunRecord
 from compressctl.report import render_markdown
@@ -70,6 +72,8 @@ class _Run:
     resume: bool = False
     recipe_info: dict = field(default_factory=dict)  # name, path and sha256 of the recipe file
     started: float = 0.0  # perf_counter at the start of the run
+    strategy: object = None  # tf.distribute strategy of the training stages (compressctl.distribute), or None
+    devices: str = "one device"  # what the training stages ran on, for the report
 
 
 @dataclass
@@ -143,13 +147,25 @@ def run(
     check_out_dir(out)
     manifest.check_signing_key(sign_key)
     detect_format(Path(recipe.model))  # a missing or unsupported model is reported before any work
-    data = load_npz(recipe.data)
+    if recipe.stages and recipe.training.strategy == "multi_worker":
+        check_tf_config()  # a missing or malformed TF_CONFIG is bad input, reported before any work
+    # Float labels may be regression targets; which they are is known once the model is (task_info).
+    data = load_npz(recipe.data, keep_float_labels=recipe.task.metric is None or is_regression(recipe.task.metric))
     with _terminate_as_interrupt(), Converter() as converter:  # its TensorFlow import overlaps ours
+        # A multi-worker strategy must exist before TensorFlow runs anything else in the process.
+        strategy, devices = make_strategy(recipe.training.strategy) if recipe.stages else (None, "no training")
         # Fresh Keras name counters: a layer named quant_dense_3 in a second run of one process would
         # change the flatbuffer's tensor names, and with them the artifact's sha256.
         keras().backend.clear_session()
-        handle = load_model(recipe.model, trust_model=trust_model, custom_objects=custom_objects)
+        # A Keras 3 file's conversion is checked on train samples (compressctl.keras3).
+        handle = load_model(
+            recipe.model, trust_model=trust_model, custom_objects=custom_objects, samples=data.x_train[:64]
+        )
         check_against_model(data, handle.input_shape, handle.output_units, str(handle.path))
+        task = task_info(handle, data.x_train, recipe.task.metric, recipe.task.top_k, labels=data.y_train)
+        data = with_task_labels(data, task.regression)
+        check_against_model(data, handle.input_shape, handle.output_units, str(handle.path))  # class ids now
+        check_metric_defined(task, data)
         if handle.keras is not None:
             names = [layer.name for layer in handle.keras.layers if type(layer).__name__ != "InputLayer"]
             check_layer_names(recipe, names, source, str(handle.path))
@@ -164,7 +180,6 @@ def run(
         # Only now, with every input checked, does the run start talking: bad input is one line.
         emit(Event("step", f"loaded {handle.path} ({handle.format}); data {data.path}"))
         seed_everything(recipe.seed)
-        task = task_info(handle, data.x_train, recipe.task.metric, recipe.task.top_k)
         out.parent.mkdir(parents=True, exist_ok=True)
         cache = None
         if recipe.stages:
@@ -175,6 +190,7 @@ def run(
         params = int(handle.keras.count_params()) if handle.keras is not None else None
         info = {"name": recipe.name, "path": recipe_path, "sha256": recipe_sha256}
         ctx = _Run(recipe, data, converter, emit, staging, work, handle, params, task, cache, resume, info, started)
+        ctx.strategy, ctx.devices = strategy, devices
         try:
             record = _measure_run(ctx)
             _write_reports(staging, recipe, record)
@@ -189,6 +205,12 @@ def run(
     if cache is not None:
         cache.prune_others()
     return RunResult(out=out, record=record)
+
+
+def check_metric_defined(task: TaskInfo, data: Dataset) -> None:
+    """AUC needs both classes (or several) among the test labels; refuse before any work."""
+    if task.metric == "auc" and len(np.unique(data.y_test)) < 2:
+        raise UserError(f"{data.path}: task.metric auc needs at least two classes in y_test, which holds one")
 
 
 def _measure_run(ctx: _Run) -> RunRecord:
@@ -324,6 +346,7 @@ def _run_record(
             "output_units": handle.output_units,
             "params": ctx.params,
             "notes": handle.notes,
+            "converted_from": handle.converted_from,
         },
         data={
             "path": str(data.path),
@@ -332,7 +355,8 @@ def _run_record(
             "test_samples": int(len(data.x_test)),
         },
         metric={"name": task.metric_name, "higher_is_better": task.higher_is_better},
-        task={"binary": task.binary, "from_logits": task.from_logits},
+        task={"binary": task.binary, "from_logits": task.from_logits, "regression": task.regression},
+        training={"strategy": recipe.training.strategy, "devices": ctx.devices},
         baseline=baseline,
         stages=stage_rows,
         artifacts=artifacts,
@@ -354,6 +378,7 @@ def _run_stages(ctx: _Run) -> tuple[object, list[dict]]:
     stage_ctx = StageContext(
         data=ctx.data, task=ctx.task, batch_size=recipe.training.batch_size, seed=recipe.seed, emit=emit
     )
+    stage_ctx.strategy = ctx.strategy
     model, rows = ctx.handle.keras, []
     for index, params in enumerate(recipe.stages):
         label = f"stage {index + 1}/{len(recipe.stages)}: {params.type}"

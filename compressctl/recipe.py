@@ -36,14 +36,26 @@ LEGAL_ORDER = tuple(legal_order())
 
 
 class Task(StrictModel):
-    metric: Literal["accuracy", "top_k_accuracy"] = Field(
-        "accuracy", description="accuracy: argmax (or > 0.5 for one sigmoid output); top_k_accuracy: label in top k."
+    # Metrics and their directions live in compressctl.metrics; regression metrics score one linear output.
+    metric: Literal["accuracy", "top_k_accuracy", "auc", "mae", "mse", "rmse"] | None = Field(
+        None,
+        description="accuracy: argmax (or > 0.5 for one sigmoid output); top_k_accuracy: label in top k; auc: area "
+        "under the ROC curve (one-vs-rest mean for several classes); mae, mse, rmse: regression errors (lower is "
+        "better). Default: mse when the model has one linear output and the labels are floats other than 0/1, "
+        "else accuracy.",
     )
     top_k: int = Field(5, ge=1, le=1000, description="k for top_k_accuracy.")
 
 
 class Training(StrictModel):
     batch_size: int = Field(64, ge=1, le=65536, description="Default fine-tuning batch size for every stage.")
+    # compressctl.distribute turns this into a tf.distribute strategy for the training stages.
+    strategy: Literal["auto", "none", "mirrored", "multi_worker"] = Field(
+        "auto",
+        description="Devices the training stages fine-tune on: none (one device), mirrored (MirroredStrategy over "
+        "every local GPU), multi_worker (MultiWorkerMirroredStrategy from TF_CONFIG), auto (mirrored when more "
+        "than one GPU is visible, else none). QAT and distillation always run on one device.",
+    )
 
 
 class Bench(StrictModel):
@@ -57,7 +69,11 @@ class Gates(StrictModel):
     """Goals every artifact must meet; a miss makes the run exit 1."""
 
     max_metric_drop: float | None = Field(
-        None, ge=0, le=1, description="Largest allowed baseline metric − artifact metric (0.01 = one point)."
+        None,
+        ge=0,
+        le=1e9,
+        description="Largest allowed worsening of the metric in its direction: baseline − artifact for accuracy and "
+        "auc (0.01 = one point, at most 1), artifact − baseline for mae, mse, rmse (in the labels' units).",
     )
     min_compression_ratio: float | None = Field(None, gt=0, description="Smallest baseline size / artifact size.")
     min_compression_ratio_gzip: float | None = Field(
@@ -89,6 +105,19 @@ class Recipe(StrictModel):
     )
     bench: Bench = Field(default_factory=Bench)
     gates: Gates = Field(default_factory=Gates)
+
+    @model_validator(mode="after")
+    def _drop_within_metric_range(self):
+        # accuracy, top_k_accuracy and auc lie in [0, 1]: a larger allowed drop is a slip (1 meaning 1 %?).
+        drop = self.gates.max_metric_drop
+        if drop is not None and drop > 1 and self.task.metric not in ("mae", "mse", "rmse"):
+            raise PydanticCustomError(
+                "metric_drop_range",
+                "{drop} is more than 1, but {metric} lies in [0, 1] (0.01 = one point); larger drops are for "
+                "the regression metrics mae, mse and rmse (set task.metric)",
+                {"drop": f"{drop:g}", "metric": self.task.metric or "the default metric (accuracy unless regression)"},
+            )
+        return self
 
     @field_validator("stages")
     @classmethod

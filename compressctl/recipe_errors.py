@@ -185,6 +185,8 @@ def format_errors(exc: ValidationError, source, data, root) -> str:
             loc = (*loc, ctx["index"], "type" if error["type"] == "stage_order" else "name")
             if error["type"] == "duplicate_target" and not _has_path(data, loc):
                 loc = loc[:-1]
+        if error["type"] == "metric_drop_range":  # a cross-field check on the Recipe, about this one field
+            loc = ("gates", "max_metric_drop")
         where = _where(source, loc, want_key=error["type"] == "extra_forbidden")
         lines.append(f"{where} {render_loc(loc)}: {_message(error, loc, data, root)}")
     return "\n".join(lines)

@@ -33,6 +33,19 @@ class Tool(_Record):
     version: str
 
 
+class ConvertedFrom(_Record):
+    """How a Keras 3 file was rebuilt in tf_keras, and the output check that accepted it."""
+
+    format: str
+    keras_version: str
+    checked_with: str
+    layers_copied: int
+    check_samples: int
+    check_inputs: str
+    max_abs_difference: float
+    tolerance: float
+
+
 class ModelInfo(_Record):
     path: str
     format: str
@@ -40,6 +53,7 @@ class ModelInfo(_Record):
     output_units: int | None = None
     params: int | None = Field(None, description="Parameters of the loaded Keras model (null without one).")
     notes: list[str] = Field(default_factory=list)
+    converted_from: ConvertedFrom | None = Field(None, description="A Keras 3 file rebuilt in tf_keras.")
 
 
 class DataInfo(_Record):
@@ -57,6 +71,12 @@ class Metric(_Record):
 class Task(_Record):
     binary: bool
     from_logits: bool
+    regression: bool = False
+
+
+class Training(_Record):
+    strategy: str = Field(description="training.strategy of the recipe: auto, none, mirrored or multi_worker.")
+    devices: str = Field(description="What the training stages ran on, e.g. 'one device', '2 devices (mirrored)'.")
 
 
 class Latency(_Record):
@@ -350,6 +370,7 @@ class RunRecord(_Record):
     data: DataInfo
     metric: Metric
     task: Task
+    training: Training | None = None
     baseline: Baseline
     stages: list[StageRow] = Field(default_factory=list)
     artifacts: list[Artifact] = Field(default_factory=list)

@@ -76,7 +76,7 @@ class UI:
             self.warn(event.message)
         elif kind == "epoch":
             loss, metric = event.data.get("loss"), event.data.get("metric")
-            self.info(f"  {event.message}: loss {loss:.4f}, accuracy {metric:.4f}")
+            self.info(f"  {event.message}: loss {loss:.4f}, {event.data.get('metric_name', 'accuracy')} {metric:.4f}")
         elif kind == "task_begin" and self.live:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

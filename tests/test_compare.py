@@ -9,6 +9,7 @@ import pytest
 
 from compressctl.compare import compare_reports, dominates, pareto_flags, rows_from_report, run_names
 from compressctl.record import RunRecord
+from compressctl.report.summary import format_row
 from tests.conftest import REPO
 from tests.report.test_html import FIXTURES, Page, decode_png
 
@@ -159,3 +160,39 @@ def test_compare_bad_input(run_dirs, tmp_path):
     result = cli("compare", run_dirs[0], "--by", "flops", "--json")
     assert result.returncode == 2
     assert json.loads(result.stdout)["errors"] == ["--by: must be size or gzip, got 'flops'"]
+
+
+def regression_report(base_mae, artifacts):
+    """A report.json in the current form (metric object) for a regression run: (target, size, mae) artifacts."""
+    report = fixture_reports()[0]
+    report["metric"] = {"name": "mae", "higher_is_better": False}
+    report["baseline"].update(metric_value=base_mae, size_bytes=1000, sha256="b" * 64)
+    template = report["artifacts"][0]
+    report["artifacts"] = [
+        {**template, "target": t, "size_bytes": size, "metric_value": mae, "metric_delta": mae - base_mae}
+        for t, size, mae in artifacts
+    ]
+    return report
+
+
+def test_pareto_front_follows_a_lower_is_better_metric():
+    # mae: smaller is better. "small" is smaller but worse than "good"; "bad" is bigger and worse than "good".
+    report = regression_report(44.0, [("good", 300, 44.5), ("small", 250, 47.0), ("bad", 400, 50.0)])
+    rows, notes = compare_reports([("r", "", RunRecord.model_validate(report))])
+    assert {r["target"]: r["pareto"] for r in rows} == {"baseline": True, "good": True, "small": True, "bad": False}
+    assert all(r["metric"] == "mae" and r["higher_is_better"] is False for r in rows)
+    assert notes == []
+    cells = format_row(rows[1])
+    assert cells["metric_value"] == "44.5" and cells["metric_delta"] == "+0.5"
+
+
+def test_compare_reads_old_string_metrics_beside_new_objects():
+    old, new = fixture_reports()
+    assert isinstance(old["metric"], str)
+    new["metric"] = {"name": "accuracy", "higher_is_better": True}
+    old, new = RunRecord.model_validate(old), RunRecord.model_validate(new)
+    rows, notes = compare_reports([("a", "", old), ("b", "", new)])
+    assert notes == [] and [r["pareto"] for r in rows] == [False, False, True]
+    regression = RunRecord.model_validate(regression_report(44.0, [("cpu", 300, 45.0)]))
+    _, notes = compare_reports([("a", "", old), ("m", "", regression)])
+    assert any("different metrics (accuracy, mae)" in n for n in notes)

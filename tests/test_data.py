@@ -68,3 +68,22 @@ def test_shape_mismatch_and_free_dimensions(tmp_path):
     check_against_model(data, (None, 2), 3, "rnn")
     with pytest.raises(UserError, match=r"expects input shape \(\?, 3\)"):
         check_against_model(data, (None, 3), 3, "rnn")
+
+
+def test_float_labels_stay_floats_for_a_task_that_may_be_regression(tmp_path):
+    from compressctl.data import with_task_labels
+
+    arrays = good()
+    arrays["y_train"] = np.linspace(25.0, 346.0, 6)
+    arrays["y_test"] = np.full(6, 151.5)
+    path = save(tmp_path, **arrays)
+    data = load_npz(path, keep_float_labels=True)
+    assert data.y_train.dtype == np.float32 and data.y_test.tolist() == [151.5] * 6
+    check_against_model(data, (4,), 1, "m")  # regression targets have no class range
+    assert with_task_labels(data, regression=True) is data
+    with pytest.raises(UserError, match="y_train must be integer class ids, got fractional values"):
+        with_task_labels(data, regression=False)  # a classifier cannot take them
+    # Float class ids (0/1 or integral) still become class ids.
+    arrays["y_train"] = arrays["y_test"] = (np.arange(6) % 3).astype(np.float64)
+    data = with_task_labels(load_npz(save(tmp_path, **arrays), keep_float_labels=True), regression=False)
+    assert data.y_train.dtype == np.int64 and data.y_train.tolist() == [0, 1, 2, 0, 1, 2]

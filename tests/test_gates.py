@@ -75,3 +75,15 @@ def test_describe_is_one_line_a_ci_log_search_finds():
     ratio = Gate(name="min_compression_ratio_gzip", target="edge", threshold=60.0, value=74.7275, passed=True)
     assert describe(ratio) == "passed gate min_compression_ratio_gzip [edge]: 74.73 (required >= 60.0)"
     assert ratio.operator(ascii_only=False) == "≥"
+
+
+def test_max_metric_drop_follows_the_metrics_direction(record):
+    """For an error such as mae a drop is artifact − baseline; for accuracy, baseline − artifact."""
+    gates = Gates(max_metric_drop=2.0)
+    base = record.baseline.model_copy(update={"metric_value": 40.0})
+    worse = record.artifacts[0].model_copy(update={"metric_value": 43.0})
+    better = record.artifacts[0].model_copy(update={"metric_value": 35.0, "target": "gpu"})
+    lower_is_better = evaluate_gates(gates, base, [worse, better], higher_is_better=False)
+    assert [(g.value, g.passed) for g in lower_is_better] == [(3.0, False), (-5.0, True)]
+    higher_is_better = evaluate_gates(gates, base, [worse, better], higher_is_better=True)
+    assert [(g.value, g.passed) for g in higher_is_better] == [(-3.0, True), (5.0, False)]

@@ -1,7 +1,3 @@
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -42,18 +38,47 @@ def test_lambda_layers_need_trust(tmp_path, suffix):
     assert load_model(path, trust_model=True).trainable
 
 
-def test_keras3_file_is_explained(tmp_path):
-    path = tmp_path / "k3.keras"
-    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    code = (
-        "import keras; m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]); "
-        f"m.save({str(path)!r}); print(keras.__version__)"
-    )
-    made = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-    assert made.returncode == 0, made.stderr[-2000:]
-    assert made.stdout.strip().startswith("3.")
-    with pytest.raises(UserError, match="a Keras 3 .keras file; TFMOT needs Keras 2"):
-        load_model(path)
+def test_keras3_model_is_rebuilt_in_tf_keras_and_checked_on_data(keras3_models, tiny_data):
+    from compressctl.tfenv import keras
+
+    x = np.load(tiny_data)["x_train"][:40]
+    handle = load_model(keras3_models / "cnn.keras", samples=x)
+    assert isinstance(handle.keras, keras().Model) and handle.trainable
+    record = handle.converted_from
+    assert record["format"] == "keras3" and record["keras_version"].startswith("3.")
+    assert record["layers_copied"] == 5 and record["check_samples"] == 40 and record["check_inputs"] == "data samples"
+    assert record["max_abs_difference"] <= 1e-5
+    assert handle.notes and handle.notes[0].startswith("converted from Keras 3.")
+    assert [layer.name for layer in handle.keras.layers][-3:] == ["fc1b", "add", "fc2"]
+    # The weights are the trained ones: the model separates the quadrants (a fresh one would not).
+    data = np.load(tiny_data)
+    accuracy = np.mean(np.argmax(handle.predict(data["x_test"]), axis=1) == data["y_test"])
+    assert accuracy > 0.6
+    gru = load_model(keras3_models / "gru.keras")  # a recurrent cell's weights sit one group deeper
+    assert gru.converted_from["check_inputs"] == "random inputs" and gru.converted_from["max_abs_difference"] <= 1e-5
+
+
+def test_keras3_conversion_is_refused_when_outputs_differ(keras3_models, monkeypatch):
+    from compressctl import keras3
+
+    # A copy that misses the weights leaves tf_keras's fresh initialisation: the output check must catch it.
+    monkeypatch.setattr(keras3, "_copy_weights", lambda model, weights, path: 0)
+    with pytest.raises(UserError, match=r"gives different outputs \(max \|difference\| .* on 16 random inputs"):
+        load_model(keras3_models / "gru.keras")
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("custom.keras", "layer double is the custom Keras 3 layer mine>Double"),
+        ("lora.keras", "layer fc \\(Dense\\) sets lora_rank=2, which tf_keras has no option for"),
+    ],
+)
+def test_keras3_models_tf_keras_cannot_express_are_refused(keras3_models, name, message):
+    with pytest.raises(UserError, match=message):
+        load_model(keras3_models / name)
+    with pytest.raises(UserError, match="custom Keras 3 layers are Keras 3 code"):
+        load_model(keras3_models / name, custom_objects="tests.conftest:__dict__")
 
 
 def test_custom_layers_need_custom_objects(tmp_path, monkeypatch):
@@ -128,3 +153,23 @@ def test_corrupt_h5(tmp_path):
     path.write_bytes(b"not hdf5 at all")
     with pytest.raises(UserError, match="broken.h5: could not load the model"):
         load_model(path)
+
+
+def test_task_defaults_to_regression_for_one_linear_output_and_float_labels(diabetes_mlp_path, tiny_cnn_path):
+    from tests.conftest import diabetes_data
+
+    data = diabetes_data()
+    handle = load_model(diabetes_mlp_path)
+    task = task_info(handle, data["x_train"], None, labels=data["y_train"])
+    assert task.regression and task.metric == "mse" and task.higher_is_better is False
+    task = task_info(handle, data["x_train"], "mae", labels=data["y_train"])
+    assert task.regression and task.metric == "mae"
+    # The same output with 0/1 (or integer) labels is a logit classifier, as before.
+    binary = task_info(handle, data["x_train"], None, labels=(data["y_train"] > 150).astype(np.float32))
+    assert not binary.regression and binary.metric == "accuracy" and binary.binary
+    # A softmax model is never a regression model by default, and refuses a regression metric.
+    cnn = load_model(tiny_cnn_path)
+    sample = np.zeros((4, 8, 8, 1), np.float32)
+    assert task_info(cnn, sample, None, labels=np.array([0.0, 1.5, 2.0])).metric == "accuracy"
+    with pytest.raises(UserError, match="task.metric mae scores one regression output, but the model has 3"):
+        task_info(cnn, sample, "mae")

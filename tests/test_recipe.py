@@ -160,3 +160,10 @@ def test_a_pattern_passes_exactly_when_it_matches_a_whole_layer_name(tmp_path, g
     _check(tmp_path, f"stages:\n  - {{type: prune, {good}}}\n")
     with pytest.raises(UserError, match="matches no layer"):
         _check(tmp_path, f"stages:\n  - {{type: prune, {bad}}}\n")
+
+
+def test_regression_metrics_allow_drops_in_the_labels_units(tmp_path):
+    recipe = load_recipe(write_recipe(tmp_path, "task: {metric: mae}\ngates: {max_metric_drop: 2.5}\n"))
+    assert recipe.gates.max_metric_drop == 2.5 and recipe.task.metric == "mae"
+    assert load_recipe(write_recipe(tmp_path, "name: x\n")).task.metric is None  # picked from the model
+    assert load_recipe(write_recipe(tmp_path, "name: x\n")).training.strategy == "auto"

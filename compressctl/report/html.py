@@ -13,9 +13,10 @@ import traceback
 from collections.abc import Callable
 from html import escape
 
+from compressctl import metrics
 from compressctl.record import RunRecord
 from compressctl.report import quantization
-from compressctl.report.summary import TABLE_COLUMNS, artifact_rows, format_row, layer_table, pct, stage_measured
+from compressctl.report.summary import TABLE_COLUMNS, artifact_rows, format_row, layer_table, stage_measured
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -240,7 +241,9 @@ def _stages(record: RunRecord) -> str:
     for i, s in enumerate(record.stages):
         measured = stage_measured(s).removesuffix(" (cached)")
         kind = f"{s.type} (cached)" if s.cached else s.type
-        rows.append([f"{i + 1}", kind, f"{s.seconds:.1f}", pct(s.metric_value), measured])
+        rows.append(
+            [f"{i + 1}", kind, f"{s.seconds:.1f}", metrics.format_value(record.metric.name, s.metric_value), measured]
+        )
     parts = [table(["#", "stage", "seconds", record.metric.name, "measured"], rows, numeric={0, 2, 3})]
     for i, s in enumerate(record.stages):
         headers, layer_rows = layer_table(s)
@@ -279,6 +282,7 @@ def render_html(record: RunRecord) -> str:
         f"Metric: {escape(record.metric.name)}, measured on every artifact through the LiteRT "
         f"interpreter; latency timed alternately in one process ({escape(record.baseline.measured_on)})."
     )
+    meta += "".join(f" Model note: {escape(note)}." for note in model.notes)
     seconds = record.seconds
     footer = (
         f"{escape(record.tool.name)} {escape(record.tool.version)}, "

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from compressctl import metrics
 from compressctl.record import RunRecord
 from compressctl.report import quantization
-from compressctl.report.summary import artifact_rows, layer_table, pct, stage_measured
+from compressctl.report.summary import artifact_rows, layer_table, stage_measured
 
 __all__ = ["artifact_rows", "render_markdown"]
 
@@ -24,6 +25,8 @@ def render_markdown(record: RunRecord) -> str:
         f"({record.data.test_samples} test samples). Metric: {metric}, measured on every artifact "
         "through the LiteRT interpreter; latency timed alternately in one process "
         f"({record.baseline.measured_on}).",
+        # What loading the model involved (an inference-only SavedModel, a Keras 3 file converted to tf_keras).
+        *[f"\nModel note: {note}." for note in record.model.notes],
         "",
         "| artifact | size | gzip | ratio | gzip ratio | " + metric + " | Δ | p50 ms | speed-up |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -44,7 +47,9 @@ def render_markdown(record: RunRecord) -> str:
     if record.stages:
         lines += ["", "## Stages", "", "| stage | seconds | " + metric + " | measured |", "| --- | ---: | ---: | --- |"]
         for s in record.stages:
-            lines.append(f"| {s.type} | {s.seconds:.1f} | {pct(s.metric_value)} | {stage_measured(s)} |")
+            lines.append(
+                f"| {s.type} | {s.seconds:.1f} | {metrics.format_value(metric, s.metric_value)} | {stage_measured(s)} |"
+            )
         for s in record.stages:
             headers, rows = layer_table(s)
             if rows:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from compressctl.record import RunRecord, StageRow
 
+from compressctl import metrics
+
 BASELINE_COLOR = "#8c8c8c"
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 RAW_COLOR, GZIP_COLOR = "#4c72b0", "#dd8452"
@@ -96,29 +98,34 @@ def size_plot(record: RunRecord) -> bytes:
 
 def metric_plot(record: RunRecord) -> bytes:
     """Each artifact's metric change against the baseline, in percentage points, with the gate."""
-    metric = record.metric.name
+    metric, higher_is_better = record.metric.name, record.metric.higher_is_better
+    # Accuracy-like metrics in points and percent; errors such as mae in their own units.
+    scale, unit, pct = (100, " pt", " %") if metrics.is_fraction(metric) else (1, "", "")
+    worse = -1 if higher_is_better else 1  # the sign of a change for the worse
     artifacts = record.artifacts
     base = record.baseline.metric_value
     drops = [g.threshold for g in record.gates if g.name == "max_metric_drop"]
     with _style():
         fig, (ax,) = _new_figure(6.4, max(1.6, 0.55 * len(artifacts) + 1.3))
         ys = list(range(len(artifacts)))
-        deltas = [100 * a.metric_delta for a in artifacts]
-        limit = -100 * min(drops) if drops else None
+        deltas = [scale * a.metric_delta for a in artifacts]
+        limit = worse * scale * min(drops) if drops else None
         colors = [
-            "#c44e52" if (limit is not None and d < limit - 1e-9) else _colors(len(artifacts))[i + 1]
+            "#c44e52" if (limit is not None and worse * (d - limit) > 1e-9) else _colors(len(artifacts))[i + 1]
             for i, d in enumerate(deltas)
         ]
         ax.barh(ys, deltas, color=colors, height=0.55)
         ax.axvline(0, color="#333333", linewidth=0.8)
         if limit is not None:
-            ax.axvline(limit, color="#c44e52", linestyle="--", linewidth=1, label=f"gate: drop ≤ {-limit:.2f} pt")
+            ax.axvline(
+                limit, color="#c44e52", linestyle="--", linewidth=1, label=f"gate: drop ≤ {abs(limit):.4g}{unit}"
+            )
             _legend_outside(ax)
-        span = max([abs(d) for d in deltas] + [abs(limit) if limit is not None else 0, 0.5])
+        span = max([abs(d) for d in deltas] + [abs(limit) if limit is not None else 0, 0.5 if scale == 100 else 1e-6])
         ax.set_xlim(-span * 1.6, span * 1.6)
         for y, d, a in zip(ys, deltas, artifacts, strict=True):
             ax.annotate(
-                f" {d:+.2f} pt ({100 * a.metric_value:.2f} %) ",
+                f" {d:+.4g}{unit} ({scale * a.metric_value:.4g}{pct}) ",
                 (d, y),
                 va="center",
                 ha="left" if d >= 0 else "right",
@@ -126,8 +133,8 @@ def metric_plot(record: RunRecord) -> bytes:
             )
         ax.set_yticks(ys, [a.target for a in artifacts])
         ax.invert_yaxis()
-        ax.set_xlabel(f"{metric} − baseline {metric} (percentage points)")
-        ax.set_title(f"{metric} change (baseline {100 * base:.2f} %)")
+        ax.set_xlabel(f"{metric} − baseline {metric}" + (" (percentage points)" if scale == 100 else ""))
+        ax.set_title(f"{metric} change (baseline {scale * base:.4g}{pct})")
         return to_png(fig)
 
 
@@ -263,19 +270,20 @@ def stages_plot(record: RunRecord) -> bytes | None:
     if not stages:
         return None
     metric = record.metric.name
+    scale = 100 if metrics.is_fraction(metric) else 1
     labels = [f"{i + 1}. {s.type}" for i, s in enumerate(stages)]
     with _style():
         fig, (ax, ax2) = _new_figure(9.0, 3.0, ncols=2)
         xs = list(range(len(stages) + 1))
-        values = [100 * record.baseline.metric_value] + [100 * s.metric_value for s in stages]
+        values = [scale * record.baseline.metric_value] + [scale * s.metric_value for s in stages]
         ax.plot(xs, values, "o-", color=RAW_COLOR)
         for x, v in zip(xs, values, strict=True):
-            ax.annotate(f"{v:.2f}", (x, v), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+            ax.annotate(f"{v:.4g}", (x, v), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
         low, high = min(values), max(values)
-        pad = max(0.5, (high - low) * 0.3)
-        ax.set_ylim(low - pad, min(100.5, high + pad) if high <= 100 else high + pad)
+        pad = max(0.5 if scale == 100 else 1e-6, (high - low) * 0.3)
+        ax.set_ylim(low - pad, min(100.5, high + pad) if scale == 100 and high <= 100 else high + pad)
         ax.set_xticks(xs, ["baseline", *labels])
-        ax.set_ylabel(f"{metric}, % (Keras model, test split)")
+        ax.set_ylabel(f"{metric}{', %' if scale == 100 else ''} (Keras model, test split)")
         ax.set_title(f"{metric} after each stage")
         seconds = [s.seconds for s in stages]
         ax2.bar(range(len(stages)), seconds, color=GZIP_COLOR, width=0.55)
@@ -294,10 +302,12 @@ def pareto_plot(rows: list[dict], by: str) -> bytes:
     from matplotlib.colors import LogNorm, Normalize
 
     metric = rows[0].get("metric", "metric") if rows else "metric"
+    higher_is_better = rows[0].get("higher_is_better", True) if rows else True
+    scale = 100 if metrics.is_fraction(metric) else 1
     with _style():
         fig, (ax,) = _new_figure(8.0, 4.8)
         xs = [r[by] for r in rows]
-        ys = [100 * r["metric_value"] for r in rows]
+        ys = [scale * r["metric_value"] for r in rows]
         p50 = [r["p50_ms"] for r in rows]
         positive = [p for p in p50 if p and p > 0]
         if positive and max(positive) / min(positive) > 20:
@@ -308,7 +318,7 @@ def pareto_plot(rows: list[dict], by: str) -> bytes:
             norm = Normalize(low, high if high > low else low + 1e-9)
         cmap = colormaps["viridis"]
         scatter = ax.scatter(xs, ys, c=p50, cmap=cmap, norm=norm, s=70, zorder=3, edgecolors="white")
-        front = sorted((r[by], 100 * r["metric_value"]) for r in rows if r.get("pareto"))
+        front = sorted((r[by], scale * r["metric_value"]) for r in rows if r.get("pareto"))
         if front:
             fx = [x for x, _ in front]
             fy = [y for _, y in front]
@@ -326,11 +336,12 @@ def pareto_plot(rows: list[dict], by: str) -> bytes:
         if xs:
             ax.set_xlim(min(xs) / 2, max(xs) * 3)
         if ys:
-            pad = max(0.5, (max(ys) - min(ys)) * 0.15)
+            pad = max(0.5 if scale == 100 else 1e-6, (max(ys) - min(ys)) * 0.15)
             ax.set_ylim(min(ys) - pad, max(ys) + pad)
         ax.set_xlabel(("gzip -9 size" if by == "gzip_bytes" else "size") + ", bytes (log scale)")
-        ax.set_ylabel(f"{metric}, %")
-        ax.set_title(f"{metric} against {'gzip size' if by == 'gzip_bytes' else 'size'}: up and left is better")
+        ax.set_ylabel(f"{metric}, %" if scale == 100 else metric)
+        better = "up" if higher_is_better else "down"
+        ax.set_title(f"{metric} against {'gzip size' if by == 'gzip_bytes' else 'size'}: {better} and left is better")
         bar = fig.colorbar(scatter, ax=ax)
         bar.set_label("latency p50, ms")
         return to_png(fig)

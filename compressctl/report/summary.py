@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from compressctl import metrics
 from compressctl.record import RunRecord, StageRow
 
 # Keys a stage may measure, in the order shown, with how to show each value.
@@ -42,7 +43,7 @@ def stage_measured(stage: StageRow) -> str:
 
 def artifact_rows(record: RunRecord) -> list[dict]:
     """Baseline first, then artifacts: the rows that every summary table shows."""
-    base = record.baseline
+    base, name = record.baseline, record.metric.name
     rows = [
         {
             "name": "baseline (float32)",
@@ -51,7 +52,7 @@ def artifact_rows(record: RunRecord) -> list[dict]:
             "gzip": kib(base.gzip_bytes),
             "ratio": "1.00×",
             "ratio_gzip": "1.00×",
-            "metric": pct(base.metric_value),
+            "metric": metrics.format_value(name, base.metric_value),
             "delta": "",
             "p50": f"{base.latency_ms.p50:.3f}",
             "speedup": "1.00×",
@@ -66,8 +67,8 @@ def artifact_rows(record: RunRecord) -> list[dict]:
                 "gzip": kib(a.gzip_bytes),
                 "ratio": f"{a.compression_ratio:.2f}×",
                 "ratio_gzip": f"{a.compression_ratio_gzip:.2f}×",
-                "metric": pct(a.metric_value),
-                "delta": delta(a.metric_delta),
+                "metric": metrics.format_value(name, a.metric_value),
+                "delta": metrics.format_delta(name, a.metric_delta),
                 "p50": f"{a.latency_ms.p50:.3f}",
                 "speedup": f"{a.speedup:.2f}×",
             }
@@ -145,8 +146,8 @@ def format_row(row: dict) -> dict[str, str]:
         "gzip_bytes": f"{row['gzip_bytes']:,}",
         "compression_ratio": f"{row['compression_ratio']:.2f}×",
         "compression_ratio_gzip": f"{row['compression_ratio_gzip']:.2f}×",
-        "metric_value": f"{100 * row['metric_value']:.2f} %",
-        "metric_delta": "" if row["baseline"] else f"{100 * row['metric_delta']:+.2f} pt",
+        "metric_value": metrics.format_value(row["metric"], row["metric_value"]),
+        "metric_delta": "" if row["baseline"] else metrics.format_delta(row["metric"], row["metric_delta"]),
         "p50_ms": f"{row['p50_ms']:.3f}",
         "speedup": f"{row['speedup']:.2f}×",
     }

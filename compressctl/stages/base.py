@@ -23,10 +23,29 @@ class StageContext:
     batch_size: int = 64
     seed: int = 0
     emit: Emit = ignore
+    # tf.distribute.Strategy the training stages fine-tune under (compressctl.distribute); None: one device.
+    strategy: object | None = None
 
-    def fit(self, model, epochs: int, learning_rate: float, batch_size: int | None, label: str, callbacks=()):
+    def fit(
+        self,
+        model,
+        epochs: int,
+        learning_rate: float,
+        batch_size: int | None,
+        label: str,
+        callbacks=(),
+        distribute: bool = True,
+    ):
         """Compile and fine-tune on the train split, reporting batches and epochs as events."""
         from compressctl.tfenv import keras
+
+        if distribute and self.strategy is not None:
+            from compressctl.distribute import replicated
+
+            # Variables must live under the strategy: train a copy built in its scope, copy the weights back.
+            with replicated(self.strategy, model) as copy:
+                self.fit(copy, epochs, learning_rate, batch_size, label, callbacks, distribute=False)
+            return model
 
         k = keras()
         batch_size = batch_size or self.batch_size
@@ -36,7 +55,7 @@ class StageContext:
             metrics=[self.task.keras_metric()],
         )
         steps = steps_per_epoch(self, batch_size)
-        progress = _ProgressCallback(k, self.emit, label, epochs, steps)
+        progress = _ProgressCallback(k, self.emit, label, epochs, steps, self.task.metric_name)
         try:
             model.fit(
                 self.data.x_train,
@@ -67,7 +86,12 @@ def batches(samples: int, batch_size: int) -> int:
     return -(-samples // batch_size)
 
 
-def _ProgressCallback(k, emit: Emit, label: str, epochs: int, steps: int):  # noqa: N802 - a class factory
+def _ProgressCallback(k, emit: Emit, label: str, epochs: int, steps: int, metric: str = "accuracy"):  # noqa: N802
+    def figures(logs) -> dict:
+        # The compiled metric is the only log entry besides the loss; its key names it.
+        name, value = next(((key, v) for key, v in logs.items() if key != "loss"), (metric, np.nan))
+        return {"loss": float(logs.get("loss", np.nan)), "metric": float(value), "metric_name": name}
+
     class ProgressCallback(k.callbacks.Callback):
         def on_train_begin(self, logs=None):
             emit(Event("task_begin", label, total=epochs * steps, completed=0))
@@ -80,7 +104,7 @@ def _ProgressCallback(k, emit: Emit, label: str, epochs: int, steps: int):  # no
                     label,
                     total=epochs * steps,
                     completed=self._epoch * steps + batch + 1,
-                    data={"loss": float(logs.get("loss", np.nan)), "metric": float(logs.get("accuracy", np.nan))},
+                    data=figures(logs),
                 )
             )
 
@@ -95,7 +119,7 @@ def _ProgressCallback(k, emit: Emit, label: str, epochs: int, steps: int):  # no
                     f"{label}: epoch {epoch + 1}/{epochs}",
                     total=epochs,
                     completed=epoch + 1,
-                    data={"loss": float(logs.get("loss", np.nan)), "metric": float(logs.get("accuracy", np.nan))},
+                    data=figures(logs),
                 )
             )
 

@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_serializer, model_validator
 
+from compressctl.distribute import replica_note
 from compressctl.errors import StageError, UserError
 from compressctl.events import Event
 from compressctl.params import FineTune, StrictModel
@@ -29,6 +30,8 @@ WIDTH_KEYS = ("units", "filters")
 # binary floor is float32's own.
 SOFTMAX_FLOOR = 1e-20
 SIGMOID_FLOOR = 1e-7
+# Distillation runs its own training loop, which does not distribute batches across replicas.
+ONE_DEVICE = "distillation's training loop runs on one device"
 
 
 class Student(StrictModel):
@@ -82,7 +85,10 @@ class Student(StrictModel):
 
 
 class Distill(Stage):
-    """Train a student on α·(hard-label loss) + (1−α)·T²·KL(teacher ‖ student) at temperature T."""
+    """Train a student on α·(hard-label loss) + (1−α)·T²·KL(teacher ‖ student) at temperature T.
+
+    For regression the soft term is the mean squared difference to the teacher's outputs (no temperature).
+    """
 
     type = "distill"
     order = 0
@@ -100,7 +106,11 @@ class Distill(Stage):
             "input model.",
         )
         alpha: float = Field(
-            0.1, ge=0, le=1, description="Weight of the hard-label loss; 1 − alpha weighs the KL to the teacher."
+            0.1,
+            ge=0,
+            le=1,
+            description="Weight of the hard-label loss; 1 − alpha weighs the KL to the teacher (for regression, the "
+            "squared error to the teacher's outputs).",
         )
         temperature: float = Field(
             4.0,
@@ -142,7 +152,7 @@ class Distill(Stage):
                 "student_params": int(student.count_params()),
             },
             layers=[{**row, "params": int(student.get_layer(row["layer"]).count_params())} for row in rows],
-            notes=[f"student: {spec.describe()}"],
+            notes=[f"student: {spec.describe()}"] + ([replica_note(ctx.strategy, ONE_DEVICE)] if ctx.strategy else []),
         )
 
     def _train(self, student, teacher_logits: np.ndarray, ctx: StageContext) -> None:
@@ -156,7 +166,7 @@ class Distill(Stage):
         optimizer = k.optimizers.Adam(learning_rate=p.learning_rate)
         hard_loss = task.loss()
         alpha, temperature = float(p.alpha), float(p.temperature)
-        labels = y.astype(np.float32).reshape(-1, 1) if task.binary else y
+        labels = y.astype(np.float32).reshape(-1, 1) if task.binary or task.regression else y
         signature = [
             tensorflow.TensorSpec((None, *x.shape[1:]), tensorflow.as_dtype(x.dtype)),
             tensorflow.TensorSpec((None, *labels.shape[1:]), tensorflow.as_dtype(labels.dtype)),
@@ -167,8 +177,13 @@ class Distill(Stage):
         def train_step(xb, yb, tb):
             with tensorflow.GradientTape() as tape:
                 outputs = student(xb, training=True)
-                soft = soft_kl(tensorflow, tb, logits_tf(tensorflow, outputs, task), temperature, task.binary)
-                loss = alpha * hard_loss(yb, outputs) + (1 - alpha) * temperature**2 * soft
+                if task.regression:
+                    # A regression teacher's outputs are targets themselves: match them in squared error.
+                    soft = tensorflow.reduce_mean(tensorflow.square(logits_tf(tensorflow, outputs, task) - tb))
+                    loss = alpha * hard_loss(yb, outputs) + (1 - alpha) * soft
+                else:
+                    soft = soft_kl(tensorflow, tb, logits_tf(tensorflow, outputs, task), temperature, task.binary)
+                    loss = alpha * hard_loss(yb, outputs) + (1 - alpha) * temperature**2 * soft
                 if student.losses:
                     loss += tensorflow.add_n(student.losses)
             variables = student.trainable_variables
@@ -214,7 +229,7 @@ class Distill(Stage):
 def to_logits(outputs: np.ndarray, task) -> np.ndarray:
     """The model's outputs as logits (log-probabilities for softmax, log-odds for sigmoid)."""
     outputs = np.asarray(outputs, dtype=np.float32).reshape(len(outputs), -1)
-    if task.from_logits:
+    if task.from_logits or getattr(task, "regression", False):  # regression outputs are used as they are
         return outputs
     if task.binary:
         p = np.clip(outputs, SIGMOID_FLOOR, 1 - SIGMOID_FLOOR)
@@ -225,7 +240,7 @@ def to_logits(outputs: np.ndarray, task) -> np.ndarray:
 def logits_tf(tensorflow, outputs, task):
     """``to_logits`` in TensorFlow, differentiable, for the student's outputs."""
     outputs = tensorflow.reshape(tensorflow.cast(outputs, tensorflow.float32), (tensorflow.shape(outputs)[0], -1))
-    if task.from_logits:
+    if task.from_logits or getattr(task, "regression", False):
         return outputs
     if task.binary:
         p = tensorflow.clip_by_value(outputs, SIGMOID_FLOOR, 1 - SIGMOID_FLOOR)
@@ -335,7 +350,7 @@ def load_student(path: str, teacher, ctx: StageContext):
             f"the model {_shape(want_in)} → {_shape(want_out)}; they must match"
         )
     from_logits = task_info(handle, ctx.data.x_train).from_logits
-    if from_logits != ctx.task.from_logits:
+    if not ctx.task.regression and from_logits != ctx.task.from_logits:
         said = ("logits", "probabilities")
         raise UserError(
             f"{path}: the student outputs {said[not from_logits]} but the model outputs "

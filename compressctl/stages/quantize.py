@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from compressctl.distribute import replica_note
 from compressctl.errors import StageError, first_line
 from compressctl.params import FineTune, LayerSelection
 from compressctl.stages.base import (
@@ -118,7 +119,10 @@ class Quantize(Stage):
         else:  # pragma: no cover - every layer refused
             raise StageError("stage quantize: TFMOT could not quantize any selected layer")
         _refresh_preprocessing(qat)
-        ctx.fit(qat, self.params.epochs, self.params.learning_rate, self.params.batch_size, "quantize")
+        # TFMOT does not support QAT under tf.distribute: it trains on one device whatever the strategy.
+        ctx.fit(
+            qat, self.params.epochs, self.params.learning_rate, self.params.batch_size, "quantize", distribute=False
+        )
         measured = {"quantized_layers": len(annotated)}
         layers = []
         sparsity = measure_sparsity(qat)
@@ -128,7 +132,12 @@ class Quantize(Stage):
             layers.append(row)
         if "sparsity" in self.params.preserve:
             measured["sparsity"] = sparsity["measured"]["sparsity"]
-        return StageResult(model=qat, measured=measured, layers=layers, skipped_layers=skipped)
+        notes = (
+            [replica_note(ctx.strategy, "TFMOT does not support QAT under tf.distribute")]
+            if ctx.strategy is not None
+            else []
+        )
+        return StageResult(model=qat, measured=measured, layers=layers, skipped_layers=skipped, notes=notes)
 
 
 def _names_layer(message: str, name: str) -> bool:

@@ -184,3 +184,26 @@ def test_logit_teacher_and_student(stage_ctx):
     assert result.model.get_layer("logits").get_config()["activation"] == "linear"
     assert result.measured["teacher_metric_value"] >= 0.9
     assert result.measured["student_metric_value"] >= 0.9
+
+
+def regression_ctx(metric="mae"):
+    from tests.conftest import diabetes_data
+
+    data = diabetes_data()
+    task = TaskInfo(binary=False, from_logits=False, metric=metric, regression=True)
+    return StageContext(data=Dataset(path=None, **data), task=task, batch_size=32)
+
+
+def test_width_student_of_a_regression_model_learns_the_teachers_outputs(diabetes_mlp_path):
+    from compressctl.modelio import load_model
+
+    teacher = load_model(diabetes_mlp_path).keras
+    ctx = regression_ctx()
+    teacher_mae = ctx.evaluate(teacher)
+    assert 30 < teacher_mae < 60
+    # alpha 0: the student learns from the teacher's outputs alone (squared error, no temperature).
+    result = Distill(params(student={"width": 0.5}, epochs=30, alpha=0.0, learning_rate=0.02)).apply(teacher, ctx)
+    assert result.model.get_layer("fc1").units == 16
+    assert result.measured["teacher_metric_value"] == pytest.approx(teacher_mae)
+    # A fresh student predicts ~0 for targets around 150 (mae > 100); learning the teacher brings it close.
+    assert result.measured["student_metric_value"] < teacher_mae + 10
