@@ -62,6 +62,9 @@ class _Run:
     cache: StageCache | None = None
     resume: bool = False
     statuses: dict = field(default_factory=dict)  # artifact name → where it runs (xnnpack / reference)
+    # The LiteRT Quantizer backend's worker and its float input (compressctl/backends/steps.py).
+    quantizer: object = None
+    float_tflite: Path | None = None
 
 
 def check_out_dir(out: Path) -> None:
@@ -161,6 +164,8 @@ def run(
             shutil.rmtree(staging, ignore_errors=True)
             raise
         finally:
+            if ctx.quantizer is not None:
+                ctx.quantizer.close()
             shutil.rmtree(work, ignore_errors=True)
     if cache is not None:
         cache.prune_others()
@@ -305,6 +310,8 @@ def _build_target(ctx: _Run, target, saved_model: Path) -> dict:
     """Try the target's conversions in order; keep the first artifact that loads and runs."""
     # Each target draws its calibration samples afresh from the seed: a target's artifact does
     # not depend on which targets come before it.
+    from compressctl.backends import steps as backend_steps
+
     rng = np.random.default_rng(ctx.recipe.seed)
     data, emit = ctx.data, ctx.emit
     folder = ctx.staging / target.name
@@ -312,23 +319,28 @@ def _build_target(ctx: _Run, target, saved_model: Path) -> dict:
     path = folder / "model.tflite"
     tried = []
     calibration = None
-    for conversion in target.conversions():
-        if conversion.mode == "int8" and calibration is None:
+    # A target that must run on an older runtime also tries conversions within it (runtime_compat).
+    for conversion in backend_steps.conversions_for(target):
+        if backend_steps.needs_calibration(conversion) and calibration is None:
             n = min(target.params.calibration_samples, len(data.x_train))
             calibration = data.x_train[np.sort(rng.choice(len(data.x_train), n, replace=False))]
             emit(Event("step", f"calibrating {target.name}: int8 activation ranges from {n} train samples"))
         emit(Event("step", f"converting {target.name}: {conversion.label}"))
         try:
-            ctx.converter.convert(
-                saved_model,
-                path,
-                conversion.mode,
-                ctx.work,
-                calibration=calibration if conversion.mode == "int8" else None,
-                io_dtype=conversion.io_dtype,
-                integer_only=conversion.integer_only,
-                sparsity=conversion.sparsity,
-            )
+            if conversion.backend != "converter":
+                backend_steps.quantize(ctx, conversion, saved_model, path, calibration)
+            else:
+                ctx.converter.convert(
+                    saved_model,
+                    path,
+                    conversion.mode,
+                    ctx.work,
+                    calibration=calibration if conversion.mode == "int8" else None,
+                    io_dtype=conversion.io_dtype,
+                    integer_only=conversion.integer_only,
+                    sparsity=conversion.sparsity,
+                    per_tensor_dense=conversion.per_tensor_dense,
+                )
             status = runtime.smoke_test(path, data.x_test)
             if conversion.sparsity and not status["xnnpack"]:
                 # The default interpreter applies XNNPACK, so an artifact that fails there fails for
@@ -337,6 +349,8 @@ def _build_target(ctx: _Run, target, saved_model: Path) -> dict:
             # A target may check the artifact further and write companion files into its folder
             # (the Edge TPU target's op mapping and compiled model); what it returns joins the record.
             extra = target.finish(path, folder, emit) if hasattr(target, "finish") else {}
+            # Op versions, the oldest runtime that runs them, and the runtimes that ran it (runtime_compat).
+            extra.update(backend_steps.describe_artifact(target, conversion, path, status, emit))
         except StageError as exc:
             tried.append(f"{conversion.label}: {exc}")
             shutil.rmtree(folder, ignore_errors=True)

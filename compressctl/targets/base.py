@@ -15,6 +15,11 @@ class Conversion:
     sparsity: bool = False
     label: str = ""
     fallback_reason: str = ""  # why this is a fallback (empty for the first choice)
+    # Quantization backend (compressctl/backends): "converter" converts the SavedModel;
+    # "litert-quantizer" quantizes the float TFLite file with ``options``.
+    backend: str = "converter"
+    options: dict = field(default_factory=dict)
+    per_tensor_dense: bool = False  # one scale per Dense kernel: older FULLY_CONNECTED versions
 
 
 @dataclass

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
+from compressctl.backends import converter as converter_backend
+from compressctl.backends import litert_quantizer as litert_backend
 from compressctl.params import StrictModel
+from compressctl.runtime_compat import RuntimeRequirement
 from compressctl.targets.base import Conversion, Target
 
 
@@ -16,10 +19,20 @@ class CpuTarget(Target):
     class Params(StrictModel):
         type: Literal["cpu"]
         name: str | None = Field(None, description="Folder and report name (default: the type).")
-        mode: Literal["int8", "dynamic", "float32"] = Field(
+        # Backend fields (issue 10): backend, litert_quantizer and runtime; modes beyond float32 are the LiteRT
+        # Quantizer's (compressctl/backends/).
+        backend: Literal["converter", "litert-quantizer"] = Field(
+            "converter",
+            description="converter: the TFLite converter on the Keras model; litert-quantizer: the LiteRT Quantizer "
+            "(ai-edge-quantizer) on the float TFLite model.",
+        )
+        mode: Literal[
+            "int8", "dynamic", "float32", "int16x8", "dynamic-int4", "weight-only-int8", "weight-only-int4"
+        ] = Field(
             "int8",
             description="int8: weights and activations int8, calibrated; dynamic: int8 weights, float "
-            "activations; float32: plain conversion.",
+            "activations; float32: plain conversion. With backend litert-quantizer also int16x8 (int16 "
+            "activations, calibrated), dynamic-int4, weight-only-int8 and weight-only-int4 (float compute).",
         )
         calibration_samples: int = Field(
             200, ge=1, le=100_000, description="Train-split samples used to calibrate int8 activation ranges."
@@ -39,8 +52,33 @@ class CpuTarget(Target):
             "kept and the report says why.",
         )
 
+        litert_quantizer: litert_backend.Options | None = Field(
+            None, description="Options of backend litert-quantizer: granularity, block_size, per-op overrides."
+        )
+        runtime: RuntimeRequirement | None = Field(
+            None,
+            description='The TFLite runtime the artifact must run on, e.g. {package: tflite-runtime, version: "2.14"}: '
+            "conversions whose op versions need a newer one are avoided, or the target fails.",
+        )
+
+        @field_validator("mode")
+        @classmethod
+        def _mode_of_backend(cls, mode, info: ValidationInfo):
+            if info.data.get("backend", "converter") == "converter":
+                converter_backend.check_mode(mode)
+            return mode
+
+        @field_validator("io_dtype", "sparse", "litert_quantizer")
+        @classmethod
+        def _option_of_backend(cls, value, info: ValidationInfo):
+            data = info.data
+            litert_backend.check_option(info.field_name, value, data.get("backend", "converter"), data.get("mode"))
+            return value
+
     def conversions(self) -> list[Conversion]:
         p = self.params
+        if p.backend == litert_backend.NAME:
+            return litert_backend.conversions(p)
         if p.mode == "float32":
             return [Conversion("float32", label="float32")]
         if p.mode == "dynamic":

@@ -27,6 +27,7 @@ from pydantic import Field
 
 from compressctl.errors import StageError
 from compressctl.params import StrictModel
+from compressctl.runtime_compat import RUNTIME_HELP, RuntimeRequirement
 from compressctl.targets.base import Conversion, Target
 from compressctl.targets.edgetpu_compiler import compile_model, parse_compiler_output, parse_operator_table
 from compressctl.targets.edgetpu_ops import (
@@ -76,6 +77,9 @@ class EdgeTpuTarget(Target):
     class Params(StrictModel):
         type: Literal["edgetpu"]
         name: str | None = Field(None, description="Folder and report name (default: the type).")
+        runtime: RuntimeRequirement | None = Field(  # issue 10: see compressctl/runtime_compat.py
+            None, description=RUNTIME_HELP
+        )
         calibration_samples: int = Field(
             200, ge=1, le=100_000, description="Train-split samples used to calibrate int8 activation ranges."
         )

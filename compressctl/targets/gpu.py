@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from compressctl.params import StrictModel
+from compressctl.runtime_compat import RUNTIME_HELP, RuntimeRequirement
 from compressctl.targets.base import Conversion, Target
 
 
@@ -20,6 +21,9 @@ class GpuTarget(Target):
     class Params(StrictModel):
         type: Literal["gpu"]
         name: str | None = Field(None, description="Folder and report name (default: the type).")
+        runtime: RuntimeRequirement | None = Field(  # issue 10: see compressctl/runtime_compat.py
+            None, description=RUNTIME_HELP
+        )
         mode: Literal["float16"] = Field("float16", description="Weights stored as float16.")
 
     def conversions(self) -> list[Conversion]:
