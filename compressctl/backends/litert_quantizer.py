@@ -185,7 +185,10 @@ def check_option(field: str, value, backend: str, mode: str | None = None) -> No
         )
     if backend == NAME:
         if field == "io_dtype" and value != "float32":
-            raise ValueError("the LiteRT Quantizer keeps float32 input and output; io_dtype must be float32")
+            raise ValueError(
+                "io_dtype is the TFLite converter's; the LiteRT Quantizer sets input and output types itself "
+                "(integer for int8 and int16x8, float otherwise)"
+            )
         if field == "sparse" and value:
             raise ValueError("sparse weight encoding is the TFLite converter's; it needs `backend: converter`")
     elif field == "litert_quantizer" and value is not None:
