@@ -2,9 +2,7 @@
 
 from compressctl.runtime_compat import (
     RuntimeRequirement,
-    describe,
     min_runtime,
-    op_versions,
     requirement_problem,
     within,
 )
