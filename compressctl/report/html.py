@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Callable
 from html import escape
 
+from compressctl.report.compat import compat_html
 from compressctl.report.markdown import artifact_rows
 from compressctl.report.summary import edgetpu_summary, stage_measured
 
@@ -311,6 +312,7 @@ def render_html(report: dict) -> str:
             _plots(report),
             "<h2>Stages</h2>",
             _stages(report),
+            compat_html(report),  # quantization backend and runtime compatibility (compressctl/report/compat.py)
             "<h2>Environment</h2>",
             _environment(report),
             f"<footer>{footer}</footer>",

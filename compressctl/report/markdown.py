@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from compressctl.report.compat import compat_markdown
 from compressctl.report.summary import edgetpu_summary, stage_measured
 
 
@@ -112,6 +113,7 @@ def render_markdown(report: dict) -> str:
             lines.append(
                 f"| {g['name']} | {g['target']} | {g['threshold']} | {value} | {'pass' if g['passed'] else 'FAIL'} |"
             )
+    lines += compat_markdown(report)  # backend, op versions, oldest runtime, runtimes that loaded it
     env = report["environment"]
     packages = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)
     lines += [
