@@ -56,8 +56,9 @@ def _builtin_names() -> dict[int, str]:
     return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 
 
-def read_operators(path: str | Path) -> list[dict]:
-    """Every operator of every subgraph: ``{op, version, outputs, inputs}``.
+def read_operators(path: str | Path, subgraph: int | None = None) -> list[dict]:
+    """Every operator of every subgraph (or of ``subgraph`` alone, in execution order):
+    ``{op, version, outputs, inputs}``.
 
     ``outputs`` are tensor names; ``inputs`` are ``{name, type, constant}`` (constant: the tensor
     holds data in the file, as weights do).
@@ -78,7 +79,7 @@ def read_operators(path: str | Path) -> list[dict]:
             name = f"CUSTOM:{(code.CustomCode() or b'').decode(errors='replace')}"
         codes.append((name, code.Version()))
     operators = []
-    for s in range(model.SubgraphsLength()):
+    for s in range(model.SubgraphsLength()) if subgraph is None else [subgraph]:
         subgraph = model.Subgraphs(s)
         for o in range(subgraph.OperatorsLength()):
             operator = subgraph.Operators(o)

@@ -27,7 +27,7 @@ from pydantic import Field
 
 from compressctl.errors import StageError
 from compressctl.params import StrictModel
-from compressctl.runtime_compat import RUNTIME_HELP, RuntimeRequirement
+from compressctl.runtime_compat import RUNTIME_HELP, RuntimeRequirement, read_operators
 from compressctl.targets.base import Conversion, Target
 from compressctl.targets.edgetpu_compiler import compile_model, parse_compiler_output, parse_operator_table
 from compressctl.targets.edgetpu_ops import (
@@ -36,6 +36,7 @@ from compressctl.targets.edgetpu_ops import (
     MAPPED,
     NOT_SUPPORTED,
     UNSUPPORTED_TYPE,
+    add_op_versions,
     check_artifact,
     graph_from_interpreter,
     keras_layer_support,
@@ -50,6 +51,7 @@ __all__ = [
     "MAPPED",
     "NOT_SUPPORTED",
     "UNSUPPORTED_TYPE",
+    "add_op_versions",
     "EdgeTpuTarget",
     "check_artifact",
     "compile_model",
@@ -106,6 +108,7 @@ class EdgeTpuTarget(Target):
 
         path, folder = Path(path), Path(folder)
         graph = graph_from_interpreter(load_interpreter(path, xnnpack=False))
+        add_op_versions(graph, read_operators(path, subgraph=0))  # versions the compiler may not read
         checks = check_artifact(graph)
         if checks["problems"]:
             raise StageError("not an Edge TPU model: " + "; ".join(checks["problems"]))
