@@ -36,6 +36,8 @@ class RuntimeRequirement(StrictModel):
     @field_validator("version", mode="before")
     @classmethod
     def _known_release(cls, value):
+        if isinstance(value, float):  # YAML reads 2.10 as 2.1: only a string keeps the release
+            raise ValueError(f'write the version as a string, e.g. "{value}"')
         text = str(value)
         match = re.fullmatch(r"(\d+)\.(\d+)(?:\.\d+)?", text)
         if not match or f"{match[1]}.{match[2]}" not in KNOWN_RELEASES:
