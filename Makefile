@@ -34,9 +34,11 @@ bench: install
 # Loads and invokes every artifact of the run directories RUN=... with tflite-runtime 2.14, the
 # runtime many edge boards ship, in an isolated venv (it needs NumPy < 2; the main venv has NumPy 2).
 # The result joins artifacts[].runtime.checked in each report.json.
+# tflite-runtime 2.14 has wheels for Python 3.8-3.11 only: a python3.11 on PATH is preferred.
 RUNTIME_VENV := .venv-tflite-runtime
+RUNTIME_PYTHON ?= $(shell command -v python3.11 || echo $(PYTHON))
 $(RUNTIME_VENV)/.installed:
-	test -x $(RUNTIME_VENV)/bin/python || $(PYTHON) -m venv $(RUNTIME_VENV)
+	test -x $(RUNTIME_VENV)/bin/python || $(RUNTIME_PYTHON) -m venv $(RUNTIME_VENV)
 	$(RUNTIME_VENV)/bin/python -m pip install -q "tflite-runtime==2.14.*" "numpy<2"
 	touch $@
 

@@ -87,3 +87,10 @@ bench: {{runs: 10, warmup: 1}}
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "FULLY_CONNECTED' version '12'" in done.stdout
+
+
+def test_runtime_check_refuses_a_missing_runtime_or_run(tmp_path, capsys):
+    assert runtime_check.main(["--python", str(tmp_path / "no-python"), str(tmp_path)]) == 2
+    assert "no such Python" in capsys.readouterr().err
+    assert runtime_check.main(["--python", sys.executable, str(tmp_path)]) == 2
+    assert "not a run directory (no report.json)" in capsys.readouterr().err
