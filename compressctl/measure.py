@@ -9,7 +9,15 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "numpy", "compressctl")
+PACKAGES = (
+    "tensorflow",
+    "tf-keras",
+    "tensorflow-model-optimization",
+    "ai-edge-litert",
+    "ai-edge-quantizer",  # the litert-quantizer backend (issue 10)
+    "numpy",
+    "compressctl",
+)
 
 
 def file_facts(path: Path) -> dict:
