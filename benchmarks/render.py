@@ -80,7 +80,7 @@ def render(results: dict) -> str:
             "",
             "## Quantization backends: LiteRT Quantizer int4 against converter int8",
             "",
-            f"{backends['model']}, trained briefly on generated images; one `compressctl run` "
+            f"{backends['model']}; one `compressctl run` "
             f"({backends['test_samples']} test samples) with the TFLite converter's calibrated full int8 and the "
             "LiteRT Quantizer's weight-only int4 and int8 from the same float32 baseline.",
             "",
@@ -93,6 +93,11 @@ def render(results: dict) -> str:
                 f"| {_kib(r['gzip_bytes'])} | {r['ratio']:.2f}× | {r['ratio_gzip']:.2f}× | {100 * r['metric']:.2f} % "
                 f"| {100 * r['delta']:+.2f} pt | {r['p50_ms']:.3f} | {r['speedup']:.2f}× |"
             )
+        lines.append(
+            "\nWeight-only artifacts store int4 or int8 weights and dequantize them to float at every invoke: "
+            "the smallest files, with float compute, so no faster than the float32 baseline (the int4 DEQUANTIZE "
+            "adds its own cost)."
+        )
         for failure in backends.get("failed_targets", []):
             lines.append(f"\nTarget {failure['target']} failed: {failure['error']}")
     notes = results.get("notes")
