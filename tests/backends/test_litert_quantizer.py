@@ -101,3 +101,35 @@ bench: {{runs: 10, warmup: 1}}
     assert "the LiteRT Quantizer crashed (SIGSEGV)" in failure["error"]
     assert [a["target"] for a in result.report["artifacts"]] == ["cpu"]
     assert not (tmp_path / "run" / "q4").exists()
+
+
+def test_after_stages_the_quantizer_starts_from_the_compressed_model(tmp_path, tiny_cnn_path, tiny_data):
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    recipe = write_recipe(
+        tmp_path,
+        f"""
+model: {tiny_cnn_path}
+data: {tiny_data}
+stages:
+  - {{type: prune, target_sparsity: 0.6, epochs: 1}}
+targets:
+  - {{type: cpu, name: w8, backend: litert-quantizer, mode: weight-only-int8}}
+bench: {{runs: 10, warmup: 1}}
+""",
+    )
+    result = api.run(str(recipe), out=str(tmp_path / "run"))
+    assert result.exit_code == 0, result.report["failed_targets"]
+    # fc1's int8 weights carry the pruning: the baseline's float file has no such zeros.
+    buffer = (tmp_path / "run" / "w8" / "model.tflite").read_bytes()
+    model = schema.Model.GetRootAsModel(buffer, 0)
+    graph = model.Subgraphs(0)
+    int8 = [
+        graph.Tensors(i)
+        for i in range(graph.TensorsLength())
+        if graph.Tensors(i).Type() == schema.TensorType.INT8 and b"fc1" in graph.Tensors(i).Name()
+    ]
+    (weights,) = [t for t in int8 if model.Buffers(t.Buffer()).DataLength() > 1000]
+    values = model.Buffers(weights.Buffer()).DataAsNumpy().view(np.int8)
+    assert np.mean(values == 0) > 0.5
