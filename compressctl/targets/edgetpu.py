@@ -108,10 +108,10 @@ class EdgeTpuTarget(Target):
 
         path, folder = Path(path), Path(folder)
         graph = graph_from_interpreter(load_interpreter(path, xnnpack=False))
-        add_op_versions(graph, read_operators(path, subgraph=0))  # versions the compiler may not read
         checks = check_artifact(graph)
         if checks["problems"]:
             raise StageError("not an Edge TPU model: " + "; ".join(checks["problems"]))
+        add_op_versions(graph, read_operators(path, subgraph=0))  # versions the compiler may not read
         predicted = predict_mapping(graph)
         emit(
             Event(
