@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-fast lint format sample-models bench clean schema
+.PHONY: install demo test test-unit test-fast lint format sample-models bench clean schema runtime-check
 
 install: $(STAMP)
 
@@ -34,6 +34,21 @@ test-fast: install
 # A benchmark, not a test: figures go to benchmarks/RESULTS.md and benchmarks/results.json.
 bench: install
 	$(PY) benchmarks/run.py
+
+# Loads and invokes every artifact of the run directories RUN=... with tflite-runtime 2.14, the
+# runtime many edge boards ship, in an isolated venv (it needs NumPy < 2; the main venv has NumPy 2).
+# The result joins artifacts[].runtime.checked in each report.json.
+# tflite-runtime 2.14 has wheels for Python 3.8-3.11 only: a python3.11 on PATH is preferred.
+RUNTIME_VENV := .venv-tflite-runtime
+RUNTIME_PYTHON ?= $(shell command -v python3.11 || echo $(PYTHON))
+$(RUNTIME_VENV)/.installed:
+	test -x $(RUNTIME_VENV)/bin/python || $(RUNTIME_PYTHON) -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/python -m pip install -q "tflite-runtime==2.14.*" "numpy<2"
+	touch $@
+
+runtime-check: install $(RUNTIME_VENV)/.installed
+	@test -n "$(RUN)" || { echo "usage: make runtime-check RUN='runs/a runs/b'"; exit 2; }
+	$(PY) -m compressctl.runtime_check --python $(RUNTIME_VENV)/bin/python $(RUN)
 
 # The recipe JSON Schema for editors, the recipe reference and report.json's JSON Schema, all
 # generated from the code (tests/test_recipe_docs.py and tests/test_record.py fail when one is out of date).

@@ -81,6 +81,32 @@ def render(results: dict) -> str:
         if results.get("channels_date") != results["date"]:
             when = results["channels_date"]
             lines.append(f"\nThis section was measured {when} (`benchmarks/run.py --only channels`).")
+    backends = results.get("backends")
+    if backends:
+        lines += [
+            "",
+            "## Quantization backends: LiteRT Quantizer int4 against converter int8",
+            "",
+            f"{backends['model']}; one `compressctl run` "
+            f"({backends['test_samples']} test samples) with the TFLite converter's calibrated full int8 and the "
+            "LiteRT Quantizer's weight-only int4 and int8 from the same float32 baseline.",
+            "",
+            "| artifact | backend | scheme | size | gzip | ratio | gzip ratio | accuracy | Δ | p50 ms | speed-up |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for r in backends["rows"]:
+            lines.append(
+                f"| {r['artifact']} | {r['backend']} | {r['scheme']} | {_kib(r['size_bytes'])} "
+                f"| {_kib(r['gzip_bytes'])} | {r['ratio']:.2f}× | {r['ratio_gzip']:.2f}× | {100 * r['metric']:.2f} % "
+                f"| {100 * r['delta']:+.2f} pt | {r['p50_ms']:.3f} | {r['speedup']:.2f}× |"
+            )
+        lines.append(
+            "\nWeight-only artifacts store int4 or int8 weights and dequantize them to float at every invoke: "
+            "the smallest files, with float compute, so no faster than the float32 baseline (the int4 DEQUANTIZE "
+            "adds its own cost)."
+        )
+        for failure in backends.get("failed_targets", []):
+            lines.append(f"\nTarget {failure['target']} failed: {failure['error']}")
     notes = results.get("notes")
     if notes:
         lines += ["", "## Notes", "", *notes]

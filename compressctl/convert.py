@@ -27,10 +27,15 @@ class Converter:
     ConversionError, and the next conversion starts a fresh worker.
     """
 
+    tool = "the TFLite converter"  # how messages name what ran in the worker
+
     def __init__(self, timeout_s: float = 3600):
         self.timeout_s = timeout_s
         self._proc: subprocess.Popen | None = None
         self.last_answer: dict = {}
+
+    def _command(self) -> list[str]:
+        return WORKER  # read at start, so a test can swap in a worker that crashes
 
     def __enter__(self):
         self.start()
@@ -45,7 +50,7 @@ class Converter:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
         self._proc = subprocess.Popen(
-            WORKER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=2, env=env, text=True, bufsize=1
+            self._command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=2, env=env, text=True, bufsize=1
         )
         self._ready = False
 
@@ -78,8 +83,8 @@ class Converter:
         code = self._proc.wait()
         self._proc = None
         if code < 0:
-            return ConversionError(f"the TFLite converter crashed ({signal.Signals(-code).name}) during the {what}")
-        return ConversionError(f"the TFLite converter exited with status {code} during the {what}")
+            return ConversionError(f"{self.tool} crashed ({signal.Signals(-code).name}) during the {what}")
+        return ConversionError(f"{self.tool} exited with status {code} during the {what}")
 
     def convert(
         self,
@@ -93,6 +98,7 @@ class Converter:
         integer_only: bool = False,
         sparsity: bool = False,
         quantization: dict | None = None,
+        per_tensor_dense: bool = False,
     ) -> Path:
         """Convert ``saved_model`` to ``out`` (mode: float32, float16, dynamic or int8).
 
@@ -114,7 +120,13 @@ class Converter:
             spec["calibration"] = str(workdir / f"{out.parent.name}-{out.stem}.calibration.npy")
             spec["input_dtype"] = str(calibration.dtype)
             np.save(spec["calibration"], calibration)
+        if per_tensor_dense:
+            spec["per_tensor_dense"] = True
         what = f"{mode} conversion" + (" with sparsity" if sparsity else "")
+        return self.request(spec, out, what)
+
+    def request(self, spec: dict, out: Path, what: str) -> Path:
+        """Send one request to the worker; ``out`` exists when it returns, else a ConversionError."""
         self.start()
         try:
             if not self._ready:
@@ -127,15 +139,15 @@ class Converter:
             answer = self._answer(self.timeout_s)
         except TimeoutError:
             self._proc = None
-            raise ConversionError(f"the TFLite converter did not finish the {what} in {self.timeout_s:.0f} s") from None
+            raise ConversionError(f"{self.tool} did not finish the {what} in {self.timeout_s:.0f} s") from None
         except BrokenPipeError:
             answer = None
         if answer is None:
             raise self._died(what)
         if "error" in answer:
-            raise ConversionError(f"the TFLite converter failed during the {what}: {answer['error']}")
+            raise ConversionError(f"{self.tool} failed during the {what}: {answer['error']}")
         if not out.exists():
-            raise ConversionError(f"the TFLite converter wrote nothing during the {what}")
+            raise ConversionError(f"{self.tool} wrote nothing during the {what}")
         self.last_answer = answer
         return out
 

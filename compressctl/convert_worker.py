@@ -28,6 +28,10 @@ def build_converter(tf, spec: dict):
     converter.optimizations = optimizations
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
+    if spec.get("per_tensor_dense"):
+        # One scale per Dense kernel instead of one per output channel: the quantized FULLY_CONNECTED
+        # then keeps an op version older runtimes know (see compressctl/runtime_compat.py).
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     if mode == "int8":
         samples = np.load(spec["calibration"]).astype(spec.get("input_dtype", "float32"))
 
@@ -89,13 +93,17 @@ def handle(spec: dict) -> dict:
         return {"error": f"{type(exc).__name__}: {message}"}
 
 
-def serve(handler=handle) -> int:
+def _import_tensorflow() -> None:
+    from compressctl.tfenv import tf
+
+    tf()
+
+
+def serve(handler=handle, warm=_import_tensorflow) -> int:
     # Answers go to a private copy of stdout; anything else printed (C++ included) goes to the log.
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
-    from compressctl.tfenv import tf
-
-    tf()  # import while the parent is still loading its model
+    warm()  # import while the parent is still loading its model
     answers.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
         if line.strip():

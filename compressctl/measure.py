@@ -11,7 +11,15 @@ from pathlib import Path
 
 from compressctl.cpu_features import cpu_features
 
-PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "numpy", "compressctl")
+PACKAGES = (
+    "tensorflow",
+    "tf-keras",
+    "tensorflow-model-optimization",
+    "ai-edge-litert",
+    "ai-edge-quantizer",  # the litert-quantizer backend (issue 10)
+    "numpy",
+    "compressctl",
+)
 
 
 def file_facts(path: Path) -> dict:

@@ -32,10 +32,8 @@ from compressctl.events import Emit, Event, EventLog, ignore
 from compressctl.gates import evaluate_gates
 from compressctl.metrics import is_regression
 from compressctl.recipe import Recipe, Source, check_layer_names, check_stages, to_yaml
-from compressctl.record import SCHEMA_VERSION, Artifact, Baseline, RunRecord
+from compressctl.record import BASELINE_ARTIFACT, SCHEMA_VERSION, Artifact, Baseline, RunRecord
 from compressctl.report import render_markdown
-
-BASELINE_ARTIFACT = "baseline/model_float32.tflite"
 
 
 @dataclass
@@ -74,6 +72,9 @@ class _Run:
     started: float = 0.0  # perf_counter at the start of the run
     strategy: object = None  # tf.distribute strategy of the training stages (compressctl.distribute), or None
     devices: str = "one device"  # what the training stages ran on, for the report
+    # The LiteRT Quantizer backend's worker and its float input (compressctl/backends/steps.py).
+    quantizer: object = None
+    float_tflite: Path | None = None
 
 
 @dataclass
@@ -201,6 +202,8 @@ def run(
             shutil.rmtree(staging, ignore_errors=True)
             raise
         finally:
+            if ctx.quantizer is not None:
+                ctx.quantizer.close()
             shutil.rmtree(work, ignore_errors=True)
     if cache is not None:
         cache.prune_others()
@@ -415,26 +418,33 @@ def _build_target(ctx: _Run, target, saved_model: Path) -> _Built:
     The target's folder (``<run>/<target name>/``) is created here and handed to the target's
     ``finish``, the only place a target writes.
     """
+    from compressctl.backends import steps as backend_steps
+
     data, emit = ctx.data, ctx.emit
     folder = ctx.staging / target.name
     folder.mkdir()
     path = folder / "model.tflite"
     tried = []
     calibration = None
-    for conversion in target.conversions():
-        if conversion.mode == "int8" and calibration is None:
+    # A target that must run on an older runtime also tries conversions within it (runtime_compat).
+    for conversion in backend_steps.conversions_for(target):
+        if backend_steps.needs_calibration(conversion) and calibration is None:
             calibration = _calibration_samples(ctx, target)
         emit(Event("step", f"converting {target.name}: {conversion.label}"))
         try:
-            # Full int8 also measures each op's int8 error in the conversion worker (quant_debug.py).
-            _convert(ctx, conversion, saved_model, path, calibration if conversion.mode == "int8" else None)
-            # Ops kept in float while full int8 is over the metric budget (selective.py).
-            try:
-                quantization, notes = _quantization(ctx, target, conversion, saved_model, path, calibration)
-            except StageError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the analysis must not cost the run its artifact
-                quantization, notes = {"error": f"{type(exc).__name__}: {str(exc).strip()[:300]}"}, []
+            quantization, notes = {}, []
+            if conversion.backend != "converter":
+                backend_steps.quantize(ctx, conversion, saved_model, path, calibration)
+            else:
+                # Full int8 also measures each op's int8 error in the conversion worker (quant_debug.py).
+                _convert(ctx, conversion, saved_model, path, calibration if conversion.mode == "int8" else None)
+                # Ops kept in float while full int8 is over the metric budget (selective.py).
+                try:
+                    quantization, notes = _quantization(ctx, target, conversion, saved_model, path, calibration)
+                except StageError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the analysis must not cost the run its artifact
+                    quantization = {"error": f"{type(exc).__name__}: {str(exc).strip()[:300]}"}
             status = runtime.smoke_test(path, data.x_test)
             if conversion.sparsity and not status["xnnpack"]:
                 # The default interpreter applies XNNPACK, so an artifact that fails there fails for
@@ -443,6 +453,8 @@ def _build_target(ctx: _Run, target, saved_model: Path) -> _Built:
             # A target may check the artifact further and write companion files into its folder
             # (the Edge TPU target's op mapping and compiled model); what it returns joins the record.
             extra = target.finish(path, folder, emit)
+            # Op versions, the oldest runtime that runs them, and the runtimes that ran it (runtime_compat).
+            described = backend_steps.describe_artifact(target, conversion, path, status, emit)
         except StageError as exc:
             tried.append(f"{conversion.label}: {exc}")
             shutil.rmtree(folder, ignore_errors=True)
@@ -462,9 +474,12 @@ def _build_target(ctx: _Run, target, saved_model: Path) -> _Built:
             "runs_under": {"xnnpack": status["xnnpack"], "reference": status["reference"]},
             **runtime.tensor_types(path),
             **extra,
-            **({"quantization": quantization} if quantization else {}),
+            "runtime": described["runtime"],
             "notes": notes,
         }
+        if conversion.mode != "float32":
+            # The converter's own analysis (layer errors, ops kept in float) when it ran, else the backend's.
+            fields["quantization"] = {**described["quantization"], **quantization}
         return _Built(path=path, fields=fields, xnnpack=status["xnnpack"])
     shutil.rmtree(folder, ignore_errors=True)
     raise StageError("; ".join(tried) or "no conversion was tried")
@@ -541,8 +556,6 @@ def _write_log(staging: Path, events: list[str], output: str) -> None:
 
 def _convert(ctx: _Run, conversion, saved_model: Path, path: Path, calibration) -> None:
     """Write ``path`` with the backend the conversion names."""
-    if conversion.backend != "converter":  # the only backend so far; a second one dispatches here
-        raise StageError(f"unknown conversion backend {conversion.backend!r}")
     ctx.converter.convert(
         saved_model,
         path,
@@ -552,6 +565,7 @@ def _convert(ctx: _Run, conversion, saved_model: Path, path: Path, calibration) 
         io_dtype=conversion.io_dtype,
         integer_only=conversion.integer_only,
         sparsity=conversion.sparsity,
+        per_tensor_dense=conversion.per_tensor_dense,
         quantization={"layer_errors": True} if conversion.mode == "int8" else None,
     )
 

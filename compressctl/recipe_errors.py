@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import typing
 
 import yaml
 from pydantic import ValidationError
@@ -91,11 +92,24 @@ def _fields_for(loc, data, root) -> list[str]:
         kind = cursor.get("type") if isinstance(cursor, dict) else None
         return sorted(registry[kind].Params.model_fields) if kind in registry else []
     model: type = root
-    for part in parent:
+    walk = parent
+    if len(parent) > 2 and parent[0] in ("stages", "targets") and isinstance(parent[1], int):
+        # A mapping inside a stage or target (e.g. a target's litert_quantizer options): start from its Params.
+        registry = STAGES if parent[0] == "stages" else TARGETS
+        entry = data.get(parent[0]) if isinstance(data, dict) else None
+        entry = entry[parent[1]] if isinstance(entry, list) and parent[1] < len(entry) else None
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        if kind not in registry:
+            return []
+        model, walk = registry[kind].Params, parent[2:]
+    for part in walk:
         if isinstance(part, int):
             continue
         info = model.model_fields.get(part)
         annotation = info.annotation if info else None
+        # Optional[Model] (a mapping that may be left out) is walked into like Model.
+        options = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, StrictModel)]
+        annotation = options[0] if len(options) == 1 else annotation
         if not (isinstance(annotation, type) and issubclass(annotation, StrictModel)):
             return []
         model = annotation

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+# Where every run keeps its float32 baseline, relative to the run directory.
+BASELINE_ARTIFACT = "baseline/model_float32.tflite"
 SCHEMA_VERSION = 1
 
 # A value in a per-layer row or a stage's own measured figure.
@@ -227,6 +229,10 @@ class RuntimeInfo(_Record):
     ops: list[OpVersion]
     min_tflite_version: str | None = Field(description="null when an op is not in the version table.")
     checked: list[RuntimeCheck] = Field(default_factory=list)
+    table: str | None = Field(None, description="Where the op-version table came from.")
+    not_in_table: list[str] | None = Field(None, description="Op versions the table does not list.")
+    required: str | None = Field(None, description="The runtime the target requires, e.g. tflite-runtime 2.14.")
+    note: str | None = None
 
 
 class FloatOp(_Record):

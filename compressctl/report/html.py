@@ -16,6 +16,7 @@ from html import escape
 from compressctl import metrics
 from compressctl.record import RunRecord
 from compressctl.report import quantization
+from compressctl.report.compat import compat_html
 from compressctl.report.summary import TABLE_COLUMNS, artifact_rows, format_row, layer_table, stage_measured
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -304,6 +305,7 @@ def render_html(record: RunRecord) -> str:
             "<h2>Stages</h2>",
             _stages(record),
             *_quantization(record),  # float ops and layer-wise error (report/quantization.py)
+            compat_html(record, table),  # quantization backend and runtime compatibility (report/compat.py)
             "<h2>Environment</h2>",
             _environment(record),
             f"<footer>{footer}</footer>",

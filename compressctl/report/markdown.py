@@ -5,6 +5,7 @@ from __future__ import annotations
 from compressctl import metrics
 from compressctl.record import RunRecord
 from compressctl.report import quantization
+from compressctl.report.compat import compat_markdown
 from compressctl.report.summary import artifact_rows, layer_table, stage_measured
 
 __all__ = ["artifact_rows", "render_markdown"]
@@ -62,6 +63,7 @@ def render_markdown(record: RunRecord) -> str:
             for g in record.gates
         ]
         lines += ["", "## Gates", "", *_table(["gate", "target", "required", "value", "result"], rows, {2, 3})]
+    lines += compat_markdown(record)  # backend, op versions, oldest runtime, runtimes that loaded it
     env = record.environment
     packages = ", ".join(f"{k} {v}" for k, v in env.packages.items() if v)
     lines += [

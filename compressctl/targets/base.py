@@ -8,7 +8,7 @@ mapping and the compiler's output there). Everything else in the run directory i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -16,9 +16,10 @@ from pydantic import Field
 
 from compressctl.events import Emit
 from compressctl.params import StrictModel
+from compressctl.runtime_compat import RUNTIME_HELP, RuntimeRequirement
 
 # Backends that turn the float SavedModel into a .tflite file; the pipeline maps each to its code.
-Backend = Literal["converter"]
+Backend = Literal["converter", "litert-quantizer"]
 
 
 class TargetParams(StrictModel):
@@ -26,6 +27,7 @@ class TargetParams(StrictModel):
 
     type: str
     name: str | None = Field(None, description="Folder and report name (default: the type).")
+    runtime: RuntimeRequirement | None = Field(None, description=RUNTIME_HELP)
 
     def calibration_size(self) -> int:
         """Train-split samples an int8 conversion calibrates on (0: the target never calibrates)."""
@@ -56,7 +58,11 @@ class Conversion:
     sparsity: bool = False
     label: str = ""
     fallback_reason: str = ""  # why this is a fallback (empty for the first choice)
-    backend: Backend = "converter"  # what writes the file: the TFLite converter in a child process
+    # What writes the file (compressctl/backends): "converter" converts the SavedModel in a child
+    # process; "litert-quantizer" quantizes the float TFLite file with ``options``.
+    backend: Backend = "converter"
+    options: dict = field(default_factory=dict)
+    per_tensor_dense: bool = False  # one scale per Dense kernel: older FULLY_CONNECTED versions
 
 
 class Target:

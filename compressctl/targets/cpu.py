@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
+from compressctl.backends import converter as converter_backend
+from compressctl.backends import litert_quantizer as litert_backend
 from compressctl.targets.base import Conversion, QuantizedTargetParams, Target
 
 
@@ -16,10 +18,18 @@ class CpuTarget(Target):
 
     class Params(QuantizedTargetParams):
         type: Literal["cpu"]
-        mode: Literal["int8", "dynamic", "float32"] = Field(
+        backend: Literal["converter", "litert-quantizer"] = Field(
+            "converter",
+            description="converter: the TFLite converter on the Keras model; litert-quantizer: the LiteRT Quantizer "
+            "(ai-edge-quantizer) on the float TFLite model.",
+        )
+        mode: Literal[
+            "int8", "dynamic", "float32", "int16x8", "dynamic-int4", "weight-only-int8", "weight-only-int4"
+        ] = Field(
             "int8",
             description="int8: weights and activations int8, calibrated; dynamic: int8 weights, float "
-            "activations; float32: plain conversion.",
+            "activations; float32: plain conversion. With backend litert-quantizer also int16x8 (int16 "
+            "activations, calibrated), dynamic-int4, weight-only-int8 and weight-only-int4 (float compute).",
         )
         fallback: Literal["dynamic", "none"] = Field(
             "dynamic",
@@ -41,9 +51,28 @@ class CpuTarget(Target):
             "only when the artifact runs in the default interpreter (with XNNPACK), else the dense artifact is "
             "kept and the report says why.",
         )
+        litert_quantizer: litert_backend.Options | None = Field(
+            None, description="Options of backend litert-quantizer: granularity, block_size, per-op overrides."
+        )
+
+        @field_validator("mode")
+        @classmethod
+        def _mode_of_backend(cls, mode, info: ValidationInfo):
+            if info.data.get("backend", "converter") == "converter":
+                converter_backend.check_mode(mode)
+            return mode
+
+        @field_validator("io_dtype", "sparse", "litert_quantizer")
+        @classmethod
+        def _option_of_backend(cls, value, info: ValidationInfo):
+            data = info.data
+            litert_backend.check_option(info.field_name, value, data.get("backend", "converter"), data.get("mode"))
+            return value
 
     def conversions(self) -> list[Conversion]:
         p = self.params
+        if p.backend == litert_backend.NAME:
+            return litert_backend.conversions(p)
         if p.mode == "float32":
             return [Conversion("float32", label="float32")]
         if p.mode == "dynamic":

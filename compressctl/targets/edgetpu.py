@@ -26,6 +26,7 @@ from typing import Literal
 from pydantic import Field
 
 from compressctl.errors import StageError
+from compressctl.runtime_compat import read_operators
 from compressctl.targets.base import Conversion, QuantizedTargetParams, Target
 from compressctl.targets.edgetpu_compiler import compile_model, parse_compiler_output, parse_operator_table
 from compressctl.targets.edgetpu_ops import (
@@ -34,6 +35,7 @@ from compressctl.targets.edgetpu_ops import (
     MAPPED,
     NOT_SUPPORTED,
     UNSUPPORTED_TYPE,
+    add_op_versions,
     check_artifact,
     graph_from_interpreter,
     keras_layer_support,
@@ -48,6 +50,7 @@ __all__ = [
     "MAPPED",
     "NOT_SUPPORTED",
     "UNSUPPORTED_TYPE",
+    "add_op_versions",
     "EdgeTpuTarget",
     "check_artifact",
     "compile_model",
@@ -111,6 +114,7 @@ class EdgeTpuTarget(Target):
         checks = check_artifact(graph)
         if checks["problems"]:
             raise StageError("not an Edge TPU model: " + "; ".join(checks["problems"]))
+        add_op_versions(graph, read_operators(path, subgraph=0))  # versions the compiler may not read
         predicted = predict_mapping(graph)
         emit(
             Event(

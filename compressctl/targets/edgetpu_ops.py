@@ -83,6 +83,12 @@ UNCHECKED = {
     "RESIZE_NEAREST_NEIGHBOR": "precision rule (undocumented)",
 }
 
+# Op versions: edgetpu_compiler 16.0 came out with TFLite 2.5's runtime (pycoral 2.0.0 pairs it with
+# tflite_runtime 2.5.0.post1, https://github.com/google-coral/pycoral/releases/tag/v2.0.0), and a
+# compiler reads only the op versions its TFLite knew. So an op version that TFLite's op-version
+# table (compressctl/tflite_op_versions.py) dates after 2.5.0 is predicted to stay on the CPU.
+COMPILER_TFLITE = "2.5.0"
+
 SOFTMAX_MAX_ELEMENTS = 16_000
 EIGHT_BIT = ("int8", "uint8")
 
@@ -226,11 +232,36 @@ def operator_table(rows: list[dict]) -> list[dict]:
     return [{"operator": op, "count": n, "status": status} for (op, status), n in counts.items()]
 
 
+def add_op_versions(graph: dict, operators: list[dict]) -> dict:
+    """Give each op of ``graph`` its version from the flatbuffer (runtime_compat.read_operators of
+    the primary subgraph, whose order the interpreter's op indices follow)."""
+    for op in graph["ops"]:
+        if op["index"] < len(operators) and operators[op["index"]]["op"] == op["op"]:
+            op["version"] = operators[op["index"]]["version"]
+    return graph
+
+
+def _version_too_new(op: dict) -> str:
+    from compressctl.tflite_op_versions import MIN_RUNTIME, version_key
+
+    version = op.get("version")
+    needs = MIN_RUNTIME.get((op["op"], version)) if version else None
+    if needs and version_key(needs) > version_key(COMPILER_TFLITE):
+        return (
+            f"{op['op']} version {version} needs TFLite {needs}; edgetpu_compiler 16 reads op versions up to "
+            f"TFLite {COMPILER_TFLITE}"
+        )
+    return ""
+
+
 def op_status(op: dict, graph: dict) -> tuple[str, str]:
     """The status one op would get on its own (before the one-subgraph rule), and why."""
     name = op["op"]
     if name not in SUPPORTED_OPS:
         return NOT_SUPPORTED, f"{name} is not in the Edge TPU's supported operations"
+    too_new = _version_too_new(op)
+    if too_new:
+        return NOT_SUPPORTED, too_new
     tensors = graph["tensors"]
     for index in op["inputs"] + op["outputs"]:
         t = tensors[index]

@@ -519,3 +519,17 @@ def test_finish_refuses_an_artifact_that_is_not_fully_integer(tmp_path, monkeypa
     with pytest.raises(StageError, match="not fully integer"):
         target.finish(tmp_path / "model.tflite", tmp_path, lambda event: None)
     assert not (tmp_path / "edgetpu_mapping.json").exists()
+
+
+def test_an_op_version_newer_than_the_compilers_tflite_stays_on_the_cpu():
+    tensors = {0: ("int8", (1, 16)), 2: ("int8", (4, 16)), 1: ("int8", (1, 4))}
+    old = graph([("FULLY_CONNECTED", [0, 2], [1])], tensors)
+    edgetpu.add_op_versions(old, [{"op": "FULLY_CONNECTED", "version": 4, "outputs": [], "inputs": []}])
+    assert old["ops"][0]["version"] == 4 and predict_mapping(old)["ops_on_tpu"] == 1
+    new = graph([("FULLY_CONNECTED", [0, 2], [1])], tensors)
+    edgetpu.add_op_versions(new, [{"op": "FULLY_CONNECTED", "version": 10, "outputs": [], "inputs": []}])
+    (row,) = predict_mapping(new)["ops"]
+    assert row["status"] == NOT_SUPPORTED
+    assert row["reason"] == (
+        "FULLY_CONNECTED version 10 needs TFLite 2.11.0; edgetpu_compiler 16 reads op versions up to TFLite 2.5.0"
+    )

@@ -1,0 +1,145 @@
+"""What the pipeline asks of a target's backend and runtime: the conversions to try, the LiteRT
+Quantizer run, and each artifact's runtime and quantization record.
+
+Kept apart from pipeline.py so the run directory logic there stays one loop over conversions.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import metadata
+from pathlib import Path
+
+from compressctl import runtime_compat
+from compressctl.errors import StageError
+from compressctl.events import Event
+
+CONVERTER_SCHEMES = {
+    "int8": "int8",
+    "dynamic": "dynamic int8",
+    "float32": "float32",
+    "float16": "float16",
+}
+
+
+def requirement(target):
+    return getattr(target.params, "runtime", None)
+
+
+def conversions_for(target) -> list:
+    return runtime_compat.within(target.conversions(), requirement(target))
+
+
+def needs_calibration(conversion) -> bool:
+    from compressctl.backends import litert_quantizer
+
+    if conversion.backend == litert_quantizer.NAME:
+        return conversion.mode in litert_quantizer.CALIBRATED
+    return conversion.mode == "int8"
+
+
+def _float_tflite(ctx, saved_model: Path) -> Path:
+    """The float TFLite file the LiteRT Quantizer starts from: the baseline when no stage changed
+    the model, else the compressed model converted to float32 once per run."""
+    from compressctl.record import BASELINE_ARTIFACT
+
+    if saved_model.name == "baseline_savedmodel":
+        return ctx.staging / BASELINE_ARTIFACT
+    if ctx.float_tflite is None:
+        out = ctx.work / "final_float32.tflite"
+        ctx.emit(Event("step", "converting the compressed model to float32 TFLite for the LiteRT Quantizer"))
+        ctx.converter.convert(saved_model, out, "float32", ctx.work)
+        ctx.float_tflite = out
+    return ctx.float_tflite
+
+
+def quantize(ctx, conversion, saved_model: Path, out: Path, calibration) -> Path:
+    from compressctl.backends.litert_quantizer import CALIBRATED, LitertQuantizer
+
+    source = _float_tflite(ctx, saved_model)
+    if ctx.quantizer is None:
+        ctx.quantizer = LitertQuantizer()
+    return ctx.quantizer.quantize(
+        source,
+        out,
+        conversion.mode,
+        conversion.options,
+        ctx.work,
+        calibration=calibration if conversion.mode in CALIBRATED else None,
+    )
+
+
+def _quantization_record(conversion, path: Path) -> dict:
+    from compressctl.backends import litert_quantizer
+
+    if conversion.backend == litert_quantizer.NAME:
+        options = litert_quantizer.Options(**conversion.options)
+        try:
+            floats = litert_quantizer.check_quantized(path, conversion.options)
+        except ValueError as exc:
+            raise StageError(str(exc)) from None
+        return {
+            "backend": litert_quantizer.NAME,
+            "scheme": litert_quantizer.scheme_label(conversion.mode, options),
+            "float_ops": floats,
+        }
+    scheme = CONVERTER_SCHEMES.get(conversion.mode, conversion.mode)
+    if conversion.per_tensor_dense:
+        scheme += ", per-tensor Dense weights"
+    return {"backend": "converter", "scheme": scheme}
+
+
+def tflite_runtime_python() -> str | None:
+    """The Python of an isolated tflite-runtime install, when one is at hand.
+
+    ``COMPRESSCTL_TFLITE_RUNTIME_PYTHON`` names it; otherwise ``.venv-tflite-runtime`` in the
+    working directory (what ``make runtime-check`` builds) is used when it exists.
+    """
+    named = os.environ.get("COMPRESSCTL_TFLITE_RUNTIME_PYTHON")
+    if named:
+        return named
+    local = Path(".venv-tflite-runtime/bin/python")
+    return str(local) if local.exists() else None
+
+
+def describe_artifact(target, conversion, path: Path, status: dict, emit) -> dict:
+    """report.json's ``runtime`` and ``quantization`` for one artifact; a StageError when the
+    artifact cannot run on the runtime the target requires (the next conversion is then tried)."""
+    from compressctl import runtime_check
+
+    quantization = _quantization_record(conversion, path)
+    name = runtime_name_version()
+    checked = [{"runtime": name, "loads": bool(status["xnnpack"] or status["reference"]), "error": status["error"]}]
+    required = requirement(target)
+    record = runtime_compat.describe(path, checked)
+    if required is not None:
+        record["required"] = required.label
+        if required.package == "tflite-runtime":
+            python = tflite_runtime_python()
+            if python:
+                emit(Event("step", f"{target.name}: loading the artifact with {required.label} ({python})"))
+                record["checked"].append(runtime_check.probe(path, python))
+            else:
+                record["note"] = (
+                    "no tflite-runtime at hand: checked against the op-version table only "
+                    "(`make runtime-check` loads it for real)"
+                )
+        problem = runtime_compat.requirement_problem(record, required)
+        if problem:
+            raise StageError(problem)
+    if conversion.backend != "converter":
+        record["note"] = (
+            "the LiteRT Quantizer writes version 1 for every op, whatever its types need, so the op-version "
+            "table says little about this artifact: only a real load (`checked`) does"
+        )
+    return {"runtime": record, "quantization": quantization}
+
+
+def runtime_name_version() -> str:
+    from compressctl.runtime import runtime_name
+
+    name = runtime_name()
+    try:
+        return f"{name} {metadata.version(name)}"
+    except metadata.PackageNotFoundError:  # pragma: no cover
+        return name
