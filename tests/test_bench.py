@@ -27,6 +27,9 @@ def test_figures_are_rounded_to_five_decimals():
     assert stats["p50"] == 0.01235 and stats["runs"] == 3
 
 
-def test_measured_on_names_machine_delegate_and_threads():
-    assert measured_on(1).startswith("host-cpu-") and measured_on(1).endswith("-xnnpack-1t")
-    assert measured_on(4, xnnpack=False).endswith("-reference-4t")
+def test_measured_on_names_machine_delegate_threads_and_int8_instruction_set():
+    from compressctl.cpu_features import cpu_features, simd_suffix
+
+    suffix = "-" + simd_suffix(cpu_features())
+    assert measured_on(1).startswith("host-cpu-") and measured_on(1).endswith("-xnnpack-1t" + suffix)
+    assert measured_on(4, xnnpack=False).endswith("-reference-4t" + suffix)
