@@ -18,14 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 from compressctl import __version__, bench, manifest, measure, runtime, stages, targets
 from compressctl.cache import StageCache
 from compressctl.convert import Converter
-from compressctl.data import Dataset, check_against_model, load_npz
+from compressctl.datasets import DataSource, open_source
 from compressctl.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, StageError, UserError
-from compressctl.evaluate import TaskInfo, evaluate_tflite
+from compressctl.evaluate import TaskInfo, evaluate_tflite_source
 from compressctl.events import Emit, Event, ignore
 from compressctl.gates import evaluate_gates
 from compressctl.recipe import Recipe, to_yaml
@@ -51,7 +49,7 @@ class _Run:
     """What one run works with; built in ``run`` and passed to each step."""
 
     recipe: Recipe
-    data: Dataset
+    data: DataSource  # npz or a streaming source (compressctl.datasets)
     converter: Converter
     emit: Emit
     staging: Path
@@ -124,13 +122,13 @@ def run(
     check_out_dir(out)
     manifest.check_signing_key(sign_key)
     detect_format(Path(recipe.model))  # a missing or unsupported model is reported before any work
-    data = load_npz(recipe.data)
+    data = open_source(recipe.data)  # checks paths, columns, feature specs before any work
     with _terminate_as_interrupt(), Converter() as converter:  # its TensorFlow import overlaps ours
         # Fresh Keras name counters: a layer named quant_dense_3 in a second run of one process would
         # change the flatbuffer's tensor names, and with them the artifact's sha256.
         keras().backend.clear_session()
         handle = load_model(recipe.model, trust_model=trust_model, custom_objects=custom_objects)
-        check_against_model(data, handle.input_shape, handle.output_units, str(handle.path))
+        data.check_against_model(handle.input_shape, handle.output_units, str(handle.path))
         if recipe.stages and not handle.trainable:
             kinds = ", ".join(s.type for s in recipe.stages)
             raise UserError(
@@ -138,14 +136,14 @@ def run(
                 f"recipe has stage(s) {kinds}; drop the stages (post-training targets only) or give the Keras model"
             )
         # Only now, with every input checked, does the run start talking: bad input is one line.
-        emit(Event("step", f"loaded {handle.path} ({handle.format}); data {data.path}"))
+        emit(Event("step", f"loaded {handle.path} ({handle.format}); data {data.label}"))
         seed_everything(recipe.seed)
-        task = task_info(handle, data.x_train, recipe.task.metric, recipe.task.top_k)
+        task = task_info(handle, data.head(64, "train"), recipe.task.metric, recipe.task.top_k)
         out.parent.mkdir(parents=True, exist_ok=True)
         cache = None
         if recipe.stages:
             settings = {"seed": recipe.seed, "task": recipe.task.model_dump(), "training": recipe.training.model_dump()}
-            cache = StageCache(out, handle.path, measure.sha256_file(data.path), settings)
+            cache = StageCache(out, handle.path, data.fingerprint(), settings)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
         work = Path(tempfile.mkdtemp(prefix="compressctl-work-"))
         params = int(handle.keras.count_params()) if handle.keras is not None else None
@@ -174,13 +172,13 @@ def _measure_run(ctx: _Run) -> dict:
     # The baseline is exported before any stage runs: stages share (and train) the original layers.
     emit(Event("step", "exporting the float32 baseline"))
     baseline_sm = export_saved_model(ctx.handle, ctx.work / "baseline_savedmodel", data.sample_shape)
-    emit(Event("step", f"evaluating the Keras baseline on {len(data.x_test)} test samples"))
-    baseline_metric = task.score(ctx.handle.predict(data.x_test), data.y_test)
+    emit(Event("step", f"evaluating the Keras baseline on {data.test_samples} test samples"))
+    baseline_metric = data.score(ctx.handle.predict, task)  # streamed batch by batch
     (ctx.staging / "baseline").mkdir()
     baseline_path = ctx.staging / BASELINE_ARTIFACT
     emit(Event("step", "converting the baseline to float32 TFLite"))
     ctx.converter.convert(baseline_sm, baseline_path, "float32", ctx.work)
-    ctx.statuses["__baseline__"] = runtime.smoke_test(baseline_path, data.x_test)
+    ctx.statuses["__baseline__"] = runtime.smoke_test(baseline_path, data.head(1))
 
     model, stage_rows = _run_stages(ctx)
     final_sm = baseline_sm
@@ -198,11 +196,10 @@ def _measure_run(ctx: _Run) -> dict:
             emit(Event("warn", f"target {target.name} failed: {exc}"))
 
     for artifact in artifacts:
-        emit(Event("step", f"evaluating {artifact['target']} on {len(data.x_test)} test samples"))
-        artifact["metric_value"] = evaluate_tflite(
+        emit(Event("step", f"evaluating {artifact['target']} on {data.test_samples} test samples"))
+        artifact["metric_value"] = evaluate_tflite_source(
             ctx.staging / artifact["path"],
-            data.x_test,
-            data.y_test,
+            data,
             task,
             xnnpack=ctx.statuses[artifact["target"]]["xnnpack"],
         )
@@ -213,15 +210,15 @@ def _measure_run(ctx: _Run) -> dict:
     models = {"__baseline__": baseline_path, **{a["target"]: ctx.staging / a["path"] for a in artifacts}}
     xnnpack = {name: status["xnnpack"] for name, status in ctx.statuses.items()}
     latency = bench.bench_alternating(
-        models, data.x_test, b.runs, b.warmup, b.rounds, b.threads, xnnpack=xnnpack, emit=emit
+        models, data.head(1), b.runs, b.warmup, b.rounds, b.threads, xnnpack=xnnpack, emit=emit
     )
 
-    emit(Event("step", f"evaluating the float32 baseline TFLite on {len(data.x_test)} test samples"))
+    emit(Event("step", f"evaluating the float32 baseline TFLite on {data.test_samples} test samples"))
     baseline = {
         "artifact": BASELINE_ARTIFACT,
         **measure.file_facts(baseline_path),
         "metric_value": baseline_metric,
-        "tflite_metric_value": evaluate_tflite(baseline_path, data.x_test, data.y_test, task),
+        "tflite_metric_value": evaluate_tflite_source(baseline_path, data, task),
         "latency_ms": latency["__baseline__"],
         "measured_on": bench.measured_on(b.threads, xnnpack["__baseline__"]),
     }
@@ -246,12 +243,8 @@ def _measure_run(ctx: _Run) -> dict:
             "params": ctx.params,
             "notes": handle.notes,
         },
-        "data": {
-            "path": str(data.path),
-            "sha256": measure.sha256_file(data.path),
-            "train_samples": int(len(data.x_train)),
-            "test_samples": int(len(data.x_test)),
-        },
+        # format, paths, fingerprint, counts; an npz keeps its ``path`` and ``sha256``
+        "data": data.describe(),
         "metric": task.metric_name,
         "task": {"binary": task.binary, "from_logits": task.from_logits},
         "baseline": baseline,
@@ -305,7 +298,6 @@ def _build_target(ctx: _Run, target, saved_model: Path) -> dict:
     """Try the target's conversions in order; keep the first artifact that loads and runs."""
     # Each target draws its calibration samples afresh from the seed: a target's artifact does
     # not depend on which targets come before it.
-    rng = np.random.default_rng(ctx.recipe.seed)
     data, emit = ctx.data, ctx.emit
     folder = ctx.staging / target.name
     folder.mkdir()
@@ -314,8 +306,8 @@ def _build_target(ctx: _Run, target, saved_model: Path) -> dict:
     calibration = None
     for conversion in target.conversions():
         if conversion.mode == "int8" and calibration is None:
-            n = min(target.params.calibration_samples, len(data.x_train))
-            calibration = data.x_train[np.sort(rng.choice(len(data.x_train), n, replace=False))]
+            calibration = data.calibration(target.params.calibration_samples, ctx.recipe.seed)
+            n = len(calibration)
             emit(Event("step", f"calibrating {target.name}: int8 activation ranges from {n} train samples"))
         emit(Event("step", f"converting {target.name}: {conversion.label}"))
         try:
@@ -329,7 +321,7 @@ def _build_target(ctx: _Run, target, saved_model: Path) -> dict:
                 integer_only=conversion.integer_only,
                 sparsity=conversion.sparsity,
             )
-            status = runtime.smoke_test(path, data.x_test)
+            status = runtime.smoke_test(path, data.head(1))
             if conversion.sparsity and not status["xnnpack"]:
                 # The default interpreter applies XNNPACK, so an artifact that fails there fails for
                 # most users even though the reference kernels run it.

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from compressctl.data import Dataset
+from compressctl.datasets import DataSource
 from compressctl.errors import StageError, UserError
 from compressctl.evaluate import TaskInfo
 from compressctl.events import Emit, Event, ignore
@@ -18,7 +18,7 @@ KERNEL_SUFFIXES = ("kernel:0", "depthwise_kernel:0", "pointwise_kernel:0", "recu
 
 @dataclass
 class StageContext:
-    data: Dataset
+    data: DataSource  # an npz (arrays in memory) or a streaming source
     task: TaskInfo
     batch_size: int = 64
     seed: int = 0
@@ -35,18 +35,22 @@ class StageContext:
             loss=self.task.loss(),
             metrics=[self.task.keras_metric()],
         )
-        steps = int(np.ceil(len(self.data.x_train) / batch_size))
+        steps = int(np.ceil(self.data.train_samples / batch_size))
         progress = _ProgressCallback(k, self.emit, label, epochs, steps)
         try:
-            model.fit(
-                self.data.x_train,
-                self.data.y_train,
-                batch_size=batch_size,
-                epochs=epochs,
-                shuffle=True,
-                verbose=0,
-                callbacks=[*callbacks, progress],
-            )
+            if self.data.in_memory:  # npz: numpy arrays, as before streaming sources existed
+                model.fit(
+                    self.data.x_train,
+                    self.data.y_train,
+                    batch_size=batch_size,
+                    epochs=epochs,
+                    shuffle=True,
+                    verbose=0,
+                    callbacks=[*callbacks, progress],
+                )
+            else:  # streamed: shuffled, batched and prefetched by the source, reshuffled every epoch
+                batches = self.data.train_batches(batch_size, self.seed)
+                model.fit(batches, epochs=epochs, verbose=0, callbacks=[*callbacks, progress])
         except Exception as exc:  # noqa: BLE001 - a training failure names the stage
             raise StageError(f"{label}: fine-tuning failed: {_first_line(exc)}") from None
         finally:
@@ -54,12 +58,11 @@ class StageContext:
         return model
 
     def evaluate(self, model) -> float:
-        outputs = model.predict(self.data.x_test, batch_size=256, verbose=0)
-        return self.task.score(outputs, self.data.y_test)
+        return self.data.score(lambda x: model.predict(x, batch_size=256, verbose=0), self.task)
 
 
 def steps_per_epoch(ctx: StageContext, batch_size: int | None) -> int:
-    return int(np.ceil(len(ctx.data.x_train) / (batch_size or ctx.batch_size)))
+    return int(np.ceil(ctx.data.train_samples / (batch_size or ctx.batch_size)))
 
 
 def _ProgressCallback(k, emit: Emit, label: str, epochs: int, steps: int):  # noqa: N802 - a class factory

@@ -117,10 +117,14 @@ class Distill:
             student = model
         teacher_metric = ctx.evaluate(model)
         teacher_params = int(model.count_params())
-        # The teacher is frozen and runs in inference mode, so its outputs on the train split are fixed:
-        # computing them once is the same as computing them every batch, at a fraction of the cost.
-        teacher_logits = to_logits(model.predict(ctx.data.x_train, batch_size=256, verbose=0), ctx.task)
-        self._train(student, teacher_logits, ctx)
+        if ctx.data.in_memory:
+            # The teacher is frozen and runs in inference mode, so its outputs on the train split are fixed:
+            # computing them once is the same as computing them every batch, at a fraction of the cost.
+            teacher_logits = to_logits(model.predict(ctx.data.x_train, batch_size=256, verbose=0), ctx.task)
+            batches = _memory_batches(ctx, teacher_logits, self.params.batch_size or ctx.batch_size)
+        else:  # a streaming source: the teacher's logits are computed batch by batch
+            batches = _stream_batches(ctx, model, self.params.batch_size or ctx.batch_size)
+        self._train(student, batches, ctx)
         return StageResult(
             model=student,
             measured={
@@ -133,26 +137,27 @@ class Distill:
             notes=[f"student: {spec.describe()}"],
         )
 
-    def _train(self, student, teacher_logits: np.ndarray, ctx: StageContext) -> None:
+    def _train(self, student, batches, ctx: StageContext) -> None:
+        """Train on ``batches(epoch, rng)``, an iterator of (inputs, labels, hard labels, teacher logits)."""
         from compressctl.tfenv import keras, tf
 
         tensorflow, k = tf(), keras()
         p, task = self.params, ctx.task
-        x, y = ctx.data.x_train, ctx.data.y_train
+        samples = ctx.data.train_samples
         batch_size = p.batch_size or ctx.batch_size
-        steps = int(np.ceil(len(x) / batch_size))
+        steps = int(np.ceil(samples / batch_size))
         optimizer = k.optimizers.Adam(learning_rate=p.learning_rate)
         hard_loss = task.loss()
         alpha, temperature = float(p.alpha), float(p.temperature)
-        labels = y.astype(np.float32).reshape(-1, 1) if task.binary else y
-        signature = [
-            tensorflow.TensorSpec((None, *x.shape[1:]), tensorflow.as_dtype(x.dtype)),
-            tensorflow.TensorSpec((None, *labels.shape[1:]), tensorflow.as_dtype(labels.dtype)),
-            tensorflow.TensorSpec((None, *teacher_logits.shape[1:]), tensorflow.float32),
-        ]
+        train_step = None
 
-        @tensorflow.function(input_signature=signature)
-        def train_step(xb, yb, tb):
+        def make_step(xb, labels, tb):
+            signature = [
+                tensorflow.TensorSpec((None, *a.shape[1:]), tensorflow.as_dtype(a.dtype)) for a in (xb, labels, tb)
+            ]
+            return tensorflow.function(step, input_signature=signature)
+
+        def step(xb, yb, tb):
             with tensorflow.GradientTape() as tape:
                 outputs = student(xb, training=True)
                 soft = soft_kl(tensorflow, tb, logits_tf(tensorflow, outputs, task), temperature, task.binary)
@@ -168,20 +173,21 @@ class Distill:
         ctx.emit(Event("task_begin", "distill", total=total, completed=0))
         try:
             for epoch in range(p.epochs):
-                order = rng.permutation(len(x))
-                losses, correct = [], 0
-                for step in range(steps):
-                    index = order[step * batch_size : (step + 1) * batch_size]
-                    loss, outputs = train_step(x[index], labels[index], teacher_logits[index])
+                losses, correct, seen = [], 0, 0
+                for batch, (xb, labels, yb, tb) in enumerate(batches(epoch, rng)):
+                    if train_step is None:
+                        train_step = make_step(xb, labels, tb)
+                    loss, outputs = train_step(xb, labels, tb)
                     losses.append(float(loss))
-                    correct += task.score(outputs.numpy(), y[index]) * len(index)
+                    correct += task.score(outputs.numpy(), yb) * len(yb)
+                    seen += len(yb)
                     ctx.emit(
                         Event(
                             "task_advance",
                             "distill",
                             total=total,
-                            completed=epoch * steps + step + 1,
-                            data={"loss": losses[-1], "metric": correct / min(len(x), (step + 1) * batch_size)},
+                            completed=epoch * steps + batch + 1,
+                            data={"loss": losses[-1], "metric": correct / seen},
                         )
                     )
                 ctx.emit(
@@ -190,13 +196,39 @@ class Distill:
                         f"distill: epoch {epoch + 1}/{p.epochs}",
                         total=p.epochs,
                         completed=epoch + 1,
-                        data={"loss": float(np.mean(losses)), "metric": correct / len(x)},
+                        data={"loss": float(np.mean(losses)), "metric": correct / seen},
                     )
                 )
         except Exception as exc:  # noqa: BLE001 - a training failure names the stage
             raise StageError(f"distill: training failed: {_first_line(exc)}") from None
         finally:
             ctx.emit(Event("task_end", "distill"))
+
+
+def _memory_batches(ctx: StageContext, teacher_logits: np.ndarray, batch_size: int):
+    """Batches of an npz's arrays in a fresh permutation each epoch, with precomputed teacher logits."""
+    x, y = ctx.data.x_train, ctx.data.y_train
+    labels = y.astype(np.float32).reshape(-1, 1) if ctx.task.binary else y
+
+    def batches(epoch, rng):
+        order = rng.permutation(len(x))
+        for start in range(0, len(x), batch_size):
+            index = order[start : start + batch_size]
+            yield x[index], labels[index], y[index], teacher_logits[index]
+
+    return batches
+
+
+def _stream_batches(ctx: StageContext, teacher, batch_size: int):
+    """Batches streamed from the source (reshuffled every epoch), teacher logits computed per batch."""
+
+    def batches(epoch, rng):
+        for xb, yb in ctx.data.guard(ctx.data.train_batches(batch_size, ctx.seed).as_numpy_iterator()):
+            tb = to_logits(teacher(xb, training=False).numpy(), ctx.task)
+            labels = yb.astype(np.float32).reshape(-1, 1) if ctx.task.binary else yb
+            yield xb, labels, yb, tb
+
+    return batches
 
 
 def to_logits(outputs: np.ndarray, task) -> np.ndarray:
@@ -324,7 +356,7 @@ def load_student(path: str, teacher, ctx: StageContext):
             f"{path}: the student maps {_shape(handle.input_shape)} → {_shape(handle.output_shape)}, "
             f"the model {_shape(want_in)} → {_shape(want_out)}; they must match"
         )
-    from_logits = task_info(handle, ctx.data.x_train).from_logits
+    from_logits = task_info(handle, ctx.data.head(64, "train")).from_logits
     if from_logits != ctx.task.from_logits:
         said = ("logits", "probabilities")
         raise UserError(
