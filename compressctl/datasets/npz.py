@@ -18,8 +18,8 @@ class NpzSource(DataSource):
     format = "npz"
     in_memory = True
 
-    def __init__(self, path: str | Path):
-        self.dataset = npz_data.load_npz(path)
+    def __init__(self, path: str | Path | None = None, dataset: npz_data.Dataset | None = None):
+        self.dataset = dataset if dataset is not None else npz_data.load_npz(path)
         super().__init__(str(self.dataset.path))
         self.path = self.dataset.path
         self.x_train, self.y_train = self.dataset.x_train, self.dataset.y_train
@@ -87,3 +87,8 @@ class NpzSource(DataSource):
 
     def check_against_model(self, input_shape: tuple, output_units: int, model_name: str) -> None:
         npz_data.check_against_model(self.dataset, input_shape, output_units, model_name)
+
+
+def as_source(data) -> DataSource:
+    """A data source as it is, or a loaded ``compressctl.data.Dataset`` wrapped as the npz source."""
+    return NpzSource(dataset=data) if isinstance(data, npz_data.Dataset) else data

@@ -24,6 +24,11 @@ class StageContext:
     seed: int = 0
     emit: Emit = ignore
 
+    def __post_init__(self):
+        from compressctl.datasets.npz import as_source
+
+        self.data = as_source(self.data)  # a loaded npz Dataset (older callers) becomes the npz source
+
     def fit(self, model, epochs: int, learning_rate: float, batch_size: int | None, label: str, callbacks=()):
         """Compile and fine-tune on the train split, reporting batches and epochs as events."""
         from compressctl.tfenv import keras
