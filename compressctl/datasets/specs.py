@@ -65,8 +65,9 @@ class TfrecordData(StrictModel):
     features: dict[str, FeatureSpec] = Field(
         ...,
         min_length=1,
-        description="Input feature name → {dtype, shape}; several features are flattened and concatenated "
-        "in the order given. The label may be listed too (default: int64 scalar).",
+        description="Input feature name → {dtype: float32 | int64, shape: [...] (default [], a scalar)}; several "
+        "features are flattened and concatenated in the order given. The label may be listed too (default: int64 "
+        "scalar).",
     )
     label: str = Field(..., description="Name of the label feature.")
     compression: Literal["", "GZIP", "ZLIB"] = Field("", description="Compression of the TFRecord files.")
