@@ -74,6 +74,10 @@ def render(results: dict) -> str:
         "\nPeak RSS is the largest resident set of the `compressctl run` process itself (the conversion worker "
         "is a separate process, not counted)."
     )
+    if results.get("scale"):
+        from benchmarks.scale import render_scale
+
+        lines += render_scale(results["scale"])
     notes = results.get("notes")
     if notes:
         lines += ["", "## Notes", "", *notes]

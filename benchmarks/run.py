@@ -249,6 +249,7 @@ def width_sweep(data: dict, widths: list[float]) -> list[dict]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer timing runs and rounds (a smoke run)")
+    parser.add_argument("--no-scale", action="store_true", help="skip the MobileNetV2 / ResNet-50 runs (minutes)")
     args = parser.parse_args()
     started = time.perf_counter()
     ensure_samples()
@@ -268,6 +269,11 @@ def main() -> int:
     results["ptq"] = ptq_overhead(SAMPLES / "digits.npz", 1 if args.quick else 3)
     log("width sweep")
     results["sweep"] = width_sweep(data, [1.0] if args.quick else [0.5, 1.0, 2.0])
+    if not args.no_scale:  # model scale: keras.applications models fed an image folder (benchmarks/scale.py)
+        from benchmarks.scale import run_scale
+
+        log("model scale: MobileNetV2-224 and ResNet-50 from a generated image folder")
+        results["scale"] = run_scale(args.quick, OUT / "scale")
     results["goals"] = goals(results)
     results["notes"] = notes(results)
     results["wall_s"] = time.perf_counter() - started
@@ -372,6 +378,17 @@ def goals(results: dict) -> list[dict]:
             "met": results["ptq"]["ratio"] <= 1.2,
         },
     ]
+    memory = (results.get("scale") or {}).get("memory_independence")
+    if memory:
+        out.append(
+            {
+                "goal": "MobileNetV2-224 prune → cluster → PCQAT from an image folder: peak memory independent of "
+                "the folder's size",
+                "measured": f"{memory['train_images'][0]} → {memory['train_images'][1]} train images: tree peak "
+                f"{memory['peak_tree_rss_mib'][0]:.0f} → {memory['peak_tree_rss_mib'][1]:.0f} MiB",
+                "met": memory["met"],
+            }
+        )
     return out
 
 

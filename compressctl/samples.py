@@ -5,6 +5,8 @@
   lenet5_digits/    LeNet-5 (conv 20@5×5, pool, conv 50@5×5, pool, dense 500, dense 10), Keras SavedModel
   mlp_digits/       MLP 300-100-10, Keras SavedModel
   digits_images/    the same digits as 28×28 grayscale PNGs: {train,test}/<class>/<index>.png
+  digits_tfrecord/  the same digits as train.tfrecord and test.tfrecord: tf.train.Examples with
+                    `image` (784 floats, 28×28×1) and `label` (int64)
   breast_cancer/    scikit-learn's breast cancer set as train.csv (455 rows) and test.csv (114 rows):
                     30 standardized feature columns and a `diagnosis` label column (0/1)
   mlp_breast_cancer/  MLP 32-16-1 (sigmoid) trained on breast_cancer/train.csv, Keras SavedModel
@@ -106,6 +108,23 @@ def write_image_folder(data: dict[str, np.ndarray], out: Path) -> int:
     return written
 
 
+def write_tfrecords(data: dict[str, np.ndarray], out: Path) -> None:
+    """Each split as ``out/<split>.tfrecord`` of tf.train.Examples: ``image`` (float list) and ``label`` (int64)."""
+    from compressctl.tfenv import tf
+
+    tensorflow = tf()
+    train = tensorflow.train
+    out.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        with tensorflow.io.TFRecordWriter(str(out / f"{split}.tfrecord")) as writer:
+            for image, label in zip(data[f"x_{split}"], data[f"y_{split}"], strict=True):
+                feature = {
+                    "image": train.Feature(float_list=train.FloatList(value=image.reshape(-1))),
+                    "label": train.Feature(int64_list=train.Int64List(value=[int(label)])),
+                }
+                writer.write(train.Example(features=train.Features(feature=feature)).SerializeToString())
+
+
 def breast_cancer(seed: int = SEED) -> dict:
     """The 569 breast cancer samples, shuffled, split 455 / 114, standardized with the train split's statistics."""
     from sklearn.datasets import load_breast_cancer
@@ -159,6 +178,8 @@ def build(out: Path, log=print) -> None:
         log(f"wrote {out / name}: {model.count_params():,} parameters, test accuracy {accuracy:.4f}")
     count = write_image_folder(data, out / "digits_images")
     log(f"wrote {out / 'digits_images'}: {count} PNG files, one folder per class")
+    write_tfrecords(data, out / "digits_tfrecord")
+    log(f"wrote {out / 'digits_tfrecord'}: train.tfrecord, test.tfrecord")
     table = breast_cancer()
     write_csv(table, out / "breast_cancer")
     rows = f"train.csv ({len(table['x_train'])} rows), test.csv ({len(table['x_test'])} rows)"
