@@ -11,7 +11,7 @@ from pathlib import Path
 from compressctl.datasets.base import DataSource
 from compressctl.datasets.specs import CsvData, DataSpec, ImagesData, NpzData, PythonData, TfrecordData
 
-__all__ = ["DataSource", "DataSpec", "FORMATS", "describe_spec", "open_source"]
+__all__ = ["DataSource", "DataSpec", "FORMATS", "open_source"]
 
 FORMATS = ("npz", "images", "tfrecord", "csv", "python")
 
@@ -41,14 +41,3 @@ def open_source(spec) -> DataSource:
 
         return PythonSource(spec)
     raise TypeError(f"not a data spec: {spec!r}")
-
-
-def describe_spec(spec) -> str:
-    """One short phrase for messages: the npz path, or the format and its train location."""
-    if isinstance(spec, (str, Path)):
-        return str(spec)
-    if isinstance(spec, NpzData):
-        return spec.path
-    if isinstance(spec, PythonData):
-        return f"python {spec.function}"
-    return f"{spec.format} {spec.train}"

@@ -223,7 +223,8 @@ def _stream_batches(ctx: StageContext, teacher, batch_size: int):
     """Batches streamed from the source (reshuffled every epoch), teacher logits computed per batch."""
 
     def batches(epoch, rng):
-        for xb, yb in ctx.data.guard(ctx.data.train_batches(batch_size, ctx.seed).as_numpy_iterator()):
+        # A fresh dataset per epoch, so its seed moves with the epoch (else every epoch had one order).
+        for xb, yb in ctx.data.guard(ctx.data.train_batches(batch_size, ctx.seed + epoch).as_numpy_iterator()):
             tb = to_logits(teacher(xb, training=False).numpy(), ctx.task)
             labels = yb.astype(np.float32).reshape(-1, 1) if ctx.task.binary else yb
             yield xb, labels, yb, tb
