@@ -2,8 +2,8 @@
 
 ``function: "module:function"`` names it; naming the module is consent to import it (as with
 ``--custom-objects``). The module is imported from the working directory or ``sys.path``. Elements
-are single samples; a dataset whose ``x`` has an unknown leading dimension is taken as batched and
-unbatched. The fingerprint hashes the module's source file, not the data it produces.
+are single samples of a fixed shape; a dataset whose ``x`` and ``y`` both lead with an unknown dimension
+is taken as batched and unbatched. The fingerprint hashes the module's source file, not the data it produces.
 """
 
 from __future__ import annotations
@@ -51,11 +51,16 @@ class PythonSource(DataSource):
             spec_ = dataset.element_spec
             if not (isinstance(spec_, tuple) and len(spec_) == 2):
                 raise UserError(f"{spec.function}: {split} elements must be (x, y) pairs, got {spec_}")
-            if spec_[0].shape.rank and spec_[0].shape[0] is None:
+            x_shape, y_shape = spec_[0].shape, spec_[1].shape
+            # Batched: both x and y lead with an unknown (batch) dimension. A single sample's label is a scalar.
+            if x_shape.rank and x_shape[0] is None and y_shape.rank and y_shape[0] is None:
                 dataset = dataset.unbatch()
             shape = dataset.element_spec[0].shape
             if not shape.is_fully_defined():
-                raise UserError(f"{spec.function}: {split} samples have no fixed shape ({shape})")
+                raise UserError(
+                    f"{spec.function}: {split} samples have no fixed shape ({shape}); give them one, e.g. with "
+                    "tf.ensure_shape or tf.image.resize"
+                )
             self.datasets[split] = dataset.map(
                 lambda x, y: (tensorflow.cast(x, tensorflow.float32), label_to_class(y, tensorflow))
             )

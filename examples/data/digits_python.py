@@ -15,7 +15,7 @@ def _split(split: str) -> tf.data.Dataset:
     files = tf.data.Dataset.list_files(f"{ROOT}/{split}/*/*.png", shuffle=False)
 
     def load(path):
-        image = tf.io.decode_png(tf.io.read_file(path), channels=1)
+        image = tf.ensure_shape(tf.io.decode_png(tf.io.read_file(path), channels=1), [28, 28, 1])
         label = tf.strings.to_number(tf.strings.split(path, "/")[-2], tf.int64)
         return tf.cast(image, tf.float32) / 255.0, label
 

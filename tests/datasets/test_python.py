@@ -23,6 +23,10 @@ def batched():
 def not_datasets():
     return [1, 2], [3]
 
+def unshaped():
+    ds = tf.data.Dataset.range(4).map(lambda i: (tf.zeros([i + 1]), i))
+    return ds, ds
+
 def broken():
     raise RuntimeError("no data today")
 """
@@ -55,6 +59,7 @@ def test_single_samples_or_batches(module, function):
         ("my_data_e1:missing", "has no function missing"),
         ("my_data_e1:not_datasets", "is a list, not a tf.data.Dataset"),
         ("my_data_e1:broken", "raised RuntimeError: no data today"),
+        ("my_data_e1:unshaped", "samples have no fixed shape"),
     ],
 )
 def test_errors(module, function, message):
