@@ -149,6 +149,15 @@ PCQAT = """
 
 
 def _run(name: str, recipe_text: str, work: Path, slug: str) -> dict:
+    row = _measure_run(name, recipe_text, work, slug)
+    # Each finished run is kept at once, so an interrupted benchmark still shows what it measured.
+    done = work / "runs.jsonl"
+    with open(done, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
+    return row
+
+
+def _measure_run(name: str, recipe_text: str, work: Path, slug: str) -> dict:
     recipe = work / f"{slug}.yaml"
     recipe.write_text(recipe_text)
     cli = [sys.executable, "-m", "compressctl", "run", str(recipe), "--json", "--quiet"]
@@ -185,6 +194,7 @@ def _run(name: str, recipe_text: str, work: Path, slug: str) -> dict:
 def run_scale(quick: bool, out: Path) -> dict:
     """Every scale figure, measured now. ``quick`` shrinks the folders, calibration and timing, not the models."""
     out.mkdir(parents=True, exist_ok=True)
+    (out / "runs.jsonl").unlink(missing_ok=True)
     sizes = (48, 192) if quick else (256, 1024)
     test, calibration, bench_runs = (20, 32, 10) if quick else (100, 100, 50)
     models = {}
