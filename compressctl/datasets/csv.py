@@ -56,8 +56,13 @@ class CsvSource(DataSource):
         if spec.label in self.features:
             raise UserError(f"{spec.train}:1: the label column {spec.label!r} is also listed as a feature")
         self.headers = headers
-        for split in self.files_by_split:
-            self._check_rows(split)
+        for split, path in self.files_by_split.items():
+            try:
+                self._check_rows(split)
+            except UnicodeDecodeError as exc:
+                raise UserError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+            except csv.Error as exc:
+                raise UserError(f"{path}: not a readable CSV file ({exc})") from None
 
     def _check_rows(self, split: str) -> None:
         """Every row has a number in each used column; counts rows and the label range on the way."""

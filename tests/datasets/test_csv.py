@@ -64,6 +64,13 @@ def test_bad_rows_name_the_file_line_and_column(csv_files, tmp_path):
         open_source(spec(tmp_path))
 
 
+def test_undecodable_file(csv_files, tmp_path):
+    (tmp_path / "train.csv").write_bytes((csv_files / "train.csv").read_bytes() + b"\xff\xfe\x00garbage\n")
+    (tmp_path / "test.csv").write_text((csv_files / "test.csv").read_text())
+    with pytest.raises(UserError, match="train.csv: not a UTF-8 text file"):
+        open_source(spec(tmp_path))
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(UserError, match="train CSV file not found"):
         open_source(spec(tmp_path))
