@@ -107,6 +107,10 @@ def render(results: dict) -> str:
         )
         for failure in backends.get("failed_targets", []):
             lines.append(f"\nTarget {failure['target']} failed: {failure['error']}")
+    if results.get("scale"):
+        from benchmarks.scale import render_scale
+
+        lines += render_scale(results["scale"])
     notes = results.get("notes")
     if notes:
         lines += ["", "## Notes", "", *notes]

@@ -256,6 +256,7 @@ def main() -> int:
         choices=["channels", "backends"],
         help="measure this section alone and merge it into results.json",
     )
+    parser.add_argument("--no-scale", action="store_true", help="skip the MobileNetV2 / ResNet-50 runs (minutes)")
     args = parser.parse_args()
     started = time.perf_counter()
     if args.only == "backends":
@@ -289,6 +290,11 @@ def main() -> int:
     results["channels_date"] = results["date"]
     log("quantization backends on a MobileNetV2-type model")
     results["backends"] = backends.run(CLI, OUT / "backends", REPO)
+    if not args.no_scale:  # model scale: keras.applications models fed an image folder (benchmarks/scale.py)
+        from benchmarks.scale import run_scale
+
+        log("model scale: MobileNetV2-224 and ResNet-50 from a generated image folder")
+        results["scale"] = run_scale(args.quick, OUT / "scale")
     results["goals"] = goals(results)
     results["notes"] = notes(results)
     results["wall_s"] = time.perf_counter() - started
@@ -455,6 +461,17 @@ def goals(results: dict) -> list[dict]:
                     and int4["delta"] >= -0.03,
                 }
             )
+    memory = (results.get("scale") or {}).get("memory_independence")
+    if memory:
+        out.append(
+            {
+                "goal": "MobileNetV2-224 prune → cluster → PCQAT from an image folder: peak memory independent of "
+                "the folder's size",
+                "measured": f"{memory['train_images'][0]} → {memory['train_images'][1]} train images: tree peak "
+                f"{memory['peak_tree_rss_mib'][0]:.0f} → {memory['peak_tree_rss_mib'][1]:.0f} MiB",
+                "met": memory["met"],
+            }
+        )
     return out + channels.goals(results.get("channels") or [])
 
 

@@ -68,3 +68,9 @@ def evaluate_tflite(
     """The metric of a .tflite artifact on (x, y) through the LiteRT interpreter."""
     interpreter = runtime.load_interpreter(path, threads=threads, xnnpack=xnnpack)
     return task.score(runtime.predict(interpreter, x), y)
+
+
+def evaluate_tflite_source(path: str | Path, source, task: TaskInfo, threads: int = 1, xnnpack: bool = True) -> float:
+    """The metric of a .tflite artifact on a data source's test split, streamed batch by batch."""
+    interpreter = runtime.load_interpreter(path, threads=threads, xnnpack=xnnpack)
+    return source.score(lambda x: runtime.predict(interpreter, x), task)

@@ -24,10 +24,11 @@ from compressctl import __version__, bench, logs, macs, manifest, measure, runti
 from compressctl.cache import StageCache
 from compressctl.convert import Converter
 from compressctl.cpu_features import cpu_features, int8_slower_note
-from compressctl.data import Dataset, check_against_model, load_npz, with_task_labels
+from compressctl.datasets import DataSource, open_source
+from compressctl.datasets.npz import for_task
 from compressctl.distribute import check_tf_config, make_strategy
 from compressctl.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED, StageError, UserError
-from compressctl.evaluate import TaskInfo, evaluate_tflite
+from compressctl.evaluate import TaskInfo, evaluate_tflite_source
 from compressctl.events import Emit, Event, EventLog, ignore
 from compressctl.gates import evaluate_gates
 from compressctl.metrics import is_regression
@@ -58,7 +59,7 @@ class _Run:
     """What one run works with; built in ``run`` and passed to each step."""
 
     recipe: Recipe
-    data: Dataset
+    data: DataSource  # npz or a streaming source (compressctl.datasets)
     converter: Converter
     emit: Emit
     staging: Path
@@ -151,7 +152,9 @@ def run(
     if recipe.stages and recipe.training.strategy == "multi_worker":
         check_tf_config()  # a missing or malformed TF_CONFIG is bad input, reported before any work
     # Float labels may be regression targets; which they are is known once the model is (task_info).
-    data = load_npz(recipe.data, keep_float_labels=recipe.task.metric is None or is_regression(recipe.task.metric))
+    # Float labels may be regression targets; which they are is known once the model is (task_info).
+    regression_possible = recipe.task.metric is None or is_regression(recipe.task.metric)
+    data = open_source(recipe.data, keep_float_labels=regression_possible)  # paths, columns, specs checked now
     with _terminate_as_interrupt(), Converter() as converter:  # its TensorFlow import overlaps ours
         # A multi-worker strategy must exist before TensorFlow runs anything else in the process.
         strategy, devices = make_strategy(recipe.training.strategy) if recipe.stages else (None, "no training")
@@ -160,12 +163,12 @@ def run(
         keras().backend.clear_session()
         # A Keras 3 file's conversion is checked on train samples (compressctl.keras3).
         handle = load_model(
-            recipe.model, trust_model=trust_model, custom_objects=custom_objects, samples=data.x_train[:64]
+            recipe.model, trust_model=trust_model, custom_objects=custom_objects, samples=data.head(64, "train")
         )
-        check_against_model(data, handle.input_shape, handle.output_units, str(handle.path))
-        task = task_info(handle, data.x_train, recipe.task.metric, recipe.task.top_k, labels=data.y_train)
-        data = with_task_labels(data, task.regression)
-        check_against_model(data, handle.input_shape, handle.output_units, str(handle.path))  # class ids now
+        labels = getattr(data, "y_train", None)  # an npz's labels tell a regression task from classes
+        task = task_info(handle, data.head(64, "train"), recipe.task.metric, recipe.task.top_k, labels=labels)
+        data = for_task(data, task.regression)
+        data.check_against_model(handle.input_shape, handle.output_units, str(handle.path))
         check_metric_defined(task, data)
         if handle.keras is not None:
             names = [layer.name for layer in handle.keras.layers if type(layer).__name__ != "InputLayer"]
@@ -179,13 +182,13 @@ def run(
         # Stage fields that depend on the model (channel counts, ratios), before any training.
         check_stages(recipe, handle.keras, recipe_path, source)
         # Only now, with every input checked, does the run start talking: bad input is one line.
-        emit(Event("step", f"loaded {handle.path} ({handle.format}); data {data.path}"))
+        emit(Event("step", f"loaded {handle.path} ({handle.format}); data {data.label}"))
         seed_everything(recipe.seed)
         out.parent.mkdir(parents=True, exist_ok=True)
         cache = None
         if recipe.stages:
             settings = {"seed": recipe.seed, "task": recipe.task.model_dump(), "training": recipe.training.model_dump()}
-            cache = StageCache(out, handle.path, measure.sha256_file(data.path), settings)
+            cache = StageCache(out, handle.path, data.fingerprint(), settings)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
         work = Path(tempfile.mkdtemp(prefix="compressctl-work-"))
         params = int(handle.keras.count_params()) if handle.keras is not None else None
@@ -210,10 +213,10 @@ def run(
     return RunResult(out=out, record=record)
 
 
-def check_metric_defined(task: TaskInfo, data: Dataset) -> None:
+def check_metric_defined(task: TaskInfo, data: DataSource) -> None:
     """AUC needs both classes (or several) among the test labels; refuse before any work."""
-    if task.metric == "auc" and len(np.unique(data.y_test)) < 2:
-        raise UserError(f"{data.path}: task.metric auc needs at least two classes in y_test, which holds one")
+    if task.metric == "auc" and data.in_memory and len(np.unique(data.y_test)) < 2:
+        raise UserError(f"{data.label}: task.metric auc needs at least two classes in y_test, which holds one")
 
 
 def _measure_run(ctx: _Run) -> RunRecord:
@@ -239,13 +242,13 @@ def _convert_baseline(ctx: _Run) -> tuple[Path, Path, float, bool]:
     # The baseline is exported before any stage runs: stages share (and train) the original layers.
     emit(Event("step", "exporting the float32 baseline"))
     baseline_sm = export_saved_model(ctx.handle, ctx.work / "baseline_savedmodel", data.sample_shape)
-    emit(Event("step", f"evaluating the Keras baseline on {len(data.x_test)} test samples"))
-    keras_metric = ctx.task.score(ctx.handle.predict(data.x_test), data.y_test)
+    emit(Event("step", f"evaluating the Keras baseline on {data.test_samples} test samples"))
+    keras_metric = data.score(ctx.handle.predict, ctx.task)  # streamed batch by batch
     baseline_path = ctx.staging / BASELINE_ARTIFACT
     baseline_path.parent.mkdir()
     emit(Event("step", "converting the baseline to float32 TFLite"))
     ctx.converter.convert(baseline_sm, baseline_path, "float32", ctx.work)
-    status = runtime.smoke_test(baseline_path, data.x_test)
+    status = runtime.smoke_test(baseline_path, data.head(1))
     return baseline_sm, baseline_path, keras_metric, status["xnnpack"]
 
 
@@ -276,8 +279,8 @@ def _evaluate_artifacts(ctx: _Run, built: list[_Built]) -> dict[str, float]:
     """The metric of each artifact on the test split, by its path in the run directory."""
     data, metrics = ctx.data, {}
     for b in built:
-        ctx.emit(Event("step", f"evaluating {b.fields['target']} on {len(data.x_test)} test samples"))
-        metrics[b.fields["path"]] = evaluate_tflite(b.path, data.x_test, data.y_test, ctx.task, xnnpack=b.xnnpack)
+        ctx.emit(Event("step", f"evaluating {b.fields['target']} on {data.test_samples} test samples"))
+        metrics[b.fields["path"]] = evaluate_tflite_source(b.path, data, ctx.task, xnnpack=b.xnnpack)
     return metrics
 
 
@@ -288,18 +291,18 @@ def _time_models(ctx: _Run, baseline_path: Path, baseline_xnnpack: bool, built: 
     models = {BASELINE_ARTIFACT: baseline_path, **{a.fields["path"]: a.path for a in built}}
     xnnpack = {BASELINE_ARTIFACT: baseline_xnnpack, **{a.fields["path"]: a.xnnpack for a in built}}
     return bench.bench_alternating(
-        models, ctx.data.x_test, b.runs, b.warmup, b.rounds, b.threads, xnnpack=xnnpack, emit=ctx.emit
+        models, ctx.data.head(1), b.runs, b.warmup, b.rounds, b.threads, xnnpack=xnnpack, emit=ctx.emit
     )
 
 
 def _baseline_record(ctx: _Run, path: Path, keras_metric: float, latency: dict, xnnpack: bool) -> Baseline:
     data = ctx.data
-    ctx.emit(Event("step", f"evaluating the float32 baseline TFLite on {len(data.x_test)} test samples"))
+    ctx.emit(Event("step", f"evaluating the float32 baseline TFLite on {data.test_samples} test samples"))
     return Baseline(
         artifact=BASELINE_ARTIFACT,
         **measure.file_facts(path),
         metric_value=keras_metric,
-        tflite_metric_value=evaluate_tflite(path, data.x_test, data.y_test, ctx.task),
+        tflite_metric_value=evaluate_tflite_source(path, data, ctx.task),
         macs=macs.tflite_macs(path)["total"],  # multiply-accumulates per inference, from shapes
         latency_ms=latency,
         measured_on=bench.measured_on(ctx.recipe.bench.threads, xnnpack),
@@ -351,12 +354,7 @@ def _run_record(
             "notes": handle.notes,
             "converted_from": handle.converted_from,
         },
-        data={
-            "path": str(data.path),
-            "sha256": measure.sha256_file(data.path),
-            "train_samples": int(len(data.x_train)),
-            "test_samples": int(len(data.x_test)),
-        },
+        data=data.describe(),  # format, paths, fingerprint, counts; an npz keeps its path and sha256
         metric={"name": task.metric_name, "higher_is_better": task.higher_is_better},
         task={"binary": task.binary, "from_logits": task.from_logits, "regression": task.regression},
         training={"strategy": recipe.training.strategy, "devices": ctx.devices},
@@ -445,7 +443,7 @@ def _build_target(ctx: _Run, target, saved_model: Path) -> _Built:
                     raise
                 except Exception as exc:  # noqa: BLE001 - the analysis must not cost the run its artifact
                     quantization = {"error": f"{type(exc).__name__}: {str(exc).strip()[:300]}"}
-            status = runtime.smoke_test(path, data.x_test)
+            status = runtime.smoke_test(path, data.head(1))
             if conversion.sparsity and not status["xnnpack"]:
                 # The default interpreter applies XNNPACK, so an artifact that fails there fails for
                 # most users even though the reference kernels run it.
@@ -489,11 +487,9 @@ def _calibration_samples(ctx: _Run, target) -> np.ndarray:
     """The train samples an int8 conversion calibrates on, as many as the target asks for."""
     # Each target draws its calibration samples afresh from the seed: a target's artifact does
     # not depend on which targets come before it.
-    rng = np.random.default_rng(ctx.recipe.seed)
-    x_train = ctx.data.x_train
-    n = min(target.calibration_size(), len(x_train))
+    n = min(target.calibration_size(), ctx.data.train_samples)
     ctx.emit(Event("step", f"calibrating {target.name}: int8 activation ranges from {n} train samples"))
-    return x_train[np.sort(rng.choice(len(x_train), n, replace=False))]
+    return ctx.data.calibration(n, ctx.recipe.seed)
 
 
 def _quantization(ctx: _Run, target, conversion, saved_model: Path, path: Path, calibration) -> tuple[dict, list]:
@@ -511,7 +507,9 @@ def _quantization(ctx: _Run, target, conversion, saved_model: Path, path: Path, 
             "scheme": scheme,
             # float16 computes every op in float by design; dynamic-range lists its float-activation ops.
             "float_ops": quant_debug.float_ops(path) if conversion.mode == "dynamic" else [],
-            "layer_errors": quant_debug.compare_tensors(ctx.staging / BASELINE_ARTIFACT, path, ctx.data.x_train),
+            "layer_errors": quant_debug.compare_tensors(
+                ctx.staging / BASELINE_ARTIFACT, path, ctx.data.calibration(100, ctx.recipe.seed)
+            ),
             "layer_errors_method": "float32 baseline vs artifact through the interpreter, tensors of the same name "
             "(error accumulated up to each tensor), on train samples",
         }

@@ -18,6 +18,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from compressctl.datasets.specs import DataSpec  # data sources: pure pydantic, no TensorFlow
 from compressctl.errors import UserError, require_file
 from compressctl.params import StrictModel
 from compressctl.recipe_errors import format_errors, render_loc, where
@@ -91,7 +92,11 @@ class Recipe(StrictModel):
     name: str | None = Field(None, description="Short name of the recipe.")
     description: str = Field("", description="One line on what the recipe is for.")
     model: str | None = Field(None, description="Keras model path (SavedModel dir, .h5, .keras); --model overrides.")
-    data: str | None = Field(None, description="npz with x_train, y_train, x_test, y_test; --data overrides.")
+    data: DataSpec | None = Field(
+        None,
+        description="A path to an npz with x_train, y_train, x_test, y_test, or {format: images | tfrecord | csv "
+        "| python | npz, ...}; --data overrides with an npz path.",
+    )
     out: str | None = Field(None, description="Run directory; --out overrides.")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed for every random choice.")
     task: Task = Field(default_factory=Task)

@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from compressctl.datasets.specs import SPECS
 from compressctl.recipe import Recipe, json_schema
 from compressctl.stages import STAGES
 from compressctl.targets import TARGETS
@@ -199,6 +200,10 @@ def render_recipe_docs(schema: dict | None = None) -> str:
         doc.sections[ref] = (f"stage `{tag}`", f"stage-{tag}")
     for tag, ref in target_defs.items():
         doc.sections[ref] = (f"target `{tag}`", f"target-{tag}")
+    # Data sources (``data: {format: ...}``), each documented in its own section.
+    data_defs = {tag: spec.__name__ for tag, spec in SPECS.items() if spec.__name__ in doc.defs}
+    for tag, ref in data_defs.items():
+        doc.sections[ref] = (f"data `{tag}`", f"data-{tag}")
 
     out = [HEADER]
     out += ["## Contents", ""]
@@ -206,6 +211,7 @@ def render_recipe_docs(schema: dict | None = None) -> str:
     out += [f"- [`{name}`](#{name})" for name in sections]
     out.append("- Stages: " + ", ".join(f"[`{t}`](#stage-{t})" for t in stage_defs))
     out.append("- Targets: " + ", ".join(f"[`{t}`](#target-{t})" for t in target_defs))
+    out.append("- Data sources: " + ", ".join(f"[`{t}`](#data-{t})" for t in data_defs))
     out += ["", '<a id="top-level"></a>', "", "## Top level", "", _first_paragraph(schema.get("description")), ""]
     out += doc.fields_table(schema, defaults)
     for name in sections:
@@ -232,6 +238,15 @@ def render_recipe_docs(schema: dict | None = None) -> str:
         out += ["", f"## {key.capitalize()}", "", intro]
         for tag, ref in defs.items():
             out += _typed_section(kind, tag, ref, doc, registry.get(tag))
+    out += [
+        "",
+        "## Data sources",
+        "",
+        "`data:` is a path to an `.npz` (x_train, y_train, x_test, y_test), or a mapping picked by its `format`."
+        " No source needs the whole set in memory: fine-tuning, calibration and evaluation stream.",
+    ]
+    for tag, ref in data_defs.items():
+        out += _typed_section("data", tag, ref, doc, SPECS.get(tag))
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -64,8 +64,8 @@ def _clean_loc(loc, data) -> tuple:
     """Drop discriminator tags (``stages.0.prune.x`` → ``stages.0.x``) by walking the data."""
     out, cursor = [], data
     for part in loc:
-        if isinstance(cursor, dict) and part not in cursor and cursor.get("type") == part:
-            continue
+        if isinstance(cursor, dict) and part not in cursor and part in (cursor.get("type"), cursor.get("format")):
+            continue  # ``format`` tags the recipe's data sources
         out.append(part)
         if isinstance(cursor, dict):
             cursor = cursor.get(part)
@@ -91,6 +91,11 @@ def _fields_for(loc, data, root) -> list[str]:
         registry = STAGES if parent[0] == "stages" else TARGETS
         kind = cursor.get("type") if isinstance(cursor, dict) else None
         return sorted(registry[kind].Params.model_fields) if kind in registry else []
+    if parent == ("data",) and isinstance(cursor, dict):  # data sources, chosen by ``format``
+        from compressctl.datasets.specs import SPECS
+
+        spec = SPECS.get(cursor.get("format"))
+        return sorted(spec.model_fields) if spec else []
     model: type = root
     walk = parent
     if len(parent) > 2 and parent[0] in ("stages", "targets") and isinstance(parent[1], int):

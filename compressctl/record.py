@@ -59,10 +59,27 @@ class ModelInfo(_Record):
 
 
 class DataInfo(_Record):
+    """The data a run measured on. ``path`` and ``sha256`` are the npz file's; for another format they
+    are the train split's location and the source's fingerprint, and the source's own settings follow."""
+
     path: str
     sha256: str
     train_samples: int
     test_samples: int
+    format: Literal["npz", "images", "tfrecord", "csv", "python"] = "npz"
+    fingerprint: str | None = Field(None, description="sha256 over the source's files (the npz's sha256).")
+    sample_shape: list[int] | None = None
+    train: str | None = None
+    test: str | None = None
+    label: str | None = None
+    features: list[str] | dict[str, dict[str, Any]] | None = None
+    files: dict[str, int] | None = Field(None, description="TFRecord files per split.")
+    image_size: list[int] | None = None
+    color_mode: str | None = None
+    scale: float | None = None
+    class_names: list[str] | None = None
+    function: str | None = None
+    module_file: str | None = None
 
 
 class Metric(_Record):

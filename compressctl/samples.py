@@ -4,6 +4,12 @@
   digits.npz        x_train (1400), y_train, x_test (397), y_test; 28×28×1 float32 in [0, 1]
   lenet5_digits/    LeNet-5 (conv 20@5×5, pool, conv 50@5×5, pool, dense 500, dense 10), Keras SavedModel
   mlp_digits/       MLP 300-100-10, Keras SavedModel
+  digits_images/    the same digits as 28×28 grayscale PNGs: {train,test}/<class>/<index>.png
+  digits_tfrecord/  the same digits as train.tfrecord and test.tfrecord: tf.train.Examples with
+                    `image` (784 floats, 28×28×1) and `label` (int64)
+  breast_cancer/    scikit-learn's breast cancer set as train.csv (455 rows) and test.csv (114 rows):
+                    30 standardized feature columns and a `diagnosis` label column (0/1)
+  mlp_breast_cancer/  MLP 32-16-1 (sigmoid) trained on breast_cancer/train.csv, Keras SavedModel
 """
 
 from __future__ import annotations
@@ -84,6 +90,79 @@ def train(model, data: dict, epochs: int, seed: int = SEED):
     return model
 
 
+def write_image_folder(data: dict[str, np.ndarray], out: Path) -> int:
+    """Each split as ``out/<split>/<class>/<index>.png`` (8-bit grayscale); returns the number of files."""
+    from compressctl.tfenv import tf
+
+    tensorflow = tf()
+    written = 0
+    for split in ("train", "test"):
+        x, y = data[f"x_{split}"], data[f"y_{split}"]
+        for label in np.unique(y):
+            (out / split / str(int(label))).mkdir(parents=True, exist_ok=True)
+        for index, (image, label) in enumerate(zip(x, y, strict=True)):
+            pixels = np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+            png = tensorflow.io.encode_png(pixels).numpy()
+            (out / split / str(int(label)) / f"{index:04d}.png").write_bytes(png)
+            written += 1
+    return written
+
+
+def write_tfrecords(data: dict[str, np.ndarray], out: Path) -> None:
+    """Each split as ``out/<split>.tfrecord`` of tf.train.Examples: ``image`` (float list) and ``label`` (int64)."""
+    from compressctl.tfenv import tf
+
+    tensorflow = tf()
+    train = tensorflow.train
+    out.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        with tensorflow.io.TFRecordWriter(str(out / f"{split}.tfrecord")) as writer:
+            for image, label in zip(data[f"x_{split}"], data[f"y_{split}"], strict=True):
+                feature = {
+                    "image": train.Feature(float_list=train.FloatList(value=image.reshape(-1))),
+                    "label": train.Feature(int64_list=train.Int64List(value=[int(label)])),
+                }
+                writer.write(train.Example(features=train.Features(feature=feature)).SerializeToString())
+
+
+def breast_cancer(seed: int = SEED) -> dict:
+    """The 569 breast cancer samples, shuffled, split 455 / 114, standardized with the train split's statistics."""
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer()
+    order = np.random.default_rng(seed).permutation(len(bunch.data))
+    x, y = bunch.data[order].astype(np.float64), bunch.target[order].astype(np.int64)
+    cut = int(round(0.8 * len(x)))
+    mean, std = x[:cut].mean(axis=0), x[:cut].std(axis=0)
+    x = ((x - mean) / std).astype(np.float32)
+    columns = [name.replace(" ", "_") for name in bunch.feature_names]
+    return {"columns": columns, "x_train": x[:cut], "y_train": y[:cut], "x_test": x[cut:], "y_test": y[cut:]}
+
+
+def write_csv(data: dict, out: Path, label: str = "diagnosis") -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        lines = [",".join([*data["columns"], label])]
+        for row, target in zip(data[f"x_{split}"], data[f"y_{split}"], strict=True):
+            lines.append(",".join(f"{v:.6f}" for v in row) + f",{int(target)}")
+        (out / f"{split}.csv").write_text("\n".join(lines) + "\n")
+
+
+def tabular_mlp(features: int):
+    from compressctl.tfenv import keras
+
+    k = keras()
+    return k.Sequential(
+        [
+            k.layers.Input((features,), name="features"),
+            k.layers.Dense(32, activation="relu", name="fc1"),
+            k.layers.Dense(16, activation="relu", name="fc2"),
+            k.layers.Dense(1, activation="sigmoid", name="out"),
+        ],
+        name="mlp_breast_cancer",
+    )
+
+
 def build(out: Path, log=print) -> None:
     from compressctl.tfenv import seed_everything
 
@@ -97,6 +176,23 @@ def build(out: Path, log=print) -> None:
         _, accuracy = model.evaluate(data["x_test"], data["y_test"], verbose=0)
         model.save(str(out / name), save_format="tf")
         log(f"wrote {out / name}: {model.count_params():,} parameters, test accuracy {accuracy:.4f}")
+    count = write_image_folder(data, out / "digits_images")
+    log(f"wrote {out / 'digits_images'}: {count} PNG files, one folder per class")
+    write_tfrecords(data, out / "digits_tfrecord")
+    log(f"wrote {out / 'digits_tfrecord'}: train.tfrecord, test.tfrecord")
+    table = breast_cancer()
+    write_csv(table, out / "breast_cancer")
+    rows = f"train.csv ({len(table['x_train'])} rows), test.csv ({len(table['x_test'])} rows)"
+    log(f"wrote {out / 'breast_cancer'}: {rows}")
+    from compressctl.tfenv import keras
+
+    seed_everything(SEED)
+    model = tabular_mlp(len(table["columns"]))
+    model.compile(keras().optimizers.Adam(1e-3), "binary_crossentropy", ["accuracy"])
+    model.fit(table["x_train"], table["y_train"], batch_size=32, epochs=30, verbose=0, shuffle=True)
+    _, accuracy = model.evaluate(table["x_test"], table["y_test"], verbose=0)
+    model.save(str(out / "mlp_breast_cancer"), save_format="tf")
+    log(f"wrote {out / 'mlp_breast_cancer'}: {model.count_params():,} parameters, test accuracy {accuracy:.4f}")
 
 
 def main(argv: list[str] | None = None) -> int:

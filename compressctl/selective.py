@@ -14,8 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from compressctl.errors import StageError
 from compressctl.events import Emit, Event
 
@@ -91,10 +89,8 @@ def within_budget(
     from compressctl import measure
     from compressctl.evaluate import evaluate_tflite
 
-    rng = np.random.default_rng(seed + 1)
-    n = min(SELECTION_SAMPLES, len(data.x_train))
-    pick = np.sort(rng.choice(len(data.x_train), n, replace=False))
-    x, y = data.x_train[pick], data.y_train[pick]
+    x, y = data.labeled_sample(SELECTION_SAMPLES, seed + 1)
+    n = len(x)
     float_metric = evaluate_tflite(baseline_path, x, y, task)
     full_size = measure.file_facts(path)["size_bytes"]
 

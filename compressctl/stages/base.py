@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from compressctl.data import Dataset
+from compressctl.datasets import DataSource
 from compressctl.errors import StageError, UserError, first_line
 from compressctl.evaluate import TaskInfo
 from compressctl.events import Emit, Event, ignore
@@ -18,13 +18,18 @@ KERNEL_SUFFIXES = ("kernel:0", "depthwise_kernel:0", "pointwise_kernel:0", "recu
 
 @dataclass
 class StageContext:
-    data: Dataset
+    data: DataSource  # an npz (arrays in memory) or a streaming source
     task: TaskInfo
     batch_size: int = 64
     seed: int = 0
     emit: Emit = ignore
     # tf.distribute.Strategy the training stages fine-tune under (compressctl.distribute); None: one device.
     strategy: object | None = None
+
+    def __post_init__(self):
+        from compressctl.datasets.npz import as_source
+
+        self.data = as_source(self.data)  # a loaded npz Dataset (older callers) becomes the npz source
 
     def fit(
         self,
@@ -57,15 +62,19 @@ class StageContext:
         steps = steps_per_epoch(self, batch_size)
         progress = _ProgressCallback(k, self.emit, label, epochs, steps, self.task.metric_name)
         try:
-            model.fit(
-                self.data.x_train,
-                self.data.y_train,
-                batch_size=batch_size,
-                epochs=epochs,
-                shuffle=True,
-                verbose=0,
-                callbacks=[*callbacks, progress],
-            )
+            if self.data.in_memory:  # npz: numpy arrays, as before streaming sources existed
+                model.fit(
+                    self.data.x_train,
+                    self.data.y_train,
+                    batch_size=batch_size,
+                    epochs=epochs,
+                    shuffle=True,
+                    verbose=0,
+                    callbacks=[*callbacks, progress],
+                )
+            else:  # streamed: shuffled, batched and prefetched by the source, reshuffled every epoch
+                batches = self.data.train_batches(batch_size, self.seed)
+                model.fit(batches, epochs=epochs, verbose=0, callbacks=[*callbacks, progress])
         except Exception as exc:  # noqa: BLE001 - a training failure names the stage
             raise StageError(f"{label}: fine-tuning failed: {first_line(exc)}") from None
         finally:
@@ -73,12 +82,11 @@ class StageContext:
         return model
 
     def evaluate(self, model) -> float:
-        outputs = model.predict(self.data.x_test, batch_size=256, verbose=0)
-        return self.task.score(outputs, self.data.y_test)
+        return self.data.score(lambda x: model.predict(x, batch_size=256, verbose=0), self.task)
 
 
 def steps_per_epoch(ctx: StageContext, batch_size: int | None) -> int:
-    return batches(len(ctx.data.x_train), batch_size or ctx.batch_size)
+    return batches(ctx.data.train_samples, batch_size or ctx.batch_size)
 
 
 def batches(samples: int, batch_size: int) -> int:

@@ -139,10 +139,7 @@ class Distill(Stage):
             student = model
         teacher_metric = ctx.evaluate(model)
         teacher_params = int(model.count_params())
-        # The teacher is frozen and runs in inference mode, so its outputs on the train split are fixed:
-        # computing them once is the same as computing them every batch, at a fraction of the cost.
-        teacher_logits = to_logits(model.predict(ctx.data.x_train, batch_size=256, verbose=0), ctx.task)
-        self._train(student, teacher_logits, ctx)
+        self._train(student, teacher_batches(ctx, model, self.params.batch_size or ctx.batch_size), ctx)
         return StageResult(
             model=student,
             measured={
@@ -155,26 +152,27 @@ class Distill(Stage):
             notes=[f"student: {spec.describe()}"] + ([replica_note(ctx.strategy, ONE_DEVICE)] if ctx.strategy else []),
         )
 
-    def _train(self, student, teacher_logits: np.ndarray, ctx: StageContext) -> None:
+    def _train(self, student, batches, ctx: StageContext) -> None:
+        """Train on ``batches(epoch, rng)``, an iterator of (inputs, labels, hard labels, teacher logits)."""
         from compressctl.tfenv import keras, tf
 
         tensorflow, k = tf(), keras()
         p, task = self.params, ctx.task
-        x, y = ctx.data.x_train, ctx.data.y_train
+        samples = ctx.data.train_samples
         batch_size = p.batch_size or ctx.batch_size
-        steps = int(np.ceil(len(x) / batch_size))
+        steps = int(np.ceil(samples / batch_size))
         optimizer = k.optimizers.Adam(learning_rate=p.learning_rate)
         hard_loss = task.loss()
         alpha, temperature = float(p.alpha), float(p.temperature)
-        labels = y.astype(np.float32).reshape(-1, 1) if task.binary or task.regression else y
-        signature = [
-            tensorflow.TensorSpec((None, *x.shape[1:]), tensorflow.as_dtype(x.dtype)),
-            tensorflow.TensorSpec((None, *labels.shape[1:]), tensorflow.as_dtype(labels.dtype)),
-            tensorflow.TensorSpec((None, *teacher_logits.shape[1:]), tensorflow.float32),
-        ]
+        train_step = None
 
-        @tensorflow.function(input_signature=signature)
-        def train_step(xb, yb, tb):
+        def make_step(xb, labels, tb):
+            signature = [
+                tensorflow.TensorSpec((None, *a.shape[1:]), tensorflow.as_dtype(a.dtype)) for a in (xb, labels, tb)
+            ]
+            return tensorflow.function(step, input_signature=signature)
+
+        def step(xb, yb, tb):
             with tensorflow.GradientTape() as tape:
                 outputs = student(xb, training=True)
                 if task.regression:
@@ -195,20 +193,21 @@ class Distill(Stage):
         ctx.emit(Event("task_begin", "distill", total=total, completed=0))
         try:
             for epoch in range(p.epochs):
-                order = rng.permutation(len(x))
-                losses, correct = [], 0
-                for step in range(steps):
-                    index = order[step * batch_size : (step + 1) * batch_size]
-                    loss, outputs = train_step(x[index], labels[index], teacher_logits[index])
+                losses, correct, seen = [], 0, 0
+                for batch, (xb, labels, yb, tb) in enumerate(batches(epoch, rng)):
+                    if train_step is None:
+                        train_step = make_step(xb, labels, tb)
+                    loss, outputs = train_step(xb, labels, tb)
                     losses.append(float(loss))
-                    correct += task.score(outputs.numpy(), y[index]) * len(index)
+                    correct += task.score(outputs.numpy(), yb) * len(yb)
+                    seen += len(yb)
                     ctx.emit(
                         Event(
                             "task_advance",
                             "distill",
                             total=total,
-                            completed=epoch * steps + step + 1,
-                            data={"loss": losses[-1], "metric": correct / min(len(x), (step + 1) * batch_size)},
+                            completed=epoch * steps + batch + 1,
+                            data={"loss": losses[-1], "metric": correct / seen},
                         )
                     )
                 ctx.emit(
@@ -217,13 +216,50 @@ class Distill(Stage):
                         f"distill: epoch {epoch + 1}/{p.epochs}",
                         total=p.epochs,
                         completed=epoch + 1,
-                        data={"loss": float(np.mean(losses)), "metric": correct / len(x)},
+                        data={"loss": float(np.mean(losses)), "metric": correct / seen},
                     )
                 )
         except Exception as exc:  # noqa: BLE001 - a training failure names the stage
             raise StageError(f"distill: training failed: {first_line(exc)}") from None
         finally:
             ctx.emit(Event("task_end", "distill"))
+
+
+def teacher_batches(ctx: StageContext, teacher, batch_size: int):
+    """``batches(epoch, rng)`` of (inputs, labels, hard labels, teacher logits) for ``Distill._train``."""
+    if ctx.data.in_memory:
+        # The teacher is frozen and runs in inference mode, so its outputs on the train split are fixed:
+        # computing them once is the same as computing them every batch, at a fraction of the cost.
+        teacher_logits = to_logits(teacher.predict(ctx.data.x_train, batch_size=256, verbose=0), ctx.task)
+        return _memory_batches(ctx, teacher_logits, batch_size)
+    return _stream_batches(ctx, teacher, batch_size)  # a streaming source: teacher logits batch by batch
+
+
+def _memory_batches(ctx: StageContext, teacher_logits: np.ndarray, batch_size: int):
+    """Batches of an npz's arrays in a fresh permutation each epoch, with precomputed teacher logits."""
+    x, y = ctx.data.x_train, ctx.data.y_train
+    labels = y.astype(np.float32).reshape(-1, 1) if ctx.task.binary or ctx.task.regression else y
+
+    def batches(epoch, rng):
+        order = rng.permutation(len(x))
+        for start in range(0, len(x), batch_size):
+            index = order[start : start + batch_size]
+            yield x[index], labels[index], y[index], teacher_logits[index]
+
+    return batches
+
+
+def _stream_batches(ctx: StageContext, teacher, batch_size: int):
+    """Batches streamed from the source (reshuffled every epoch), teacher logits computed per batch."""
+
+    def batches(epoch, rng):
+        # A fresh dataset per epoch, so its seed moves with the epoch (else every epoch had one order).
+        for xb, yb in ctx.data.guard(ctx.data.train_batches(batch_size, ctx.seed + epoch).as_numpy_iterator()):
+            tb = to_logits(teacher(xb, training=False).numpy(), ctx.task)
+            labels = yb.astype(np.float32).reshape(-1, 1) if ctx.task.binary or ctx.task.regression else yb
+            yield xb, labels, yb, tb
+
+    return batches
 
 
 def to_logits(outputs: np.ndarray, task) -> np.ndarray:

@@ -211,16 +211,13 @@ class PruneChannels(Stage):
         variables = {name: model.get_layer(name).trainable_weights for name in producers}
         flat = [v for name in producers for v in variables[name]]
         loss_fn = ctx.task.loss()
-        x, y = ctx.data.x_train, ctx.data.y_train
-        batch = self.params.batch_size or ctx.batch_size
-        rng = np.random.default_rng(ctx.seed)
-        order = rng.permutation(len(x))
+        batch, count = self.params.batch_size or ctx.batch_size, self.params.taylor_batches
         totals = {name: 0.0 for name in producers}
-        labels = y.astype(np.float32).reshape(-1, 1) if ctx.task.binary else y
-        for step in range(self.params.taylor_batches):
-            index = order[(step * batch) % len(x) :][:batch]
+        flat_labels = ctx.task.binary or ctx.task.regression
+        for xb, yb in _train_batches(ctx, batch, count):
+            labels = yb.astype(np.float32).reshape(-1, 1) if flat_labels else yb
             with tensorflow.GradientTape() as tape:
-                loss = loss_fn(labels[index], model(x[index], training=False))
+                loss = loss_fn(labels, model(xb, training=False))
             grads = tape.gradient(loss, flat)
             cursor = 0
             for name in producers:
@@ -331,9 +328,9 @@ class PruneChannels(Stage):
         if p.teacher != "original":
             ctx.fit(thin, p.epochs, p.learning_rate, p.batch_size, self.type)
             return
-        from compressctl.stages.distill import Distill, to_logits
+        from compressctl.stages.distill import Distill, teacher_batches
 
-        teacher_logits = to_logits(original.predict(ctx.data.x_train, batch_size=256, verbose=0), ctx.task)
+        batches = teacher_batches(ctx, original, p.batch_size or ctx.batch_size)
         trainer = Distill(
             Distill.Params(
                 type="distill",
@@ -344,7 +341,19 @@ class PruneChannels(Stage):
                 temperature=p.temperature,
             )
         )
-        trainer._train(thin, teacher_logits, ctx)  # noqa: SLF001 - shared training loop, until it moves to a helper
+        trainer._train(thin, batches, ctx)  # noqa: SLF001 - shared training loop, until it moves to a helper
+
+
+def _train_batches(ctx: StageContext, batch: int, count: int):
+    """``count`` shuffled train batches (x, y) as numpy arrays, from memory or streamed from the source."""
+    if ctx.data.in_memory:
+        x, y = ctx.data.x_train, ctx.data.y_train
+        order = np.random.default_rng(ctx.seed).permutation(len(x))
+        for step in range(count):
+            index = order[(step * batch) % len(x) :][:batch]
+            yield x[index], y[index]
+        return
+    yield from ctx.data.train_batches(batch, ctx.seed).repeat().take(count).as_numpy_iterator()
 
 
 def _analyze(model):
