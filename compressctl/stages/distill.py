@@ -385,7 +385,7 @@ def load_student(path: str, teacher, ctx: StageContext):
             f"{path}: the student maps {_shape(handle.input_shape)} → {_shape(handle.output_shape)}, "
             f"the model {_shape(want_in)} → {_shape(want_out)}; they must match"
         )
-    from_logits = task_info(handle, ctx.data.x_train).from_logits
+    from_logits = task_info(handle, ctx.data.head(64, "train")).from_logits
     if not ctx.task.regression and from_logits != ctx.task.from_logits:
         said = ("logits", "probabilities")
         raise UserError(
