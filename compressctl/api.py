@@ -129,3 +129,39 @@ def _artifact_path(artifact: str) -> Path:
     if path.is_dir() or path.suffix != ".tflite":
         raise UserError(f"{artifact}: expected a .tflite file")
     return path
+
+
+# --------------------------------------------------------------------------- search (issue 11)
+
+
+def search(request, emit: Emit = ignore):
+    """Run a search (``compressctl.search.engine.SearchRequest``); returns a SearchResult."""
+    from compressctl.search.engine import search as run_search
+
+    return run_search(request, emit=emit)
+
+
+def sensitivity(
+    model_path: str,
+    data_path: str,
+    out: str,
+    levels=None,
+    clusters=None,
+    trust_model: bool = False,
+    custom_objects: str | None = None,
+    emit: Emit = ignore,
+) -> dict:
+    """Layer sensitivity table of a model, written to ``out`` (json, md, png); returns the table."""
+    from compressctl.search import sensitivity as sens
+
+    result = sens.analyse(
+        model_path,
+        data_path,
+        levels=levels or sens.DEFAULT_LEVELS,
+        clusters=clusters or sens.DEFAULT_CLUSTERS,
+        trust_model=trust_model,
+        custom_objects=custom_objects,
+        emit=emit,
+    )
+    sens.write(result, out)
+    return result

@@ -30,8 +30,10 @@ def _hash_path(path: Path) -> str:
 
 
 class StageCache:
-    def __init__(self, out: Path, model_path: Path, data_sha256: str, settings: dict):
-        self.root = out.parent / f".{out.name}.cache"
+    def __init__(self, out: Path, model_path: Path, data_sha256: str, settings: dict, root: Path | None = None):
+        # root: a cache shared by several runs (search trials); entries are then never replaced.
+        self.shared = root is not None
+        self.root = Path(root) if root is not None else out.parent / f".{out.name}.cache"
         seed = {
             "model": _hash_path(model_path),
             "data": data_sha256,
@@ -72,9 +74,18 @@ class StageCache:
             model.save(str(tmp / "model"), save_format="tf", include_optimizer=False)
             (tmp / "row.json").write_text(json.dumps(row))
             final = self.root / key
+            if final.exists() and self.shared:
+                # Another run stored this key first: same inputs, same output; keep theirs.
+                shutil.rmtree(tmp, ignore_errors=True)
+                return
             if final.exists():
                 shutil.rmtree(final)
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except OSError:
+                if not (self.shared and final.exists()):
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

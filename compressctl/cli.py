@@ -421,6 +421,10 @@ def _bad_flag(message: str, json_mode: bool = False):
     raise typer.Exit(EXIT_USER_ERROR)
 
 
+# `search` and `sensitivity` (issue 11) live in their own module, registered on this app.
+from compressctl import cli_search  # noqa: E402, F401
+
+
 def main() -> None:
     try:
         app(prog_name="compressctl")

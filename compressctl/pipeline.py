@@ -111,6 +111,7 @@ def run(
     resume: bool = False,
     custom_objects: str | None = None,
     emit: Emit = ignore,
+    cache_root: str | Path | None = None,  # a stage cache shared by several runs (search trials)
 ) -> RunResult:
     from compressctl.modelio import detect_format, load_model, task_info
     from compressctl.tfenv import keras, seed_everything
@@ -145,7 +146,7 @@ def run(
         cache = None
         if recipe.stages:
             settings = {"seed": recipe.seed, "task": recipe.task.model_dump(), "training": recipe.training.model_dump()}
-            cache = StageCache(out, handle.path, measure.sha256_file(data.path), settings)
+            cache = StageCache(out, handle.path, measure.sha256_file(data.path), settings, root=cache_root)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
         work = Path(tempfile.mkdtemp(prefix="compressctl-work-"))
         params = int(handle.keras.count_params()) if handle.keras is not None else None
@@ -162,7 +163,7 @@ def run(
             raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    if cache is not None:
+    if cache is not None and cache_root is None:  # a shared cache keeps every run's chain
         cache.prune_others()
     return RunResult(out=out, report=report)
 
@@ -212,9 +213,12 @@ def _measure_run(ctx: _Run) -> dict:
     b = recipe.bench
     models = {"__baseline__": baseline_path, **{a["target"]: ctx.staging / a["path"] for a in artifacts}}
     xnnpack = {name: status["xnnpack"] for name, status in ctx.statuses.items()}
-    latency = bench.bench_alternating(
-        models, data.x_test, b.runs, b.warmup, b.rounds, b.threads, xnnpack=xnnpack, emit=emit
-    )
+    from compressctl.search.lock import timing_lock  # concurrent search trials time one at a time
+
+    with timing_lock():
+        latency = bench.bench_alternating(
+            models, data.x_test, b.runs, b.warmup, b.rounds, b.threads, xnnpack=xnnpack, emit=emit
+        )
 
     emit(Event("step", f"evaluating the float32 baseline TFLite on {len(data.x_test)} test samples"))
     baseline = {

@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 from compressctl.errors import UserError
 from compressctl.params import StrictModel
 from compressctl.recipe_errors import format_errors, render_loc
+from compressctl.search.spec import Search  # the search: section (issue 11), read only by `compressctl search`
 from compressctl.stages import STAGES
 from compressctl.targets import TARGETS
 
@@ -90,6 +91,7 @@ class Recipe(StrictModel):
     )
     bench: Bench = Field(default_factory=Bench)
     gates: Gates = Field(default_factory=Gates)
+    search: Search | None = Field(None, description="What `compressctl search` varies and optimises; `run` ignores it.")
 
     @field_validator("stages")
     @classmethod
