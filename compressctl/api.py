@@ -13,6 +13,10 @@ from compressctl.recipe import Recipe, json_schema, load_recipe_with_source
 def validate(recipe_path: str, overrides: list[str] = (), flags: dict | None = None) -> Recipe:
     """Load and validate a recipe (no TensorFlow import)."""
     recipe, _ = load_recipe_with_source(recipe_path, list(overrides), flags)
+    if recipe.search is not None:  # every search space key must name a recipe field (issue 11)
+        from compressctl.search.space import load_search_recipe
+
+        load_search_recipe(recipe_path, list(overrides), flags)
     return recipe
 
 
