@@ -74,6 +74,11 @@ def render(results: dict) -> str:
         "\nPeak RSS is the largest resident set of the `compressctl run` process itself (the conversion worker "
         "is a separate process, not counted)."
     )
+    if "search" in results:  # issue 11
+        from benchmarks.run import hand_rows
+        from benchmarks.search_bench import render_section
+
+        lines += render_section(results["search"], hand_rows(results))
     notes = results.get("notes")
     if notes:
         lines += ["", "## Notes", "", *notes]

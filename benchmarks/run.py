@@ -268,6 +268,9 @@ def main() -> int:
     results["ptq"] = ptq_overhead(SAMPLES / "digits.npz", 1 if args.quick else 3)
     log("width sweep")
     results["sweep"] = width_sweep(data, [1.0] if args.quick else [0.5, 1.0, 2.0])
+    from benchmarks import search_bench  # issue 11: what `compressctl search` finds, trials per hour
+
+    results["search"] = search_bench.search_section(2 if args.quick else 24, args.quick)
     results["goals"] = goals(results)
     results["notes"] = notes(results)
     results["wall_s"] = time.perf_counter() - started
@@ -372,7 +375,19 @@ def goals(results: dict) -> list[dict]:
             "met": results["ptq"]["ratio"] <= 1.2,
         },
     ]
+    if "search" in results:
+        from benchmarks import search_bench
+
+        out += search_bench.goals(results["search"], hand_rows(results))
     return out
+
+
+def hand_rows(results: dict) -> dict:
+    """The hand-tuned deep-compression.yaml row of each model's table."""
+    return {
+        t["model"]: next(r for r in t["rows"] if r["pipeline"] == "compressctl deep-compression")
+        for t in results["tables"]
+    }
 
 
 if __name__ == "__main__":

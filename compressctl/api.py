@@ -169,3 +169,10 @@ def sensitivity(
     )
     sens.write(result, out)
     return result
+
+
+def search_starter(model: str, data: str, recipe_path: str, trust_model: bool = False, emit: Emit = ignore):
+    """(YAML text, summary) of a starter search recipe from inspect and the layer sensitivity."""
+    from compressctl.search.starter import search_starter as build
+
+    return build(model, data, recipe_path, trust_model=trust_model, emit=emit)

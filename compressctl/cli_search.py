@@ -159,3 +159,27 @@ def sensitivity(
             rows,
         )
         ui.line(f"wrote {out}/ (sensitivity.json, sensitivity.md, sensitivity.png)")
+
+
+def write_search_starter(ui: UI, model: str, data: str, out: str, trust_model: bool) -> None:
+    """`init --search`: the starter search recipe to ``out`` (or stdout for '-')."""
+    from compressctl import api
+    from compressctl.cli import _write_text
+
+    text, chosen = api.search_starter(model, data, "recipe.yaml" if out == "-" else out, trust_model, emit=ui.emit)
+    if out == "-":
+        if ui.json_mode:
+            ui.print_json({"recipe": text, **chosen})
+        else:
+            ui.out_stream.write(text)
+        return
+    _write_text(out, text)
+    if ui.json_mode:
+        ui.print_json({"out": out, **chosen})
+        return
+    ui.line(
+        f"wrote {out} ({' → '.join(chosen['stages']) or 'no stages'}; {len(chosen['space'])} searched field(s)); "
+        f"run it with: compressctl search {out} --out runs/search"
+    )
+    for note in chosen["notes"]:
+        ui.info(f"note: {note}")

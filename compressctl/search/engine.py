@@ -89,7 +89,7 @@ def run_trial(spec: dict, params: dict, trial_id: str, run_dir: Path, cache_root
     gates: list = []
     try:
         source = Source(path=spec["recipe_path"], text=spec["recipe_text"])
-        recipe = resolved_recipe(spec["data"], source, params, {**spec["updates"], "out": str(run_dir)})
+        recipe = resolved_recipe(spec["data"], source, params, {"out": str(run_dir)})
         result = pipeline.run(
             recipe,
             recipe_path=spec["recipe_path"],
@@ -123,6 +123,8 @@ def _trainable(config: dict, spec: dict):
     from ray import tune
 
     cpus = spec["cpus_per_trial"]
+    if Path(spec["cwd"]).is_dir():  # Tune starts trials in its own folder; recipe paths are relative to ours
+        os.chdir(spec["cwd"])
     _set_threads(cpus)
     registry = ray.get_actor(spec["registry"], namespace=spec["namespace"])
     trial_id = ray.get(registry.id_for.remote(tune.get_context().get_trial_id()))
@@ -368,9 +370,7 @@ def search(request: SearchRequest, emit: Emit = ignore) -> SearchResult:
             payload = record.build(header, trials, size_key, spec_search.objective, None)
             best = obj.choose_best(trials, spec_search.objective, size_key)
             if best is not None:
-                best_recipe = resolved_recipe(
-                    data, source, best["params"], {"model": recipe.model, "data": recipe.data, "out": str(out / "best")}
-                )
+                best_recipe = resolved_recipe(data, source, best["params"], {"out": str(out / "best")})
                 (out / "best.yaml").write_text(
                     recipe_yaml(
                         best_recipe,
@@ -452,7 +452,6 @@ def _tune(ray, request, recipe, data, source, space, keys, done, trials, out, ta
         "recipe_text": source.text,
         "recipe_sha256": source.sha256,
         "data": data,
-        "updates": {"model": recipe.model, "data": recipe.data},
         "trust_model": request.trust_model,
         "custom_objects": request.custom_objects,
         "target": target,
@@ -464,6 +463,7 @@ def _tune(ray, request, recipe, data, source, space, keys, done, trials, out, ta
         "namespace": namespace,
         "driver_node": driver_node,
         "out": str(out),
+        "cwd": os.getcwd(),
     }
 
     def on_result(result: dict) -> None:
