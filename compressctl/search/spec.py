@@ -108,10 +108,14 @@ class Search(StrictModel):
     space: dict[str, Dimension] = Field(
         default_factory=dict,
         max_length=256,
-        description="`--set` path → range or choices, e.g. stages.0.target_sparsity: {uniform: [0.3, 0.97]}.",
+        description="`--set` path → one of {uniform: [low, high]}, {loguniform: [low, high]}, {int: [low, high]}, "
+        "{choice: [...]}; e.g. stages.0.target_sparsity: {uniform: [0.3, 0.97]}.",
     )
     per_layer: PerLayer | None = Field(
-        None, description="Add one sparsity range per prunable layer, bounded by the sensitivity analysis."
+        None,
+        description="{stage: 0, low: 0.3, max_drop: 0.02, levels: [0.5, …, 0.98]}: one sparsity range per prunable "
+        "layer of that prune stage, from low to the first level at which pruning the layer alone (one shot) lost "
+        "more than max_drop (layer sensitivity, run before the trials).",
     )
     sampler: Literal["tpe", "random", "grid"] = Field(
         "tpe", description="Optuna sampler: tpe (TPE), random, or grid (every dimension a `choice`)."
