@@ -90,6 +90,24 @@ class StageCache:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
+    def reuse_file(self, name: str, target: Path, make) -> bool:
+        """In a shared cache, copy the file ``name`` made from the same inputs to ``target`` (True), or call
+        ``make()`` to write ``target`` and keep a copy for the next run (False). Unshared: just ``make()``."""
+        if not self.shared:
+            make()
+            return False
+        entry = self.root / f"{name}-{self.base}"
+        if entry.is_file():
+            shutil.copyfile(entry, target)
+            return True
+        make()
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}-", dir=self.root)
+        os.close(fd)
+        shutil.copyfile(target, tmp)
+        os.replace(tmp, entry)
+        return False
+
     def prune_others(self) -> None:
         """Keep only this run's chain."""
         if not self.root.exists():

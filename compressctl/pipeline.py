@@ -180,7 +180,14 @@ def _measure_run(ctx: _Run) -> dict:
     (ctx.staging / "baseline").mkdir()
     baseline_path = ctx.staging / BASELINE_ARTIFACT
     emit(Event("step", "converting the baseline to float32 TFLite"))
-    ctx.converter.convert(baseline_sm, baseline_path, "float32", ctx.work)
+
+    def convert_baseline():
+        ctx.converter.convert(baseline_sm, baseline_path, "float32", ctx.work)
+
+    if ctx.cache is not None:  # search trials share one baseline conversion (a shared cache only)
+        ctx.cache.reuse_file("baseline.tflite", baseline_path, convert_baseline)
+    else:
+        convert_baseline()
     ctx.statuses["__baseline__"] = runtime.smoke_test(baseline_path, data.x_test)
 
     model, stage_rows = _run_stages(ctx)

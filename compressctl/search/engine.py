@@ -430,7 +430,8 @@ def _tune(ray, request, recipe, data, source, space, keys, done, trials, out, ta
         space=distributions,
         metric=["size", "metric"] if pareto else "score",
         mode=["min", "max"] if pareto else "min",
-        sampler=_sampler(spec_search.sampler, spec_search.seed, space, keys),
+        # A resumed search continues from a new seed: the same seed would propose the finished trials again.
+        sampler=_sampler(spec_search.sampler, spec_search.seed + len(done), space, keys),
     )
     _tell_finished(searcher, done, inverse, distributions, pareto, spec_search.objective, size_key)
     namespace = f"s{os.getpid()}x{int(time.time() * 1000) % 10**9}"
@@ -529,8 +530,19 @@ def _tell_finished(searcher, done, inverse, distributions, pareto, objective, si
             continue  # the space changed since: the sampler learns nothing from this trial
         scored = obj.score(trial, objective, size_key)
         values = [scored["size"], scored["metric"]] if pareto else [scored["score"]]
+        system_attrs = {}
+        sampler = study.sampler
+        if isinstance(sampler, optuna.samplers.GridSampler):
+            # The grid sampler skips grid points by their id among its (shuffled) grid.
+            point = tuple(params[name] for name in sampler._param_names)
+            if point in sampler._all_grids:
+                system_attrs = {"grid_id": sampler._all_grids.index(point), "search_space": sampler._search_space}
         try:
-            study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, values=values))
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params=params, distributions=distributions, values=values, system_attrs=system_attrs
+                )
+            )
         except ValueError:
             continue  # a value outside the current space
 

@@ -96,6 +96,7 @@ def test_local_search_records_failures_shares_prefixes_and_best_reproduces(tmp_p
     # The second real trial reused the first one's pruned model (same prefix) from the shared cache.
     later = json.loads((out / max(ran, key=lambda t: t["id"])["run_dir"] / "report.json").read_text())
     assert later["stages"][0]["cached"] is True and later["stages"][1]["cached"] is False
+    assert len(list((out / ".cache").glob("baseline.tflite-*"))) == 1  # one baseline conversion, shared
     assert set(search["pareto"]) <= {t["id"] for t in ran} and search["pareto"]
     best = search["best"]
     assert best["recipe"] == "best.yaml" and best["trial"] in {t["id"] for t in ran if t["status"] == "ok"}
@@ -119,7 +120,7 @@ def test_sigterm_keeps_finished_trials_and_resume_runs_only_the_rest(tmp_path, t
     recipe = write_recipe(tmp_path, RECIPE % "  space:\n    stages.0.target_sparsity: {uniform: [0.3, 0.9]}\n")
     out = tmp_path / "search"
     args = ["search", recipe, "--model", tiny_cnn_path, "--data", tiny_data, "--out", out, "--max-concurrent", 1]
-    proc = subprocess.Popen([*CLI, *map(str, args), "--trials", 3], env=env(), stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*CLI, *map(str, args), "--trials", "3"], env=env(), stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 400
     while time.time() < deadline and proc.poll() is None:
         record = out / "search.json"
