@@ -67,7 +67,11 @@ class SearchResult:
 
 
 def _set_threads(cpus: int) -> None:
-    """TensorFlow sizes its pools from the machine, not from Ray's share: set them from the share."""
+    """TensorFlow sizes its pools from the machine, not from Ray's share: set them from the share.
+
+    The environment variables reach the conversion worker (a child process) too."""
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ[name] = str(cpus)
     from compressctl.tfenv import tf
 
     tensorflow = tf()
@@ -335,9 +339,6 @@ def search(request: SearchRequest, emit: Emit = ignore) -> SearchResult:
         else:
             cpus = spec_search.cpus_per_trial or min(DEFAULT_CPUS_PER_TRIAL, cpus_total)
             concurrent = max(1, cpus_total // cpus)
-        env.update(
-            {"TF_NUM_INTRAOP_THREADS": str(cpus), "TF_NUM_INTEROP_THREADS": str(cpus), "OMP_NUM_THREADS": str(cpus)}
-        )
 
         space = dict(spec_search.space)
         if spec_search.per_layer is not None:

@@ -159,18 +159,20 @@ def test_search_on_a_ray_head_started_here(tmp_path, tiny_cnn_path, tiny_data):
                                                       "metrics-export-port", "node-manager-port",
                                                       "object-manager-port")]  # fmt: skip
     ray_cli = [str(Path(sys.executable).parent / "ray")]
-    head = subprocess.Popen(
-        [*ray_cli, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", f"--temp-dir={temp}",
-         "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats", "--block", *ports],
-        env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+    log = tmp_path / "head.log"
+    with open(log, "w") as sink:
+        head = subprocess.Popen(
+            [*ray_cli, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", f"--temp-dir={temp}",
+             "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats", "--block", *ports],
+            env=env(), stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
     try:
         recipe = write_recipe(tmp_path, RECIPE % "  space:\n    stages.0.target_sparsity: {uniform: [0.3, 0.9]}\n")
         out = tmp_path / "search"
-        deadline = time.time() + 120
-        while not list(temp.glob("session_*/sockets/raylet*")) and time.time() < deadline and head.poll() is None:
+        deadline = time.time() + 180
+        while "block forever" not in log.read_text() and time.time() < deadline and head.poll() is None:
             time.sleep(1)
-        assert head.poll() is None, head.stderr.read()
+        assert head.poll() is None and "block forever" in log.read_text(), log.read_text()
         result = cli("search", recipe, "--model", tiny_cnn_path, "--data", tiny_data, "--out", out,
                      "--trials", 2, "--max-concurrent", 2, "--address", f"127.0.0.1:{port}", "--json")  # fmt: skip
         assert result.returncode in (0, 1), result.stderr
@@ -180,13 +182,23 @@ def test_search_on_a_ray_head_started_here(tmp_path, tiny_cnn_path, tiny_data):
         assert [t["id"] for t in search["trials"]] == ["0001", "0002"]
         assert all(t["status"] != "failed" for t in search["trials"]), search["trials"]
         check_record(out, search)
-        # Both trials ran on the head's workers, each with its CPU share as TensorFlow's thread count.
+        # Both trials ran on the head's workers, reading the model the driver named.
         for trial in search["trials"]:
             report = json.loads((out / trial["run_dir"] / "report.json").read_text())
             assert report["model"]["path"] == str(tiny_cnn_path)
     finally:
         os.killpg(head.pid, signal.SIGKILL)  # this head only (its own process group), never `ray stop`
         head.wait(timeout=60)
+        time.sleep(2)
+        left = [p for p in Path("/proc").glob("[0-9]*") if str(temp) in _cmdline(p)]
         import shutil
 
         shutil.rmtree(temp, ignore_errors=True)
+        assert not left, f"processes of the test's Ray head still running: {[p.name for p in left]}"
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
