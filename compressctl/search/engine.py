@@ -258,11 +258,13 @@ def _ray_init(address: str | None, env: dict, emit) -> tuple[object, str, str | 
     """Connect to (or start) Ray; returns the module, the address shown in search.json, a temp dir to remove."""
     import logging
 
+    if address:
+        # `ray start --head` (Ray 2.60) requires the cluster's token; Ray reads this when it is imported.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     import ray
 
     runtime_env = {"env_vars": env}
     if address:
-        os.environ.setdefault("RAY_AUTH_MODE", "token")  # `ray start --head` requires the cluster's token
         emit(Event("step", f"joining the Ray cluster at {address}"))
         try:
             ray.init(address=address, runtime_env=runtime_env, logging_level=logging.ERROR, log_to_driver=False)
