@@ -97,6 +97,11 @@ def front_plot(search: dict, size_key: str) -> bytes | None:
                 ax.annotate(t["id"], (t[size_key] / 1024, t["metric_value"]), fontsize=7, xytext=(4, 4),
                             textcoords="offset points")  # fmt: skip
         ax.set_xscale("log")
+        from matplotlib.ticker import FuncFormatter
+
+        for axis in (ax.xaxis,):
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_xlabel(f"{'gzip size' if size_key == 'gzip_bytes' else 'size'} of the artifact (KiB, log scale)")
         ax.set_ylabel(search.get("metric") or "metric")
         ax.set_title("Trials: metric against size (front ringed)")
