@@ -75,10 +75,10 @@ def render(results: dict) -> str:
         "is a separate process, not counted)."
     )
     if "search" in results:  # issue 11
-        from benchmarks.run import hand_rows
+        from benchmarks.run import peer_rows
         from benchmarks.search_bench import render_section
 
-        lines += render_section(results["search"], hand_rows(results))
+        lines += render_section(results["search"], peer_rows(results))
     notes = results.get("notes")
     if notes:
         lines += ["", "## Notes", "", *notes]

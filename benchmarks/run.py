@@ -378,16 +378,13 @@ def goals(results: dict) -> list[dict]:
     if "search" in results:
         from benchmarks import search_bench
 
-        out += search_bench.goals(results["search"], hand_rows(results))
+        out += search_bench.goals(results["search"], peer_rows(results))
     return out
 
 
-def hand_rows(results: dict) -> dict:
-    """The hand-tuned deep-compression.yaml row of each model's table."""
-    return {
-        t["model"]: next(r for r in t["rows"] if r["pipeline"] == "compressctl deep-compression")
-        for t in results["tables"]
-    }
+def peer_rows(results: dict) -> dict:
+    """Each model's table rows by pipeline name (the hand recipe and the TFMOT guides among them)."""
+    return {t["model"]: {r["pipeline"]: r for r in t["rows"]} for t in results["tables"]}
 
 
 if __name__ == "__main__":

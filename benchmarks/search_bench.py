@@ -92,8 +92,12 @@ def search_section(trials: int = 24, quick: bool = False, models=("lenet5_digits
     return section
 
 
-def goals(section: dict, hand: dict[str, dict]) -> list[dict]:
-    """Goals of the search against the hand recipe's rows ({model: deep-compression row}) when given."""
+HAND = "compressctl deep-compression"
+GUIDES = ("TFMOT pruning guide", "TFMOT clustering guide")
+
+
+def goals(section: dict, peers: dict[str, dict]) -> list[dict]:
+    """Goals of the search; ``peers``: {model: {pipeline: row}} from the benchmark's tables, when run there."""
     out = []
     mlp = section["models"].get("mlp_digits", {}).get("best")
     out.append({"goal": "search on the MLP: ≥ 40× gzip at ≤ 1 point",
@@ -101,7 +105,7 @@ def goals(section: dict, hand: dict[str, dict]) -> list[dict]:
                 if mlp else "no trial within one point",
                 "met": bool(mlp and mlp["compression_ratio_gzip"] >= 40)})  # fmt: skip
     lenet = section["models"].get("lenet5_digits", {}).get("best")
-    hand_row = hand.get("lenet5_digits")
+    hand_row = peers.get("lenet5_digits", {}).get(HAND)
     if hand_row is not None:
         out.append({"goal": "search on LeNet-5: ≥ the hand-tuned deep-compression.yaml gzip ratio",
                     "measured": (f"{lenet['compression_ratio_gzip']:.1f}×" if lenet else "none within one point")
@@ -116,9 +120,13 @@ def goals(section: dict, hand: dict[str, dict]) -> list[dict]:
     return out
 
 
-def render_section(section: dict, hand: dict[str, dict] | None = None) -> list[str]:
+def _cell(row: dict | None) -> str:
+    return f"{row['ratio_gzip']:.1f}× at {100 * row['delta']:+.2f} pt" if row else ""
+
+
+def render_section(section: dict, peers: dict[str, dict] | None = None) -> list[str]:
     """Markdown lines for RESULTS.md."""
-    hand = hand or {}
+    peers = peers or {}
     lines = [
         "",
         f"## `compressctl search` ({section['trials']} trials per model"
@@ -128,14 +136,14 @@ def render_section(section: dict, hand: dict[str, dict] | None = None) -> list[s
         "unchanged: per-layer sparsity ranges from the layer sensitivity, clusters, PCQAT, int8; gate: at most one "
         "point lost). Best = largest gzip ratio among trials that passed the gate, as measured by that trial's run.",
         "",
-        "| model | best trial | gzip ratio | accuracy Δ | hand deep-compression.yaml "
-        "| trials ok / missed gate / failed | wall s |",
-        "| --- | --- | ---: | ---: | ---: | --- | ---: |",
+        "| model | best trial | gzip ratio | accuracy Δ | hand deep-compression.yaml | TFMOT pruning guide "
+        "| TFMOT clustering guide | trials ok / missed gate / failed | wall s |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
     for model, entry in section["models"].items():
         best, counts = entry["best"], entry["statuses"]
-        row = hand.get(model)
-        hand_cell = f"{row['ratio_gzip']:.1f}× at {100 * row['delta']:+.2f} pt" if row else ""
+        rows = peers.get(model, {})
+        hand_cell = " | ".join(_cell(rows.get(name)) for name in (HAND, *GUIDES))
         lines.append(
             f"| {model} | {best['id'] if best else 'none'} | {best['compression_ratio_gzip']:.1f}× | "
             f"{100 * best['metric_delta']:+.2f} pt | {hand_cell} | "
