@@ -396,6 +396,7 @@ def search(request: SearchRequest, emit: Emit = ignore) -> SearchResult:
                 (out / "report.html").write_text(record.render_html(payload), encoding="utf-8")
             return payload
 
+        write_record()  # from the start, DIR holds a consistent search.json (no trial yet, or the kept ones)
         remaining = total_trials - len(done)
         if spec_search.sampler == "grid":
             from compressctl.search.space import grid_size
