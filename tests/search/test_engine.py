@@ -145,6 +145,26 @@ def test_sigterm_keeps_finished_trials_and_resume_runs_only_the_rest(tmp_path, t
     check_record(out, search)
 
 
+def test_a_killed_worker_is_recorded_and_the_search_goes_on(tmp_path, tiny_cnn_path, tiny_data):
+    # The custom-objects module is imported inside the trial's worker only; it kills that process
+    # with SIGKILL, as the kernel's out-of-memory killer would.
+    (tmp_path / "killer.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\nOBJECTS = {}\n")
+    recipe = write_recipe(tmp_path, RECIPE % "  space:\n    stages.0.target_sparsity: {uniform: [0.3, 0.9]}\n")
+    out = tmp_path / "search"
+    result = subprocess.run(
+        [*CLI, "search", str(recipe), "--model", str(tiny_cnn_path), "--data", str(tiny_data), "--out", str(out),
+         "--trials", "2", "--max-concurrent", "1", "--custom-objects", "killer:OBJECTS", "--json"],
+        capture_output=True, text=True, env=env(), cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr  # no trial passed: exit 1, not a crash of the search
+    search = json.loads((out / "search.json").read_text())
+    assert [t["id"] for t in search["trials"]] == ["0001", "0002"]
+    for trial in search["trials"]:
+        assert trial["status"] == "failed" and trial["error"].startswith("worker crashed"), trial
+        assert trial["params"]["stages.0.target_sparsity"] is not None
+    assert search["best"] is None and not (out / "best.yaml").exists()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
