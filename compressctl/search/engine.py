@@ -558,10 +558,11 @@ def _error_line(trial) -> str:
     if path and Path(path).exists():
         text = Path(path).read_text(errors="replace")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    for line in lines:
-        if "OutOfMemoryError" in line or "killed" in line.lower() or "died" in line.lower():
-            return f"worker crashed: {line}"[:400]
-    return f"worker crashed: {lines[-1]}"[:400] if lines else "worker crashed (no error recorded)"
+    died = next((ln for ln in lines if "OutOfMemoryError" in ln or "died" in ln.lower()), None)
+    # Ray says why on a later line: the worker's exit type and detail (a signal, the OOM killer, ...).
+    detail = next((ln[ln.index("Worker exit type") :] for ln in lines if "Worker exit type" in ln), None)
+    shown = " ".join(x for x in (died, detail) if x) or (lines[-1] if lines else "")
+    return f"worker crashed: {shown}"[:400] if shown else "worker crashed (no error recorded)"
 
 
 def _announce(trial: dict, emit) -> None:
