@@ -111,6 +111,11 @@ def render(results: dict) -> str:
         from benchmarks.scale import render_scale
 
         lines += render_scale(results["scale"])
+    if "search" in results:  # issue 11
+        from benchmarks.run import peer_rows
+        from benchmarks.search_bench import render_section
+
+        lines += render_section(results["search"], peer_rows(results))
     notes = results.get("notes")
     if notes:
         lines += ["", "## Notes", "", *notes]

@@ -295,6 +295,9 @@ def main() -> int:
 
         log("model scale: MobileNetV2-224 and ResNet-50 from a generated image folder")
         results["scale"] = run_scale(args.quick, OUT / "scale")
+    from benchmarks import search_bench  # issue 11: what `compressctl search` finds, trials per hour
+
+    results["search"] = search_bench.search_section(2 if args.quick else 24, args.quick)
     results["goals"] = goals(results)
     results["notes"] = notes(results)
     results["wall_s"] = time.perf_counter() - started
@@ -472,7 +475,16 @@ def goals(results: dict) -> list[dict]:
                 "met": memory["met"],
             }
         )
+    if "search" in results:
+        from benchmarks import search_bench
+
+        out += search_bench.goals(results["search"], peer_rows(results))
     return out + channels.goals(results.get("channels") or [])
+
+
+def peer_rows(results: dict) -> dict:
+    """Each model's table rows by pipeline name (the hand recipe and the TFMOT guides among them)."""
+    return {t["model"]: {r["pipeline"]: r for r in t["rows"]} for t in results["tables"]}
 
 
 if __name__ == "__main__":

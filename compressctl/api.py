@@ -14,6 +14,10 @@ from compressctl.record import json_schema as record_schema
 def validate(recipe_path: str, overrides: list[str] = (), flags: dict | None = None) -> Recipe:
     """Load and validate a recipe (no TensorFlow import)."""
     recipe, _ = load_recipe_with_source(recipe_path, list(overrides), flags)
+    if recipe.search is not None:  # every search space key must name a recipe field (issue 11)
+        from compressctl.search.space import load_search_recipe
+
+        load_search_recipe(recipe_path, list(overrides), flags)
     return recipe
 
 
@@ -157,3 +161,46 @@ def _artifact_path(artifact: str) -> Path:
     if path.is_dir() or path.suffix != ".tflite":
         raise UserError(f"{artifact}: expected a .tflite file")
     return path
+
+
+# --------------------------------------------------------------------------- search (issue 11)
+
+
+def search(request, emit: Emit = ignore):
+    """Run a search (``compressctl.search.engine.SearchRequest``); returns a SearchResult."""
+    from compressctl.search.engine import search as run_search
+
+    return run_search(request, emit=emit)
+
+
+def sensitivity(
+    model_path: str,
+    data_path: str,
+    out: str,
+    levels=None,
+    clusters=None,
+    trust_model: bool = False,
+    custom_objects: str | None = None,
+    emit: Emit = ignore,
+) -> dict:
+    """Layer sensitivity table of a model, written to ``out`` (json, md, png); returns the table."""
+    from compressctl.search import sensitivity as sens
+
+    result = sens.analyse(
+        model_path,
+        data_path,
+        levels=levels or sens.DEFAULT_LEVELS,
+        clusters=clusters or sens.DEFAULT_CLUSTERS,
+        trust_model=trust_model,
+        custom_objects=custom_objects,
+        emit=emit,
+    )
+    sens.write(result, out)
+    return result
+
+
+def search_starter(model: str, data: str, recipe_path: str, trust_model: bool = False, emit: Emit = ignore):
+    """(YAML text, summary) of a starter search recipe from inspect and the layer sensitivity."""
+    from compressctl.search.starter import search_starter as build
+
+    return build(model, data, recipe_path, trust_model=trust_model, emit=emit)

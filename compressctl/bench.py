@@ -6,6 +6,8 @@ neighbour on a shared machine slows them all alike, so their ratio (the speed-up
 
 from __future__ import annotations
 
+import contextlib
+import os
 import platform
 import time
 from pathlib import Path
@@ -78,3 +80,27 @@ def measured_on(threads: int, xnnpack: bool = True) -> str:
     machine = platform.machine() or "cpu"
     # The suffix names the instruction set that decides int8 speed (avx2, avx512-vnni, dotprod, ...).
     return f"host-cpu-{machine}-{'xnnpack' if xnnpack else 'reference'}-{threads}t-{simd_suffix(cpu_features())}"
+
+
+# ``compressctl search`` sets this to a lock file path in each trial's environment; the pipeline
+# takes the lock (``fcntl.flock``) while it times, so two trials on one machine never time against
+# each other. Unset (a plain ``compressctl run``), the lock does nothing. Trials on different
+# machines time on different CPUs anyway; each report says where it timed.
+TIMING_LOCK_ENV = "COMPRESSCTL_TIMING_LOCK"
+
+
+@contextlib.contextmanager
+def timing_lock():
+    """A machine-wide lock around latency timing, so concurrent search trials are timed one at a time."""
+    path = os.environ.get(TIMING_LOCK_ENV)
+    if not path:
+        yield
+        return
+    import fcntl
+
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -30,8 +30,10 @@ def _hash_path(path: Path) -> str:
 
 
 class StageCache:
-    def __init__(self, out: Path, model_path: Path, data_sha256: str, settings: dict):
-        self.root = out.parent / f".{out.name}.cache"
+    def __init__(self, out: Path, model_path: Path, data_sha256: str, settings: dict, root: Path | None = None):
+        # root: a cache shared by several runs (search trials); entries are then never replaced.
+        self.shared = root is not None
+        self.root = Path(root) if root is not None else out.parent / f".{out.name}.cache"
         seed = {
             "model": _hash_path(model_path),
             "data": data_sha256,
@@ -73,12 +75,39 @@ class StageCache:
             model.save(str(tmp / "model"), save_format="tf", include_optimizer=False)
             (tmp / "row.json").write_text(json.dumps(row))
             final = self.root / key
+            if final.exists() and self.shared:
+                # Another run stored this key first: same inputs, same output; keep theirs.
+                shutil.rmtree(tmp, ignore_errors=True)
+                return
             if final.exists():
                 shutil.rmtree(final)
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except OSError:
+                if not (self.shared and final.exists()):
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+    def reuse_file(self, name: str, target: Path, make) -> bool:
+        """In a shared cache, copy the file ``name`` made from the same inputs to ``target`` (True), or call
+        ``make()`` to write ``target`` and keep a copy for the next run (False). Unshared: just ``make()``."""
+        if not self.shared:
+            make()
+            return False
+        entry = self.root / f"{name}-{self.base}"
+        if entry.is_file():
+            shutil.copyfile(entry, target)
+            return True
+        make()
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}-", dir=self.root)
+        os.close(fd)
+        shutil.copyfile(target, tmp)
+        os.replace(tmp, entry)
+        return False
 
     def prune_others(self) -> None:
         """Keep only this run's chain."""

@@ -382,6 +382,9 @@ def init(
     out: Annotated[str, typer.Option("--out", "-o", help="Recipe file to write ('-': stdout).")] = "recipe.yaml",
     data: Annotated[str | None, typer.Option("--data", "-d", help="npz data set to put in the recipe.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing recipe file.")] = False,
+    search: Annotated[
+        bool, typer.Option("--search", help="Write a search recipe (ranges from layer sensitivity; needs --data).")
+    ] = False,
     trust_model: TrustOpt = False,
     json_: JsonOpt = False,
     verbose: VerboseOpt = False,
@@ -392,9 +395,16 @@ def init(
 
     if out != "-" and Path(out).exists() and not force:
         _bad_flag(f"{out}: exists; pass --force to replace it or choose another --out", json_)
+    if search and data is None:
+        _bad_flag("--search: the layer sensitivity needs a data set; pass --data", json_)
     with session(json_, verbose=verbose) as ui:
         if data is not None and not Path(data).is_file():
             raise UserError(f"{data}: data file not found")
+        if search:  # issue 11: starter search recipe (compressctl/cli_search.py)
+            from compressctl.cli_search import write_search_starter
+
+            write_search_starter(ui, model, data, out, trust_model)
+            return
         info = api.inspect(model, trust_model=trust_model)
         text = starter_recipe(info, model, data, "recipe.yaml" if out == "-" else out)
         chosen = plan(info)
@@ -445,6 +455,10 @@ def _bad_flag(message: str, json_mode: bool = False):
     if json_mode:
         typer.echo(json.dumps({"exit_code": EXIT_USER_ERROR, "errors": [message]}, indent=2))
     raise typer.Exit(EXIT_USER_ERROR)
+
+
+# `search` and `sensitivity` (issue 11) live in their own module, registered on this app.
+from compressctl import cli_search  # noqa: E402, F401
 
 
 def main() -> None:

@@ -135,6 +135,7 @@ def run(
     custom_objects: str | None = None,
     emit: Emit = ignore,
     source: Source | None = None,
+    cache_root: str | Path | None = None,  # a stage cache shared by several runs (search trials)
 ) -> RunResult:
     from compressctl.modelio import detect_format, load_model, task_info
     from compressctl.tfenv import keras, seed_everything
@@ -188,7 +189,7 @@ def run(
         cache = None
         if recipe.stages:
             settings = {"seed": recipe.seed, "task": recipe.task.model_dump(), "training": recipe.training.model_dump()}
-            cache = StageCache(out, handle.path, data.fingerprint(), settings)
+            cache = StageCache(out, handle.path, data.fingerprint(), settings, root=cache_root)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
         work = Path(tempfile.mkdtemp(prefix="compressctl-work-"))
         params = int(handle.keras.count_params()) if handle.keras is not None else None
@@ -208,7 +209,7 @@ def run(
             if ctx.quantizer is not None:
                 ctx.quantizer.close()
             shutil.rmtree(work, ignore_errors=True)
-    if cache is not None:
+    if cache is not None and cache_root is None:  # a shared cache keeps every run's chain
         cache.prune_others()
     return RunResult(out=out, record=record)
 
@@ -247,7 +248,14 @@ def _convert_baseline(ctx: _Run) -> tuple[Path, Path, float, bool]:
     baseline_path = ctx.staging / BASELINE_ARTIFACT
     baseline_path.parent.mkdir()
     emit(Event("step", "converting the baseline to float32 TFLite"))
-    ctx.converter.convert(baseline_sm, baseline_path, "float32", ctx.work)
+
+    def convert_baseline():
+        ctx.converter.convert(baseline_sm, baseline_path, "float32", ctx.work)
+
+    if ctx.cache is not None:  # search trials share one baseline conversion (a shared cache only)
+        ctx.cache.reuse_file("baseline.tflite", baseline_path, convert_baseline)
+    else:
+        convert_baseline()
     status = runtime.smoke_test(baseline_path, data.head(1))
     return baseline_sm, baseline_path, keras_metric, status["xnnpack"]
 
@@ -290,9 +298,10 @@ def _time_models(ctx: _Run, baseline_path: Path, baseline_xnnpack: bool, built: 
     ctx.emit(Event("step", f"timing {len(built) + 1} model(s), alternating"))
     models = {BASELINE_ARTIFACT: baseline_path, **{a.fields["path"]: a.path for a in built}}
     xnnpack = {BASELINE_ARTIFACT: baseline_xnnpack, **{a.fields["path"]: a.xnnpack for a in built}}
-    return bench.bench_alternating(
-        models, ctx.data.head(1), b.runs, b.warmup, b.rounds, b.threads, xnnpack=xnnpack, emit=ctx.emit
-    )
+    with bench.timing_lock():  # concurrent search trials on one machine time one at a time
+        return bench.bench_alternating(
+            models, ctx.data.head(1), b.runs, b.warmup, b.rounds, b.threads, xnnpack=xnnpack, emit=ctx.emit
+        )
 
 
 def _baseline_record(ctx: _Run, path: Path, keras_metric: float, latency: dict, xnnpack: bool) -> Baseline:

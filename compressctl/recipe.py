@@ -22,6 +22,7 @@ from compressctl.datasets.specs import DataSpec  # data sources: pure pydantic, 
 from compressctl.errors import UserError, require_file
 from compressctl.params import StrictModel
 from compressctl.recipe_errors import format_errors, render_loc, where
+from compressctl.search.spec import Search  # the search: section, read only by `compressctl search`
 from compressctl.stages import STAGES, legal_order, order_problem
 from compressctl.targets import TARGETS
 
@@ -110,6 +111,7 @@ class Recipe(StrictModel):
     )
     bench: Bench = Field(default_factory=Bench)
     gates: Gates = Field(default_factory=Gates)
+    search: Search | None = Field(None, description="What `compressctl search` varies and optimises; `run` ignores it.")
 
     @model_validator(mode="after")
     def _drop_within_metric_range(self):

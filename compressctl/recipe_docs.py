@@ -186,12 +186,22 @@ def _tagged(schema: dict, field: str) -> dict[str, str]:
     return {tags[ref]: ref for ref in order}
 
 
+def _optional_ref(prop: dict) -> dict:
+    """``anyOf: [{$ref}, {type: null}]`` as the ``$ref`` (with the field's description), else unchanged."""
+    ref = next((a for a in prop.get("anyOf", []) if "$ref" in a), None)
+    if "$ref" in prop or ref is None:
+        return prop
+    return {**ref, "description": prop.get("description", "")}
+
+
 def render_recipe_docs(schema: dict | None = None) -> str:
     """The Markdown reference for every field of the recipe format."""
     schema = schema or json_schema()
     doc = _Doc(schema)
     defaults = _field_defaults(Recipe)
     top = schema["properties"]
+    # An optional section (`search: Search | None`) is anyOf [$ref, null]: documented like the others.
+    top = {name: _optional_ref(prop) for name, prop in top.items()}
     sections = [name for name, prop in top.items() if "$ref" in prop]
     for name in sections:
         doc.sections[_ref_name(top[name]["$ref"])] = (f"`{name}`", name)
@@ -222,6 +232,7 @@ def render_recipe_docs(schema: dict | None = None) -> str:
             out += [description, ""]
         info = Recipe.model_fields.get(name)
         model = info.annotation if info is not None else None
+        model = next((a for a in getattr(model, "__args__", ()) if hasattr(a, "model_fields")), model)
         out += doc.fields_table(node, _field_defaults(model) if hasattr(model, "model_fields") else {})
     sections = (
         ("stage", "stages", stage_defs, STAGES, "one technique, picked by its `type`."),

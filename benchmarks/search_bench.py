@@ -1,0 +1,186 @@
+"""`compressctl search` in the benchmark: what a 24-trial search finds, and trials per hour.
+
+Usage: python benchmarks/search_bench.py [--quick] [--trials N]   (also called by benchmarks/run.py)
+
+- On LeNet-5 and on the MLP, `compressctl search recipes/search.yaml` (the bundled recipe,
+  unchanged, given --model and --data) runs N trials (24 by default); its best trial is the
+  largest gzip ratio among trials that lost at most one point (the recipe's gate), measured by
+  that trial's own run, as every compressctl figure is.
+- Trials per hour: the same random-sampler search (same seed, so the same trial parameters) on the
+  MLP with 1 and with 2 concurrent trials (the machine's CPUs split between them).
+Writes benchmarks/out/search/ (the search directories) and returns a dict for results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "benchmarks" / "out" / "search"
+SAMPLES = REPO / "sample_models"
+CLI = [sys.executable, "-m", "compressctl"]
+QUICK_SETS = ["stages.0.epochs=1", "stages.1.epochs=1", "bench.runs=50"]
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_search(model: str, out: Path, trials: int, extra: list[str] = ()) -> dict:
+    cmd = [*CLI, "search", "recipes/search.yaml", "--model", str(SAMPLES / model), "--data",
+           str(SAMPLES / "digits.npz"), "--out", str(out), "--trials", str(trials), "--json", *extra]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
+    wall = time.perf_counter() - started
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    search = json.loads((out / "search.json").read_text())
+    return {"search": search, "wall_s": wall, "exit_code": proc.returncode}
+
+
+def best_within_one_point(search: dict) -> dict | None:
+    """The trial with the largest gzip ratio among those that passed every gate (≤ 1 point lost)."""
+    ok = [t for t in search["trials"] if t["status"] == "ok"]
+    if not ok:
+        return None
+    best = max(ok, key=lambda t: t["compression_ratio_gzip"])
+    return {k: best[k] for k in ("id", "params", "compression_ratio_gzip", "metric_value", "metric_delta",
+                                 "gzip_bytes", "size_bytes", "seconds")}  # fmt: skip
+
+
+def fresh(path: Path) -> Path:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+    return path
+
+
+def search_section(trials: int = 24, quick: bool = False, models=("lenet5_digits", "mlp_digits")) -> dict:
+    sets = [a for s in QUICK_SETS for a in ("--set", s)] if quick else []
+    section = {"trials": trials, "quick": quick, "models": {}, "throughput": {}}
+    for model in models:
+        _log(f"search: {trials} trials on {model}")
+        result = run_search(model, fresh(OUT / model), trials, sets)
+        search = result["search"]
+        section["models"][model] = {
+            "best": best_within_one_point(search),
+            "wall_s": result["wall_s"],
+            "statuses": {s: sum(t["status"] == s for t in search["trials"]) for s in ("ok", "gate_failed", "failed")},
+            "engine": search["engine"],
+        }
+    throughput_trials = 2 if quick else 6
+    for concurrent in (1, 2):
+        _log(f"search: {throughput_trials} trials on mlp_digits, {concurrent} at a time")
+        extra = [*sets, "--set", "search.sampler=random", "--set", "search.per_layer=null",
+                 "--max-concurrent", str(concurrent)]  # fmt: skip
+        result = run_search("mlp_digits", fresh(OUT / f"throughput-{concurrent}"), throughput_trials, extra)
+        done = [t for t in result["search"]["trials"] if t["status"] != "failed"]
+        section["throughput"][str(concurrent)] = {
+            "trials": len(result["search"]["trials"]),
+            "wall_s": result["wall_s"],
+            "trials_per_hour": 3600 * len(result["search"]["trials"]) / result["wall_s"],
+            "mean_trial_s": sum(t["seconds"] for t in done) / max(len(done), 1),
+            "cpus_per_trial": result["search"]["engine"]["cpus_per_trial"],
+        }
+    return section
+
+
+HAND = "compressctl deep-compression"
+GUIDES = ("TFMOT pruning guide", "TFMOT clustering guide")
+
+
+def goals(section: dict, peers: dict[str, dict]) -> list[dict]:
+    """Goals of the search; ``peers``: {model: {pipeline: row}} from the benchmark's tables, when run there."""
+    out = []
+    mlp = section["models"].get("mlp_digits", {}).get("best")
+    out.append({"goal": "search on the MLP: ≥ 40× gzip at ≤ 1 point",
+                "measured": f"{mlp['compression_ratio_gzip']:.1f}× at {100 * mlp['metric_delta']:+.2f} pt"
+                if mlp else "no trial within one point",
+                "met": bool(mlp and mlp["compression_ratio_gzip"] >= 40)})  # fmt: skip
+    lenet = section["models"].get("lenet5_digits", {}).get("best")
+    hand_row = peers.get("lenet5_digits", {}).get(HAND)
+    if hand_row is not None:
+        out.append({"goal": "search on LeNet-5: ≥ the hand-tuned deep-compression.yaml gzip ratio",
+                    "measured": (f"{lenet['compression_ratio_gzip']:.1f}×" if lenet else "none within one point")
+                    + f" vs {hand_row['ratio_gzip']:.1f}×",
+                    "met": bool(lenet and lenet["compression_ratio_gzip"] >= hand_row["ratio_gzip"])})  # fmt: skip
+    one, two = section["throughput"].get("1"), section["throughput"].get("2")
+    if one and two:
+        ratio = two["trials_per_hour"] / one["trials_per_hour"]
+        out.append({"goal": "2 concurrent trials finish ≥ 1.6× the trials per hour of 1",
+                    "measured": f"{ratio:.2f}× ({two['trials_per_hour']:.0f} vs {one['trials_per_hour']:.0f} per hour)",
+                    "met": ratio >= 1.6})  # fmt: skip
+    return out
+
+
+def _cell(row: dict | None) -> str:
+    return f"{row['ratio_gzip']:.1f}× at {100 * row['delta']:+.2f} pt" if row else ""
+
+
+def render_section(section: dict, peers: dict[str, dict] | None = None) -> list[str]:
+    """Markdown lines for RESULTS.md."""
+    peers = peers or {}
+    lines = [
+        "",
+        f"## `compressctl search` ({section['trials']} trials per model"
+        + (", quick settings: checks the harness only)" if section["quick"] else ")"),
+        "",
+        "`compressctl search recipes/search.yaml --model M --data sample_models/digits.npz` (the bundled recipe "
+        "unchanged: per-layer sparsity ranges from the layer sensitivity, clusters, PCQAT, int8; gate: at most one "
+        "point lost). Best = largest gzip ratio among trials that passed the gate, as measured by that trial's run.",
+        "",
+        "| model | best trial | gzip ratio | accuracy Δ | hand deep-compression.yaml | TFMOT pruning guide "
+        "| TFMOT clustering guide | trials ok / missed gate / failed | wall s |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+    ]
+    for model, entry in section["models"].items():
+        best, counts = entry["best"], entry["statuses"]
+        rows = peers.get(model, {})
+        hand_cell = " | ".join(_cell(rows.get(name)) for name in (HAND, *GUIDES))
+        lines.append(
+            f"| {model} | {best['id'] if best else 'none'} | {best['compression_ratio_gzip']:.1f}× | "
+            f"{100 * best['metric_delta']:+.2f} pt | {hand_cell} | "
+            if best
+            else f"| {model} | none within one point | | | {hand_cell} | "
+        )
+        lines[-1] += f"{counts['ok']} / {counts['gate_failed']} / {counts['failed']} | {entry['wall_s']:.0f} |"
+    lines += ["", "| concurrent trials | CPUs per trial | trials | wall s | trials per hour | mean trial s |",
+              "| ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for k, t in section["throughput"].items():
+        lines.append(
+            f"| {k} | {t['cpus_per_trial']} | {t['trials']} | {t['wall_s']:.0f} | {t['trials_per_hour']:.1f} "
+            f"| {t['mean_trial_s']:.0f} |"
+        )
+    lines.append(
+        "\nTrials per hour: the same random-sampler search (same seed, same parameters, sensitivity off) on the MLP; "
+        "wall time of the whole command, Ray start included."
+    )
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1-epoch stages, fewer trials: checks the harness only")
+    parser.add_argument("--trials", type=int, default=None, help="trials per model search (default 24; quick 2)")
+    parser.add_argument("--models", default="lenet5_digits,mlp_digits")
+    args = parser.parse_args()
+    trials = args.trials or (2 if args.quick else 24)
+    section = search_section(trials, args.quick, tuple(args.models.split(",")))
+    section["goals"] = goals(section, {})
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "search_results.json").write_text(json.dumps(section, indent=2) + "\n")
+    print("\n".join(render_section(section)))
+    for goal in section["goals"]:
+        print(f"- {goal['goal']}: {goal['measured']} ({'met' if goal['met'] else 'NOT met'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
