@@ -16,6 +16,8 @@ import sys
 
 import numpy as np
 
+from compressctl import measure
+
 
 def build_converter(tf, spec: dict):
     converter = tf.lite.TFLiteConverter.from_saved_model(spec["saved_model"])
@@ -79,12 +81,7 @@ def handle(spec: dict) -> dict:
                 flatbuffer = build_converter(tf(), spec).convert()
         else:
             flatbuffer = build_converter(tf(), spec).convert()
-        tmp = spec["out"] + ".part"
-        with open(tmp, "wb") as f:
-            f.write(flatbuffer)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, spec["out"])
+        measure.write_whole(spec["out"], flatbuffer)
         return answer
     except Exception as exc:  # noqa: BLE001 - reported to the parent as one message
         text = str(exc).strip()

@@ -70,3 +70,13 @@ def environment(threads: int) -> dict:
         "threads": threads,
         "packages": package_versions(),
     }
+
+
+def write_whole(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all: a temporary file, flushed to disk, then renamed."""
+    tmp = f"{path}.part"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

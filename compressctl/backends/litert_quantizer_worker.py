@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
+from compressctl import measure
 from compressctl.backends.litert_quantizer import SCHEMES
 from compressctl.convert_worker import serve
 
@@ -66,12 +67,7 @@ def handle(spec: dict) -> dict:
     """Run one quantization; never raises."""
     try:
         flatbuffer = quantize(spec)
-        tmp = spec["out"] + ".part"
-        with open(tmp, "wb") as f:
-            f.write(flatbuffer)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, spec["out"])
+        measure.write_whole(spec["out"], flatbuffer)
         return {"ok": True}
     except Exception as exc:  # noqa: BLE001 - reported to the parent as one message
         lines = str(exc).strip().splitlines()

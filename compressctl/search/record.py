@@ -12,25 +12,11 @@ import tempfile
 from html import escape
 from pathlib import Path
 
-from compressctl.search.objective import choose_best
+from compressctl.search.objective import FIGURES, choose_best
 from compressctl.search.pareto import trial_front
 
-TRIAL_KEYS = (
-    "id",
-    "params",
-    "status",
-    "error",
-    "run_dir",
-    "seconds",
-    "metric_value",
-    "metric_delta",
-    "size_bytes",
-    "gzip_bytes",
-    "compression_ratio",
-    "compression_ratio_gzip",
-    "latency_ms_p50",
-    "speedup",
-)
+# search.json's trial fields (DESIGN.md), in order: the trial's own, then the figures from its report.json.
+TRIAL_KEYS = ("id", "params", "status", "error", "run_dir", "seconds", *FIGURES)
 
 
 def build(header: dict, trials: list[dict], size_key: str, objective: str, best_recipe: str | None) -> dict:
