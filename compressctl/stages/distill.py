@@ -5,31 +5,24 @@ from __future__ import annotations
 import copy
 from typing import Literal
 
-import numpy as np
 from pydantic import Field, model_serializer, model_validator
 
 from compressctl.distribute import replica_note
 from compressctl.errors import StageError, UserError
-from compressctl.events import Event
 from compressctl.params import FineTune, StrictModel
 from compressctl.stages.base import (
     Stage,
     StageContext,
     StageResult,
-    first_line,
     is_graph_model,
     rebuild_from_config,
     require_graph_model,
     require_keras,
 )
+from compressctl.stages.distillation import teacher_batches, train_student
 
 # Config keys that set how wide a layer is (Dense, RNN units; convolution filters).
 WIDTH_KEYS = ("units", "filters")
-# Probabilities are floored before their log is taken: a softmax output that underflowed to 0 would
-# otherwise give an infinite logit. A sigmoid output near 1 loses its precision in 1 − p, so the
-# binary floor is float32's own.
-SOFTMAX_FLOOR = 1e-20
-SIGMOID_FLOOR = 1e-7
 # Distillation runs its own training loop, which does not distribute batches across replicas.
 ONE_DEVICE = "distillation's training loop runs on one device"
 
@@ -139,7 +132,9 @@ class Distill(Stage):
             student = model
         teacher_metric = ctx.evaluate(model)
         teacher_params = int(model.count_params())
-        self._train(student, teacher_batches(ctx, model, self.params.batch_size or ctx.batch_size), ctx)
+        p = self.params
+        batches = teacher_batches(ctx, model, p.batch_size or ctx.batch_size)
+        train_student(student, batches, ctx, p.epochs, p.learning_rate, p.batch_size, p.alpha, p.temperature)
         return StageResult(
             model=student,
             measured={
@@ -151,152 +146,6 @@ class Distill(Stage):
             layers=[{**row, "params": int(student.get_layer(row["layer"]).count_params())} for row in rows],
             notes=[f"student: {spec.describe()}"] + ([replica_note(ctx.strategy, ONE_DEVICE)] if ctx.strategy else []),
         )
-
-    def _train(self, student, batches, ctx: StageContext) -> None:
-        """Train on ``batches(epoch, rng)``, an iterator of (inputs, labels, hard labels, teacher logits)."""
-        from compressctl.tfenv import keras, tf
-
-        tensorflow, k = tf(), keras()
-        p, task = self.params, ctx.task
-        samples = ctx.data.train_samples
-        batch_size = p.batch_size or ctx.batch_size
-        steps = int(np.ceil(samples / batch_size))
-        optimizer = k.optimizers.Adam(learning_rate=p.learning_rate)
-        hard_loss = task.loss()
-        alpha, temperature = float(p.alpha), float(p.temperature)
-        train_step = None
-
-        def make_step(xb, labels, tb):
-            signature = [
-                tensorflow.TensorSpec((None, *a.shape[1:]), tensorflow.as_dtype(a.dtype)) for a in (xb, labels, tb)
-            ]
-            return tensorflow.function(step, input_signature=signature)
-
-        def step(xb, yb, tb):
-            with tensorflow.GradientTape() as tape:
-                outputs = student(xb, training=True)
-                if task.regression:
-                    # A regression teacher's outputs are targets themselves: match them in squared error.
-                    soft = tensorflow.reduce_mean(tensorflow.square(logits_tf(tensorflow, outputs, task) - tb))
-                    loss = alpha * hard_loss(yb, outputs) + (1 - alpha) * soft
-                else:
-                    soft = soft_kl(tensorflow, tb, logits_tf(tensorflow, outputs, task), temperature, task.binary)
-                    loss = alpha * hard_loss(yb, outputs) + (1 - alpha) * temperature**2 * soft
-                if student.losses:
-                    loss += tensorflow.add_n(student.losses)
-            variables = student.trainable_variables
-            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
-            return loss, outputs
-
-        rng = np.random.default_rng(ctx.seed)
-        total = p.epochs * steps
-        ctx.emit(Event("task_begin", "distill", total=total, completed=0))
-        try:
-            for epoch in range(p.epochs):
-                losses, correct, seen = [], 0, 0
-                for batch, (xb, labels, yb, tb) in enumerate(batches(epoch, rng)):
-                    if train_step is None:
-                        train_step = make_step(xb, labels, tb)
-                    loss, outputs = train_step(xb, labels, tb)
-                    losses.append(float(loss))
-                    correct += task.score(outputs.numpy(), yb) * len(yb)
-                    seen += len(yb)
-                    ctx.emit(
-                        Event(
-                            "task_advance",
-                            "distill",
-                            total=total,
-                            completed=epoch * steps + batch + 1,
-                            data={"loss": losses[-1], "metric": correct / seen},
-                        )
-                    )
-                ctx.emit(
-                    Event(
-                        "epoch",
-                        f"distill: epoch {epoch + 1}/{p.epochs}",
-                        total=p.epochs,
-                        completed=epoch + 1,
-                        data={"loss": float(np.mean(losses)), "metric": correct / seen},
-                    )
-                )
-        except Exception as exc:  # noqa: BLE001 - a training failure names the stage
-            raise StageError(f"distill: training failed: {first_line(exc)}") from None
-        finally:
-            ctx.emit(Event("task_end", "distill"))
-
-
-def teacher_batches(ctx: StageContext, teacher, batch_size: int):
-    """``batches(epoch, rng)`` of (inputs, labels, hard labels, teacher logits) for ``Distill._train``."""
-    if ctx.data.in_memory:
-        # The teacher is frozen and runs in inference mode, so its outputs on the train split are fixed:
-        # computing them once is the same as computing them every batch, at a fraction of the cost.
-        teacher_logits = to_logits(teacher.predict(ctx.data.x_train, batch_size=256, verbose=0), ctx.task)
-        return _memory_batches(ctx, teacher_logits, batch_size)
-    return _stream_batches(ctx, teacher, batch_size)  # a streaming source: teacher logits batch by batch
-
-
-def _memory_batches(ctx: StageContext, teacher_logits: np.ndarray, batch_size: int):
-    """Batches of an npz's arrays in a fresh permutation each epoch, with precomputed teacher logits."""
-    x, y = ctx.data.x_train, ctx.data.y_train
-    labels = y.astype(np.float32).reshape(-1, 1) if ctx.task.binary or ctx.task.regression else y
-
-    def batches(epoch, rng):
-        order = rng.permutation(len(x))
-        for start in range(0, len(x), batch_size):
-            index = order[start : start + batch_size]
-            yield x[index], labels[index], y[index], teacher_logits[index]
-
-    return batches
-
-
-def _stream_batches(ctx: StageContext, teacher, batch_size: int):
-    """Batches streamed from the source (reshuffled every epoch), teacher logits computed per batch."""
-
-    def batches(epoch, rng):
-        # A fresh dataset per epoch, so its seed moves with the epoch (else every epoch had one order).
-        for xb, yb in ctx.data.guard(ctx.data.train_batches(batch_size, ctx.seed + epoch).as_numpy_iterator()):
-            tb = to_logits(teacher(xb, training=False).numpy(), ctx.task)
-            labels = yb.astype(np.float32).reshape(-1, 1) if ctx.task.binary or ctx.task.regression else yb
-            yield xb, labels, yb, tb
-
-    return batches
-
-
-def to_logits(outputs: np.ndarray, task) -> np.ndarray:
-    """The model's outputs as logits (log-probabilities for softmax, log-odds for sigmoid)."""
-    outputs = np.asarray(outputs, dtype=np.float32).reshape(len(outputs), -1)
-    if task.from_logits or getattr(task, "regression", False):  # regression outputs are used as they are
-        return outputs
-    if task.binary:
-        p = np.clip(outputs, SIGMOID_FLOOR, 1 - SIGMOID_FLOOR)
-        return (np.log(p) - np.log1p(-p)).astype(np.float32)
-    return np.log(np.maximum(outputs, SOFTMAX_FLOOR)).astype(np.float32)
-
-
-def logits_tf(tensorflow, outputs, task):
-    """``to_logits`` in TensorFlow, differentiable, for the student's outputs."""
-    outputs = tensorflow.reshape(tensorflow.cast(outputs, tensorflow.float32), (tensorflow.shape(outputs)[0], -1))
-    if task.from_logits or getattr(task, "regression", False):
-        return outputs
-    if task.binary:
-        p = tensorflow.clip_by_value(outputs, SIGMOID_FLOOR, 1 - SIGMOID_FLOOR)
-        return tensorflow.math.log(p) - tensorflow.math.log1p(-p)
-    return tensorflow.math.log(tensorflow.maximum(outputs, SOFTMAX_FLOOR))
-
-
-def soft_kl(tensorflow, teacher_logits, student_logits, temperature: float, binary: bool):
-    """Mean KL(teacher ‖ student) of the temperature-softened distributions.
-
-    One sigmoid output is a two-class distribution (p, 1 − p); log σ(z) and log σ(−z) give both
-    log-probabilities without cancellation.
-    """
-    t, s = teacher_logits / temperature, student_logits / temperature
-    if binary:
-        log_t = tensorflow.concat([tensorflow.math.log_sigmoid(t), tensorflow.math.log_sigmoid(-t)], axis=-1)
-        log_s = tensorflow.concat([tensorflow.math.log_sigmoid(s), tensorflow.math.log_sigmoid(-s)], axis=-1)
-    else:
-        log_t, log_s = tensorflow.nn.log_softmax(t, axis=-1), tensorflow.nn.log_softmax(s, axis=-1)
-    return tensorflow.reduce_mean(tensorflow.reduce_sum(tensorflow.exp(log_t) * (log_t - log_s), axis=-1))
 
 
 def width_student(model, width: float, seed: int):

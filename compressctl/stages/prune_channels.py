@@ -328,20 +328,10 @@ class PruneChannels(Stage):
         if p.teacher != "original":
             ctx.fit(thin, p.epochs, p.learning_rate, p.batch_size, self.type)
             return
-        from compressctl.stages.distill import Distill, teacher_batches
+        from compressctl.stages.distillation import teacher_batches, train_student
 
         batches = teacher_batches(ctx, original, p.batch_size or ctx.batch_size)
-        trainer = Distill(
-            Distill.Params(
-                type="distill",
-                epochs=p.epochs,
-                learning_rate=p.learning_rate,
-                batch_size=p.batch_size,
-                alpha=p.alpha,
-                temperature=p.temperature,
-            )
-        )
-        trainer._train(thin, batches, ctx)  # noqa: SLF001 - shared training loop, until it moves to a helper
+        train_student(thin, batches, ctx, p.epochs, p.learning_rate, p.batch_size, p.alpha, p.temperature, self.type)
 
 
 def _train_batches(ctx: StageContext, batch: int, count: int):

@@ -6,7 +6,8 @@ from compressctl.data import Dataset
 from compressctl.errors import UserError
 from compressctl.evaluate import TaskInfo
 from compressctl.stages.base import StageContext
-from compressctl.stages.distill import Distill, Student, soft_kl, to_logits, width_student
+from compressctl.stages.distill import Distill, Student, width_student
+from compressctl.stages.distillation import soft_kl, to_logits
 from tests.conftest import quadrant_data
 from tests.stages.test_lowrank import residual_model
 
