@@ -25,7 +25,10 @@ def _layer_support(layer, mot, registries) -> dict:
         if has_kernel and clustering_registry.ClusteringRegistry.supports(layer)
         else ("no weights to cluster" if not has_kernel else f"TFMOT cannot cluster {kind}")
     )
-    quantize = True if quant_registry.supports(layer) else f"no QAT support for {kind}"
+    # issue 10: the quantize stage's own answer, so inspect/init and QAT agree on every layer
+    from compressctl.stages.quantize import Quantize
+
+    quantize = Quantize.supports(layer)
     # Predicted from the layer class and settings against the Edge TPU's documented ops; the
     # edgetpu target's mapping (or the compiler's log) is the authority on a converted model.
     edgetpu = keras_layer_support(layer)
