@@ -365,7 +365,8 @@ def notes(results: dict) -> list[str]:
             f"- **PTQ-only overhead.** `compressctl run` took {ptq['compressctl_s']:.1f} s against "
             f"{ptq['plain_s']:.1f} s for the plain script. The difference is what the plain script leaves "
             "out: exporting a batch-1 SavedModel for crash-isolated conversion in a child process, loading and "
-            "running every artifact with and without XNNPACK before keeping it, the float32 baseline's own "
+            "running every artifact with and without XNNPACK before keeping it, the int8 artifact's layer-wise "
+            "quantization error and its metric-budget check on train samples, the float32 baseline's own "
             "accuracy through LiteRT, report.md and report.html with plots, and the manifest."
         )
     mlp_deep = mlp.get("compressctl deep-compression")

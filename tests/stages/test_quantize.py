@@ -96,3 +96,11 @@ def test_pcqat_leaves_normalization_unannotated_and_keeps_its_adapted_state(tabu
     assert result.measured["quantized_layers"] == 2
     # quantize_apply copies the weights; the adapted mean and variance must apply again.
     assert ctx.evaluate(result.model) >= before - 0.03
+
+
+def test_inspect_gives_the_stage_s_own_answer(tabular_norm):
+    from compressctl import api
+
+    rows = {row["name"]: row for row in api.inspect(str(tabular_norm[0]))["layers"]}
+    assert rows["fc1"]["quantize"] is True
+    assert "preprocessing" in rows["norm"]["quantize"]
