@@ -260,8 +260,9 @@ def run_scale(quick: bool, out: Path) -> dict:
             "peak_tree_rss_mib": [r["peak_tree_rss_mib"] for r in pair],
             "growth_mib": round(growth, 1),
             "added_decoded_mib": round(decoded_mib[sizes[1]] - decoded_mib[sizes[0]], 1),
-            # Met when the bigger folder adds less than a tenth of its extra decoded bytes to the peak.
-            "met": growth < 0.1 * (decoded_mib[sizes[1]] - decoded_mib[sizes[0]]),
+            # Met when the bigger folder adds less than a quarter of its extra decoded bytes to the peak:
+            # holding the split in memory would add all of them (float32 samples), streaming adds none.
+            "met": growth < 0.25 * (decoded_mib[sizes[1]] - decoded_mib[sizes[0]]),
         }
     return result
 
