@@ -22,8 +22,8 @@ from compressctl.errors import UserError
 # so memory does not grow with the data set.
 SHUFFLE_BUFFER = 1024
 TEST_BATCH = 256
-# Fixed, not AUTOTUNE: tf.data's autotuner grows buffers over a long run (up to a share of the machine's
-# RAM), which would make peak memory depend on how many steps a run takes.
+# Fixed, not AUTOTUNE: the autotuner may enlarge buffers as a run goes on (within a share of the machine's
+# RAM), so a longer run could hold more batches; fixed sizes keep the data's memory a constant.
 PREFETCH_BATCHES = 2
 PARALLEL_CALLS = 2
 
