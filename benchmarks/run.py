@@ -469,7 +469,7 @@ def goals(results: dict) -> list[dict]:
     if memory:
         out.append(
             {
-                "goal": "MobileNetV2-224 prune → cluster → PCQAT from an image folder: peak memory independent of "
+                "goal": f"MobileNetV2-224 {memory['recipe']} from an image folder: peak memory independent of "
                 "the folder's size",
                 "measured": f"{memory['train_images'][0]} → {memory['train_images'][1]} train images: tree peak "
                 f"{memory['peak_tree_rss_mib'][0]:.0f} → {memory['peak_tree_rss_mib'][1]:.0f} MiB",

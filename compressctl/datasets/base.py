@@ -22,6 +22,10 @@ from compressctl.errors import UserError
 # so memory does not grow with the data set.
 SHUFFLE_BUFFER = 1024
 TEST_BATCH = 256
+# Fixed, not AUTOTUNE: the autotuner may enlarge buffers as a run goes on (within a share of the machine's
+# RAM), so a longer run could hold more batches; fixed sizes keep the data's memory a constant.
+PREFETCH_BATCHES = 2
+PARALLEL_CALLS = 2
 
 
 class DataSource:
@@ -73,16 +77,11 @@ class DataSource:
     # ------------------------------------------------------------------ shared, streaming
     def train_batches(self, batch_size: int, seed: int):
         """Shuffled (reshuffled every epoch), batched and prefetched train samples for ``model.fit``."""
-        from compressctl.tfenv import tf
-
-        tensorflow = tf()
-        return self.elements("train", shuffle_seed=seed).batch(batch_size).prefetch(tensorflow.data.AUTOTUNE)
+        return self.elements("train", shuffle_seed=seed).batch(batch_size).prefetch(PREFETCH_BATCHES)
 
     def test_batches(self, batch_size: int = TEST_BATCH) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """The test split in order, as numpy batches, one batch in memory at a time."""
-        from compressctl.tfenv import tf
-
-        dataset = self.elements("test").batch(batch_size).prefetch(tf().data.AUTOTUNE)
+        dataset = self.elements("test").batch(batch_size).prefetch(PREFETCH_BATCHES)
         yield from self.guard(dataset.as_numpy_iterator())
 
     def outputs_and_labels(self, predict: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

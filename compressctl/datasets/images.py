@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compressctl.datasets.base import DataSource, label_to_class
+from compressctl.datasets.base import PARALLEL_CALLS, DataSource, label_to_class
 from compressctl.datasets.specs import ImagesData
 from compressctl.errors import UserError
 
@@ -99,9 +99,7 @@ class ImagesSource(DataSource):
         if shuffle_seed is not None:
             # File names only: a buffer of the whole split costs bytes per image, not a decoded image.
             dataset = dataset.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
-        return dataset.map(self._decode, num_parallel_calls=tensorflow.data.AUTOTUNE, deterministic=True).map(
-            self._finish
-        )
+        return dataset.map(self._decode, num_parallel_calls=PARALLEL_CALLS, deterministic=True).map(self._finish)
 
     def elements(self, split: str, shuffle_seed: int | None = None):
         if split == "train":

@@ -11,7 +11,7 @@ import glob
 import math
 from pathlib import Path
 
-from compressctl.datasets.base import SHUFFLE_BUFFER, DataSource, label_to_class
+from compressctl.datasets.base import PARALLEL_CALLS, SHUFFLE_BUFFER, DataSource, label_to_class
 from compressctl.datasets.specs import FeatureSpec, TfrecordData
 from compressctl.errors import UserError
 
@@ -104,13 +104,10 @@ class TfrecordSource(DataSource):
         return tensorflow.cast(x, tensorflow.float32), label_to_class(parsed[self.spec.label], tensorflow)
 
     def elements(self, split: str, shuffle_seed: int | None = None):
-        from compressctl.tfenv import tf
-
-        tensorflow = tf()
         records = self._records(split)
         if shuffle_seed is not None:
             records = records.shuffle(SHUFFLE_BUFFER, seed=shuffle_seed, reshuffle_each_iteration=True)
-        return records.map(self._parse, num_parallel_calls=tensorflow.data.AUTOTUNE, deterministic=True)
+        return records.map(self._parse, num_parallel_calls=PARALLEL_CALLS, deterministic=True)
 
     def labels(self, split: str):
         from compressctl.tfenv import tf
