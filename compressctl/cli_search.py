@@ -80,7 +80,9 @@ def _render_search(ui: UI, result) -> None:
     if ui.json_mode:
         ui.print_json({"out": str(result.out), "exit_code": result.exit_code, **found})
     else:
-        front = set(found["pareto"])
+        from compressctl.metrics import format_delta, format_value
+
+        front, metric = set(found["pareto"]), found.get("metric") or "accuracy"
         best = (found["best"] or {}).get("trial")
         columns = [("trial", "left"), ("status", "left"), (found.get("metric") or "metric", "right"), ("Δ", "right"),
                    ("gzip", "right"), ("gzip ratio", "right"), ("p50 ms", "right"), ("front", "left")]  # fmt: skip
@@ -91,8 +93,8 @@ def _render_search(ui: UI, result) -> None:
                 [
                     t["id"] + (" best" if t["id"] == best else ""),
                     t["status"],
-                    f"{100 * t['metric_value']:.2f} %" if measured else "",
-                    f"{100 * t['metric_delta']:+.2f} pt" if measured else "",
+                    format_value(metric, t["metric_value"]) if measured else "",
+                    format_delta(metric, t["metric_delta"]) if measured else "",
                     f"{t['gzip_bytes'] / 1024:,.1f} KiB" if measured else "",
                     f"{t['compression_ratio_gzip']:.2f}×" if measured else "",
                     f"{t['latency_ms_p50']:.3f}" if measured else "",

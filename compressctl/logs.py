@@ -53,12 +53,28 @@ def _link_last(path: Path) -> None:
         os.replace(tmp, link)
 
 
+def _alive(log: Path) -> bool:
+    """Whether the process that owns ``log`` (its name ends in ``-<pid>.log``) is still running."""
+    pid = log.stem.rpartition("-")[2]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def _prune(folder: Path) -> None:
+    """Remove the oldest logs beyond KEEP_LOGS, never one whose process still runs."""
     with contextlib.suppress(OSError):
         logs = sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime)
         for old in logs[:-KEEP_LOGS]:
-            with contextlib.suppress(OSError):
-                old.unlink()
+            if not _alive(old):
+                with contextlib.suppress(OSError):
+                    old.unlink()
 
 
 @contextlib.contextmanager

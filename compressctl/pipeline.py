@@ -487,6 +487,8 @@ def _build_target(ctx: _Run, target, saved_model: Path) -> _Built:
         if conversion.mode != "float32":
             # The converter's own analysis (layer errors, ops kept in float) when it ran, else the backend's.
             fields["quantization"] = {**described["quantization"], **quantization}
+            if conversion.per_tensor_dense:  # the backend's scheme names the runtime fallback
+                fields["quantization"]["scheme"] = described["quantization"]["scheme"]
         return _Built(path=path, fields=fields, xnnpack=status["xnnpack"])
     shutil.rmtree(folder, ignore_errors=True)
     raise StageError("; ".join(tried) or "no conversion was tried")

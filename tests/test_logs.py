@@ -69,3 +69,17 @@ def test_old_logs_are_pruned(tmp_path, monkeypatch):
     remaining = sorted(p.name for p in folder.glob("*.log"))
     assert len(remaining) == logs.KEEP_LOGS
     assert "old-0.log" not in remaining and any(name.startswith("new-") for name in remaining)
+
+
+def test_the_log_of_a_running_process_is_never_pruned(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    folder = tmp_path / "compressctl" / "logs"
+    folder.mkdir(parents=True)
+    running = folder / f"run-20260101T000000-{os.getpid()}.log"  # this process: alive
+    running.write_text("x")
+    os.utime(running, (1, 1))  # the oldest of all
+    for i in range(logs.KEEP_LOGS + 2):
+        (folder / f"old-{i}-999999999.log").write_text("x")
+    with logs.quiet_tensorflow(command="new"):
+        pass
+    assert running.exists()

@@ -99,7 +99,7 @@ def test_tabular_sigmoid_h5(tmp_path):
     result = cli_run(write_recipe(tmp_path, PRUNE_QAT), tmp_path / "tab.h5", data, tmp_path / "out")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["task"] == {"binary": True, "from_logits": False}
+    assert report["task"] == {"binary": True, "from_logits": False, "regression": False}
     assert report["artifacts"][0]["metric_value"] > 0.9
     remeasure(tmp_path / "out", data)
 

@@ -389,7 +389,9 @@ def search(request: SearchRequest, emit: Emit = ignore) -> SearchResult:
                 if report.exists():
                     import json
 
-                    header["metric"] = json.loads(report.read_text()).get("metric")
+                    from compressctl import metrics
+
+                    header["metric"] = metrics.from_report(json.loads(report.read_text()))[0]
                     payload["metric"] = header["metric"]
             record.write_json_atomic(out / "search.json", payload)
             if final:

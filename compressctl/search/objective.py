@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from compressctl import metrics
+
 FIGURES = (
     "metric_value",
     "metric_delta",
@@ -13,6 +15,7 @@ FIGURES = (
     "compression_ratio_gzip",
     "latency_ms_p50",
     "speedup",
+    "higher_is_better",
 )
 FAILED_SCORE = 1e3  # a trial with no artifact: worse than any measured one for the sampler
 MAX_VIOLATION = 10.0
@@ -32,7 +35,15 @@ def trial_figures(report: dict, target: str) -> dict | None:
         "compression_ratio_gzip": artifact["compression_ratio_gzip"],
         "latency_ms_p50": artifact["latency_ms"]["p50"],
         "speedup": artifact["speedup"],
+        # The metric's direction (lower is better for mae): the front and the best trial follow it.
+        "higher_is_better": metrics.from_report(report)[1],
     }
+
+
+def goodness(trial: dict) -> float:
+    """The trial's metric, signed so that larger is better whatever the metric's direction."""
+    sign = 1.0 if trial.get("higher_is_better", True) is not False else -1.0
+    return sign * float(trial["metric_value"])
 
 
 def status_of(report: dict, target: str) -> tuple[str, str | None]:
@@ -77,7 +88,7 @@ def score(trial: dict, objective: str, size_key: str, gates: list[dict] = ()) ->
     return {
         "score": math.log(max(value, 1e-9)) + penalty,
         "size": float(trial[size_key]),
-        "metric": float(trial["metric_value"]),
+        "metric": goodness(trial),
     }
 
 
@@ -86,4 +97,4 @@ def choose_best(trials: list[dict], objective: str, size_key: str) -> dict | Non
     passed = [t for t in trials if t["status"] == "ok"]
     if not passed:
         return None
-    return min(passed, key=lambda t: (objective_value(t, objective, size_key), -t["metric_value"], t["id"]))
+    return min(passed, key=lambda t: (objective_value(t, objective, size_key), -goodness(t), t["id"]))

@@ -16,5 +16,7 @@ def front(points: list[tuple[str, float, float]]) -> list[str]:
 
 
 def trial_front(trials: list[dict], size_key: str) -> list[str]:
-    measured = [(t["id"], t[size_key], t["metric_value"]) for t in trials if t.get(size_key) is not None]
+    from compressctl.search.objective import goodness  # the metric signed so that larger is better
+
+    measured = [(t["id"], t[size_key], goodness(t)) for t in trials if t.get(size_key) is not None]
     return front(measured)

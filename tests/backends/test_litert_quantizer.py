@@ -48,7 +48,10 @@ bench: {{runs: 10, warmup: 1}}
     assert result.exit_code == 0, result.report["failed_targets"]
     report = remeasure(tmp_path / "run", tiny_data)
     art = {a["target"]: a for a in report["artifacts"]}
-    assert art["int8"]["quantization"] == {"backend": "converter", "scheme": "int8"}
+    assert {k: art["int8"]["quantization"][k] for k in ("backend", "scheme")} == {
+        "backend": "converter",
+        "scheme": "int8",
+    }
     assert art["int4"]["quantization"]["backend"] == "litert-quantizer"
     assert art["int4"]["quantization"]["scheme"] == "int4 weight-only"
     run = tmp_path / "run"

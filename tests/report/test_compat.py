@@ -3,7 +3,12 @@
 import json
 from pathlib import Path
 
+import pytest
+
+from compressctl.record import RunRecord
 from compressctl.report import render_html, render_markdown
+
+pytestmark = pytest.mark.unit
 
 FIXTURE = Path(__file__).parent / "fixtures" / "cpu-int8.report.json"
 
@@ -24,7 +29,7 @@ def with_runtime():
         ],
         "table": "tensorflow/tensorflow@abc:runtime_version.cc",
     }
-    return report
+    return RunRecord.model_validate(report)
 
 
 def test_markdown_lists_ops_oldest_runtime_and_real_loads():
@@ -39,4 +44,6 @@ def test_markdown_lists_ops_oldest_runtime_and_real_loads():
 def test_html_escapes_and_older_reports_render_without_the_section():
     page = render_html(with_runtime())
     assert "Quantization and runtime compatibility" in page and "fc2&lt;b&gt;" in page and "fc2<b>" not in page
-    assert "Quantization and runtime compatibility" not in render_html(json.loads(FIXTURE.read_text()))
+    assert "Quantization and runtime compatibility" not in render_html(
+        RunRecord.model_validate(json.loads(FIXTURE.read_text()))
+    )
