@@ -85,11 +85,13 @@ def check_run(run: Path, python: str, write: bool = True, out=print) -> bool:
 
 def _rewrite(run: Path, report: dict) -> None:
     from compressctl import manifest
+    from compressctl.record import RunRecord
     from compressctl.report import render_html, render_markdown
 
-    (run / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-    (run / "report.md").write_text(render_markdown(report))
-    (run / "report.html").write_text(render_html(report), encoding="utf-8")
+    record = RunRecord.from_json(json.dumps(report), str(run / "report.json"))  # validated as it is written
+    (run / "report.json").write_text(record.to_json())
+    (run / "report.md").write_text(render_markdown(record))
+    (run / "report.html").write_text(render_html(record), encoding="utf-8")
     manifest.write_manifest(run, None)
 
 
