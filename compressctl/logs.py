@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -55,11 +56,11 @@ def _link_last(path: Path) -> None:
 
 def _alive(log: Path) -> bool:
     """Whether the process that owns ``log`` (its name ends in ``-<pid>.log``) is still running."""
-    pid = log.stem.rpartition("-")[2]
-    if not pid.isdigit():
+    match = re.search(r"-\d{8}T\d{6}-(\d+)$", log.stem)
+    if not match or int(match.group(1)) <= 1:
         return False
     try:
-        os.kill(int(pid), 0)
+        os.kill(int(match.group(1)), 0)
     except ProcessLookupError:
         return False
     except OSError:  # exists, owned by someone else
