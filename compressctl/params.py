@@ -13,7 +13,8 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _check_patterns(patterns):
+def check_patterns(patterns):
+    """The regexes as given; ValueError naming the first one that does not compile."""
     for pattern in patterns:
         try:
             re.compile(pattern)
@@ -37,7 +38,7 @@ class LayerSelection(StrictModel):
     @field_validator("include", "exclude")
     @classmethod
     def _valid_regexes(cls, value):
-        return _check_patterns(value)
+        return check_patterns(value)
 
     def selects(self, layer_name: str) -> bool:
         if any(re.fullmatch(p, layer_name) for p in self.exclude):
@@ -47,7 +48,7 @@ class LayerSelection(StrictModel):
 
 def check_per_layer(mapping: dict, valid, what: str, bounds: str) -> dict:
     """Validate a per-layer map: regex keys, values within ``bounds`` (``valid(value)`` is True)."""
-    _check_patterns(mapping)
+    check_patterns(mapping)
     for pattern, value in mapping.items():
         if not valid(value):
             raise ValueError(f"{what} for {pattern!r} must be in {bounds}, got {value}")

@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from compressctl.convert import Converter
-from compressctl.params import StrictModel
+from compressctl.params import StrictModel, check_patterns
 
 NAME = "litert-quantizer"
 WORKER = [sys.executable, "-m", "compressctl.backends.litert_quantizer_worker"]
@@ -66,11 +66,7 @@ class OpOverride(StrictModel):
     @field_validator("regex")
     @classmethod
     def _valid_regex(cls, value):
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
-        return value
+        return check_patterns([value])[0]
 
 
 class Options(StrictModel):

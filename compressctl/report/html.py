@@ -17,7 +17,7 @@ from compressctl import metrics
 from compressctl.record import RunRecord
 from compressctl.report import quantization
 from compressctl.report.compat import compat_html
-from compressctl.report.summary import TABLE_COLUMNS, artifact_rows, format_row, layer_table, stage_measured
+from compressctl.report.summary import TABLE_COLUMNS, artifact_rows, format_row, layer_table, notices, stage_measured
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -139,16 +139,8 @@ def _summary(record: RunRecord) -> str:
         classes.append("baseline" if index == 0 else "artifact")
     html = table(headers, rows, numeric=set(range(2, 10)), row_classes=classes)
     notes = []
-    for failure in record.failed_targets:
-        notes.append(f'<p class="notice">target <b>{escape(failure.target)}</b> failed: {escape(failure.error)}</p>')
-    for a in record.artifacts:
-        for heading, text in a.target_lines():
-            notes.append(f'<p class="notice info"><b>{escape(heading)}</b> {escape(text)}</p>')
-        if a.fallback:
-            notes.append(
-                f'<p class="notice info"><b>{escape(a.target)}</b> fell back to {escape(a.conversion)}: '
-                f"{escape(a.fallback.reason)}</p>"
-            )
+    for kind, lead, text in notices(record):
+        notes.append(f'<p class="notice{" info" if kind == "info" else ""}"><b>{escape(lead)}</b> {escape(text)}</p>')
     notes += quantization.html_notes(record)  # per-artifact notes (not smaller, slower, float ops)
     return html + "".join(notes)
 

@@ -6,7 +6,7 @@ from compressctl import metrics
 from compressctl.record import RunRecord
 from compressctl.report import quantization
 from compressctl.report.compat import compat_markdown
-from compressctl.report.summary import artifact_rows, layer_table, stage_measured
+from compressctl.report.summary import artifact_rows, layer_table, notices, stage_measured
 
 __all__ = ["artifact_rows", "render_markdown"]
 
@@ -37,13 +37,7 @@ def render_markdown(record: RunRecord) -> str:
             f"| {r['name']} | {r['size']} | {r['gzip']} | {r['ratio']} | {r['ratio_gzip']} | {r['metric']} "
             f"| {r['delta']} | {r['p50']} | {r['speedup']} |"
         )
-    for failure in record.failed_targets:
-        lines.append(f"\n**Target {failure.target} failed:** {failure.error}")
-    for a in record.artifacts:
-        for heading, text in a.target_lines():
-            lines.append(f"\n**{heading}** {text}.")
-        if a.fallback:
-            lines.append(f"\n**{a.target}** fell back to {a.conversion}: {a.fallback.reason}.")
+    lines += [f"\n**{lead}** {text}" for _, lead, text in notices(record)]
     lines += quantization.markdown_lines(record)  # artifact notes, float ops, layer-wise error
     if record.stages:
         lines += ["", "## Stages", "", "| stage | seconds | " + metric + " | measured |", "| --- | ---: | ---: | --- |"]

@@ -151,3 +151,14 @@ def format_row(row: dict) -> dict[str, str]:
         "p50_ms": f"{row['p50_ms']:.3f}",
         "speedup": f"{row['speedup']:.2f}×",
     }
+
+
+def notices(record: RunRecord) -> list[tuple[str, str, str]]:
+    """What a reader must see below the summary, as (kind, bold lead, text): failed targets
+    (kind "failure"), then each artifact's target lines and fallback (kind "info")."""
+    out = [("failure", f"Target {f.target} failed:", f.error) for f in record.failed_targets]
+    for a in record.artifacts:
+        out += [("info", heading, f"{text}.") for heading, text in a.target_lines()]
+        if a.fallback:
+            out.append(("info", a.target, f"fell back to {a.conversion}: {a.fallback.reason}."))
+    return out

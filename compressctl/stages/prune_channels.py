@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from compressctl.errors import StageError, UserError, first_line
-from compressctl.params import FineTune, LayerSelection, _check_patterns, first_match
+from compressctl.params import FineTune, LayerSelection, check_patterns, first_match
 from compressctl.stages.base import Stage, StageContext, StageResult, require_graph_model, require_keras
 
 CRITERIA = ("l1", "l2", "gamma", "taylor")
@@ -76,7 +76,7 @@ class PruneChannels(Stage):
         @field_validator("layers")
         @classmethod
         def _layer_ratios(cls, value):
-            _check_patterns(value)
+            check_patterns(value)
             for pattern, ratio in value.items():
                 if not 0 <= ratio < 1:
                     raise ValueError(f"ratio for {pattern!r} must be in [0, 1), got {ratio}")
