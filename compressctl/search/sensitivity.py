@@ -124,6 +124,9 @@ def analyse(
         finally:
             for v, a in zip(variables, originals, strict=True):
                 v.assign(a)
+        channels = _channel_sensitivity(model, layer, levels, data, task, baseline)
+        if channels is not None:
+            row["prune_channels"] = channels
         rows.append(row)
     return {
         "schema_version": 1,
@@ -131,17 +134,48 @@ def analyse(
         "data": str(data.path),
         "metric": task.metric_name,
         "baseline_metric": baseline,
-        "method": "one layer at a time, one shot (no fine-tuning): magnitude pruning; 1-D k-means weight sharing",
+        "method": "one layer at a time, one shot (no fine-tuning): magnitude pruning; 1-D k-means weight sharing; "
+        "channel pruning (the prune_channels stage, lowest-L1 filters or units removed, its channel group with it)",
         "levels": [float(v) for v in levels],
         "clusters": [int(n) for n in clusters],
         "layers": rows,
     }
 
 
+def _channel_sensitivity(model, layer, levels, data, task, baseline: float) -> dict | None:
+    """The metric after the prune_channels stage removes each level of this layer's channels (no fine-tuning).
+
+    None when the stage cannot touch the layer; a level the stage refuses (it would remove every
+    channel) is recorded with the reason.
+    """
+    import re
+
+    from compressctl.errors import CompressctlError, first_line
+    from compressctl.stages import STAGES
+    from compressctl.stages.base import StageContext
+
+    stage = STAGES["prune_channels"]
+    if stage.supports(layer) is not True:
+        return None
+    ctx = StageContext(data=data, task=task, batch_size=64, seed=0)
+    out = {}
+    for level in levels:
+        params = stage.Params(type=stage.type, ratio=0.0, layers={re.escape(layer.name): float(level)}, epochs=0)
+        try:
+            thinner = stage(params).apply(model, ctx).model
+        except CompressctlError as exc:
+            out[f"{level:g}"] = {"error": first_line(exc)}
+            continue
+        value = task.score(thinner.predict(data.x_test, batch_size=256, verbose=0), data.y_test)
+        out[f"{level:g}"] = {"metric_value": value, "drop": round(baseline - value, 6)}
+    return out
+
+
 def render_markdown(result: dict) -> str:
     levels = [f"{v:g}" for v in result["levels"]]
     clusters = [str(n) for n in result["clusters"]]
     head = ["layer", "class", "params"] + [f"prune {v}" for v in levels] + [f"cluster {n}" for n in clusters]
+    head += [f"channels {v}" for v in levels]
     lines = [
         f"# Layer sensitivity: {result['model']}",
         "",
@@ -158,6 +192,8 @@ def render_markdown(result: dict) -> str:
         else:
             cells += [f"{row['prune'][v]['drop'] * 100:+.2f}" for v in levels]
             cells += [f"{row['cluster'][n]['drop'] * 100:+.2f}" for n in clusters]
+            channels = row.get("prune_channels") or {}
+            cells += [_drop_cell(channels.get(v)) for v in levels]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -196,3 +232,9 @@ def write(result: dict, out_dir: str | Path) -> list[str]:
     (out / "sensitivity.md").write_text(render_markdown(result))
     (out / "sensitivity.png").write_bytes(render_plot(result))
     return ["sensitivity.json", "sensitivity.md", "sensitivity.png"]
+
+
+def _drop_cell(cell: dict | None) -> str:
+    if cell is None:
+        return ""
+    return "refused" if "error" in cell else f"{cell['drop'] * 100:+.2f}"

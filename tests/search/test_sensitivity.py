@@ -84,6 +84,10 @@ def test_every_layer_gets_a_row(build, tmp_path):
             assert 0 <= cell["metric_value"] <= 1
             assert cell["drop"] == pytest.approx(result["baseline_metric"] - cell["metric_value"], abs=1e-6)
     assert any("prune" in row for row in result["layers"])
+    # Channel pruning, one layer at a time, wherever the prune_channels stage can touch the layer.
+    for row in result["layers"]:
+        for cell in (row.get("prune_channels") or {}).values():
+            assert "error" in cell or cell["drop"] == pytest.approx(result["baseline_metric"] - cell["metric_value"])
     written = json.loads((tmp_path / "out" / "sensitivity.json").read_text())
     assert written["layers"] == result["layers"]
     assert (tmp_path / "out" / "sensitivity.png").read_bytes()[:4] == b"\x89PNG"
@@ -94,4 +98,8 @@ def test_pruning_a_trained_layer_hard_costs_accuracy(tiny_cnn_path, tiny_data, t
     result = api.sensitivity(str(tiny_cnn_path), str(tiny_data), str(tmp_path / "out"), [0.3, 0.999], [2])
     fc1 = next(r for r in result["layers"] if r["name"] == "fc1")
     assert fc1["prune"]["0.3"]["drop"] < fc1["prune"]["0.999"]["drop"]
+    # Channel pruning: 30 % of fc1's units is measured; 99.9 % would remove every unit and is refused.
+    channels = fc1["prune_channels"]
+    assert 0 <= channels["0.3"]["metric_value"] <= 1
+    assert "every" in channels["0.999"]["error"] or channels["0.3"]["drop"] <= channels["0.999"]["drop"]
     assert result["baseline_metric"] > 0.9
