@@ -207,7 +207,7 @@ def test_search_on_a_ray_head_started_here(tmp_path, tiny_cnn_path, tiny_data):
             report = json.loads((out / trial["run_dir"] / "report.json").read_text())
             assert report["model"]["path"] == str(tiny_cnn_path)
     finally:
-        os.killpg(head.pid, signal.SIGKILL)  # this head only (its own process group), never `ray stop`
+        os.killpg(head.pid, signal.SIGKILL)  # this head only: its own process group
         head.wait(timeout=60)
         time.sleep(2)
         left = [p for p in Path("/proc").glob("[0-9]*") if str(temp) in _cmdline(p)]
