@@ -439,19 +439,30 @@ def _build_target(ctx: _Run, target, saved_model: Path) -> _Built:
             calibration = _calibration_samples(ctx, target)
         emit(Event("step", f"converting {target.name}: {conversion.label}"))
         try:
-            quantization, notes = {}, []
+            quantization, notes, requantized = {}, [], None
             if conversion.backend != "converter":
                 backend_steps.quantize(ctx, conversion, saved_model, path, calibration)
             else:
                 # Full int8 also measures each op's int8 error in the conversion worker (quant_debug.py).
                 _convert(ctx, conversion, saved_model, path, calibration if conversion.mode == "int8" else None)
-                # Ops kept in float while full int8 is over the metric budget (selective.py).
-                try:
-                    quantization, notes = _quantization(ctx, target, conversion, saved_model, path, calibration)
-                except StageError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - the analysis must not cost the run its artifact
-                    quantization = {"error": f"{type(exc).__name__}: {str(exc).strip()[:300]}"}
+            if conversion.backend == "converter" and conversion.mode == "dynamic":
+                # Weights the converter's dynamic-range pass left in float32 (a recurrent layer after QAT,
+                # tensors under 1,024 values): the LiteRT Quantizer may quantize them (backends/steps.py).
+                def probe(file: Path) -> str | None:
+                    return _requantized_problem(ctx, target, file, path)
+
+                conversion, requantized = backend_steps.requantize_dynamic(
+                    ctx, target, conversion, saved_model, path, probe
+                )
+            # Layer errors; ops kept in float while full int8 is over the metric budget (selective.py).
+            try:
+                quantization, notes = _quantization(ctx, target, conversion, saved_model, path, calibration)
+            except StageError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the analysis must not cost the run its artifact
+                quantization = {"error": f"{type(exc).__name__}: {str(exc).strip()[:300]}"}
+            if requantized:
+                notes.insert(0, requantized)
             status = runtime.smoke_test(path, data.head(1))
             if conversion.sparsity and not status["xnnpack"]:
                 # The default interpreter applies XNNPACK, so an artifact that fails there fails for
@@ -506,25 +517,29 @@ def _calibration_samples(ctx: _Run, target) -> np.ndarray:
 def _quantization(ctx: _Run, target, conversion, saved_model: Path, path: Path, calibration) -> tuple[dict, list]:
     """issue 10: ``artifacts[].quantization`` and notes; may re-convert ``path`` with ops kept in float."""
     from compressctl import quant_debug, selective
+    from compressctl.backends import steps as backend_steps
 
     scheme = {"int8": "int8", "dynamic": "dynamic-range int8", "float16": "float16"}.get(conversion.mode)
-    if scheme is None:
+    if conversion.mode == "float32":
         return {}, []
-    notes: list[str] = []
-    if conversion.mode != "int8":
-        # No calibration to debug with: compare the artifact with the float32 baseline tensor by tensor.
+    if conversion.backend != "converter" or conversion.mode != "int8":
+        # No calibration to debug with: compare the artifact with its float TFLite tensor by tensor (the
+        # baseline for the converter, the file the LiteRT Quantizer quantized for that backend).
+        converter = conversion.backend == "converter"
+        reference = ctx.staging / BASELINE_ARTIFACT if converter else backend_steps.float_tflite(ctx, saved_model)
         record = {
-            "backend": "converter",
-            "scheme": scheme,
-            # float16 computes every op in float by design; dynamic-range lists its float-activation ops.
-            "float_ops": quant_debug.float_ops(path) if conversion.mode == "dynamic" else [],
-            "layer_errors": quant_debug.compare_tensors(
-                ctx.staging / BASELINE_ARTIFACT, path, ctx.data.calibration(100, ctx.recipe.seed)
-            ),
-            "layer_errors_method": "float32 baseline vs artifact through the interpreter, tensors of the same name "
-            "(error accumulated up to each tensor), on train samples",
+            "layer_errors": quant_debug.compare_tensors(reference, path, ctx.data.calibration(100, ctx.recipe.seed)),
+            "layer_errors_method": f"{'float32 baseline' if converter else 'the float32 TFLite it quantized'} vs "
+            "artifact through the interpreter, tensors of the same name (error accumulated up to each tensor), "
+            "on train samples",
         }
-        return record, notes
+        if converter:  # float16 computes every op in float by design; dynamic-range lists its float-activation ops
+            record.update(
+                backend="converter",
+                scheme=scheme,
+                float_ops=quant_debug.float_ops(path) if conversion.mode == "dynamic" else [],
+            )
+        return record, []
     answer = ctx.converter.last_answer
     budget = selective.budget_for(target, ctx.recipe) if conversion.io_dtype == "float32" else None
     chosen = None
@@ -553,6 +568,22 @@ def _quantization(ctx: _Run, target, conversion, saved_model: Path, path: Path, 
     if chosen is not None:
         record["selective"] = chosen
     return record, notes
+
+
+def _requantized_problem(ctx: _Run, target, candidate: Path, current: Path) -> str | None:
+    """Why the LiteRT Quantizer's file may not replace the converter's (None: it may): it must run, and
+    stay within the target's metric budget unless the converter's file is over it too."""
+    from compressctl import selective
+
+    runtime.smoke_test(candidate, ctx.data.head(1))
+    budget = selective.budget_for(target, ctx.recipe)
+    if budget is None:
+        return None
+    baseline, seed = ctx.staging / BASELINE_ARTIFACT, ctx.recipe.seed
+    drop = selective.sample_drop(candidate, baseline, ctx.data, ctx.task, seed)
+    if drop <= budget.max_drop or drop <= selective.sample_drop(current, baseline, ctx.data, ctx.task, seed):
+        return None
+    return f"it loses {100 * drop:.2f} points on train samples, over the {100 * budget.max_drop:g}-point budget"
 
 
 def _write_log(staging: Path, events: list[str], output: str) -> None:

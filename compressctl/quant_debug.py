@@ -240,7 +240,24 @@ def _why_float(weight: dict, scheme: str) -> str:
         # Measured: a GRU(64)'s 12,288-value recurrent kernel in the loop body is quantized; its
         # 768-value input kernel is not.
         return f"{where}{weight['elements']} values: dynamic-range quantization skips tensors under 1,024"
+    if scheme.startswith("dynamic"):
+        # Measured on a GRU(64) after QAT: the converter quantizes only the layers QAT annotated,
+        # and QAT leaves recurrent layers unannotated (stages/quantize.py).
+        return f"{where}not quantized by the converter (after QAT it quantizes only the layers QAT annotated)"
     return f"{where}not quantized by the converter"
+
+
+def float_weight_summary(path: str | Path, scheme: str) -> tuple[float, str]:
+    """The share of an artifact's weight bytes still float32, and a line naming the largest of them and why."""
+    weights = weight_precision(path)
+    total = sum(w["bytes"] for w in weights)
+    floats = sorted((w for w in weights if w["dtype"] == "float32"), key=lambda w: -w["bytes"])
+    float_bytes = sum(w["bytes"] for w in floats)
+    names = "; ".join(f"{w['name']} ({w['bytes']:,} B: {_why_float(w, scheme)})" for w in floats[:4])
+    more = f"; and {len(floats) - 4} more" if len(floats) > 4 else ""
+    return (float_bytes / total if total else 0.0), (
+        f"{float_bytes:,} of {total:,} weight bytes in float32: {names}{more}" if floats else ""
+    )
 
 
 def compare_tensors(float_path: str | Path, quant_path: str | Path, x: np.ndarray, samples: int = 100) -> list[dict]:
@@ -296,21 +313,15 @@ def not_smaller_note(path: str | Path, ratio: float, scheme: str) -> str | None:
     """A note when a quantized artifact is under 1.5× smaller than float32: which weights stayed float, and why."""
     if ratio >= 1.5:
         return None
-    weights = weight_precision(path)
-    total = sum(w["bytes"] for w in weights)
-    floats = sorted((w for w in weights if w["dtype"] == "float32"), key=lambda w: -w["bytes"])
-    float_bytes = sum(w["bytes"] for w in floats)
-    if not floats:
+    _, summary = float_weight_summary(path, scheme)
+    if not summary:
+        total = sum(w["bytes"] for w in weight_precision(path))
         return (
             f"{scheme} artifact only {ratio:.2f}× smaller than float32: every weight is quantized, but the weights "
             f"are {total:,} bytes of the file; the rest is the model's structure and metadata"
         )
-    names = "; ".join(f"{w['name']} ({w['bytes']:,} B: {_why_float(w, scheme)})" for w in floats[:4])
-    more = f"; and {len(floats) - 4} more" if len(floats) > 4 else ""
-    return (
-        f"{scheme} artifact only {ratio:.2f}× smaller than float32: {float_bytes:,} of {total:,} weight bytes "
-        f"stayed float32: {names}{more}"
-    )
+    summary = summary.replace(" in float32:", " stayed float32:")
+    return f"{scheme} artifact only {ratio:.2f}× smaller than float32: {summary}"
 
 
 def eval_layers(artifact: Path, baseline: str | None, x: np.ndarray, samples: int = 100) -> dict:

@@ -61,7 +61,7 @@ def test_gru_model_runs_and_a_converter_crash_falls_back(tmp_path):
     y = (x[:, :, 0].sum(1) > 5).astype(int)
     data = save_npz(tmp_path / "seq.npz", x[:180], y[:180], x[180:], y[180:])
     k = keras()
-    model = k.Sequential([k.Input((10, 4)), k.layers.GRU(8, name="gru"), k.layers.Dense(2, activation="softmax")])
+    model = k.Sequential([k.Input((10, 4)), k.layers.GRU(64, name="gru"), k.layers.Dense(2, activation="softmax")])
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(x[:180], y[:180], epochs=2, verbose=0)
     model.save(str(tmp_path / "gru"))
@@ -73,13 +73,17 @@ def test_gru_model_runs_and_a_converter_crash_falls_back(tmp_path):
     # The calibrated int8 conversion of a GRU crashes the converter on TF 2.21; when it does, the
     # run must say so and fall back, not die.
     if artifact["fallback"]:
-        assert artifact["conversion"] == "dynamic-range int8"
+        assert artifact["conversion"].startswith("dynamic-range int8")
         assert "crashed" in artifact["fallback"]["tried"][0] or "failed" in artifact["fallback"]["tried"][0]
-    if artifact["compression_ratio"] < 1.5:
-        # issue 10: a dynamic-range artifact hardly smaller than float32 says which weights stayed float and why
-        # (this GRU's kernels are all under the converter's 1,024-value dynamic-range minimum).
-        (note,) = [n for n in artifact["notes"] if "smaller than float32" in n]
-        assert "while/MatMul" in note and "skips tensors under 1,024" in note
+    if artifact["conversion"].startswith("dynamic-range int8"):
+        # issue 10: after QAT the converter's dynamic-range pass left the GRU (unannotated by QAT, its
+        # kernels in the loop subgraph) in float32, a 0.99× artifact; the LiteRT Quantizer quantizes it.
+        assert artifact["quantization"]["backend"] == "litert-quantizer"
+        (note,) = [n for n in artifact["notes"] if "re-quantized by the LiteRT Quantizer" in n]
+        assert "while/MatMul_1" in note and "QAT" in note and "skips tensors under 1,024" in note
+        assert artifact["quantization"]["layer_errors"]
+    assert artifact["compression_ratio"] >= 1.5
+    assert not [n for n in artifact["notes"] if "smaller than float32" in n]
     remeasure(tmp_path / "out", data)
 
 

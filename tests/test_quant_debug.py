@@ -82,3 +82,20 @@ def test_format_table_aligns_columns():
     assert lines[0].split() == ["layer", "op", "SNR", "dB", "RMSE"]
     assert lines[1].split() == ["conv", "CONV_2D", "31.50", "0.0123"]
     assert np.isfinite(31.5)
+
+
+def test_a_dynamic_artifact_hardly_smaller_names_the_float_weights_and_why(tiny_cnn_path, tmp_path):
+    # The tiny CNN's kernels all hold under 1,024 values: the converter's dynamic-range pass keeps them float.
+    from compressctl.convert import Converter
+    from compressctl.quant_debug import float_weight_summary, not_smaller_note
+
+    path = tmp_path / "dynamic.tflite"
+    with Converter() as converter:
+        converter.convert(tiny_cnn_path, path, "dynamic", tmp_path / "work")
+    share, summary = float_weight_summary(path, "dynamic")
+    assert 0 < share < 1  # fc1 (9,216 values) is int8; conv and fc2 stay float
+    assert "skips tensors under 1,024" in summary
+    note = not_smaller_note(path, 1.02, "dynamic-range int8")
+    assert note.startswith("dynamic-range int8 artifact only 1.02× smaller than float32:")
+    assert "stayed float32" in note
+    assert not_smaller_note(path, 1.6, "dynamic-range int8") is None

@@ -38,7 +38,7 @@ def needs_calibration(conversion) -> bool:
     return conversion.mode == "int8"
 
 
-def _float_tflite(ctx, saved_model: Path) -> Path:
+def float_tflite(ctx, saved_model: Path) -> Path:
     """The float TFLite file the LiteRT Quantizer starts from: the baseline when no stage changed
     the model, else the compressed model converted to float32 once per run."""
     from compressctl.record import BASELINE_ARTIFACT
@@ -56,7 +56,7 @@ def _float_tflite(ctx, saved_model: Path) -> Path:
 def quantize(ctx, conversion, saved_model: Path, out: Path, calibration) -> Path:
     from compressctl.backends.litert_quantizer import CALIBRATED, LitertQuantizer
 
-    source = _float_tflite(ctx, saved_model)
+    source = float_tflite(ctx, saved_model)
     if ctx.quantizer is None:
         ctx.quantizer = LitertQuantizer()
     return ctx.quantizer.quantize(
@@ -66,6 +66,59 @@ def quantize(ctx, conversion, saved_model: Path, out: Path, calibration) -> Path
         conversion.options,
         ctx.work,
         calibration=calibration if conversion.mode in CALIBRATED else None,
+    )
+
+
+# A converter dynamic-range artifact with more than this share of its weight bytes in float32 is
+# quantized again by the LiteRT Quantizer (requantize_dynamic).
+FLOAT_SHARE = 0.5
+
+
+def requantize_dynamic(ctx, target, conversion, saved_model: Path, path: Path, probe):
+    """The TFLite converter's dynamic-range pass leaves weights in float32 that the LiteRT Quantizer
+    quantizes: tensors under 1,024 values, and in a quantization-aware-trained model every layer QAT
+    did not annotate (a recurrent layer's loop body). When over half of the artifact's weight bytes
+    stayed float32, the LiteRT Quantizer's dynamic int8 quantizes the float model again; its file
+    replaces ``path`` when it is smaller and ``probe(file)`` finds that it runs.
+
+    Returns ``(conversion, note)``: the conversion that wrote ``path`` now, and one line for the
+    report (None when nothing was tried).
+    """
+    from dataclasses import replace
+
+    from compressctl.backends import litert_quantizer
+    from compressctl.quant_debug import float_weight_summary
+
+    share, summary = float_weight_summary(path, conversion.mode)
+    if share <= FLOAT_SHARE:
+        return conversion, None
+    left = f"the TFLite converter's dynamic-range pass left {summary}"
+    if requirement(target) is not None:
+        required = requirement(target).label
+        return conversion, f"{left}; not re-quantized with the LiteRT Quantizer: the target requires {required}"
+    candidate = path.with_name("requantized.tflite")
+    again = replace(
+        conversion,
+        backend=litert_quantizer.NAME,
+        options=litert_quantizer.Options().model_dump(),
+        label=f"{conversion.label}, re-quantized by the LiteRT Quantizer",
+    )
+    ctx.emit(Event("step", f"{target.name}: {left}; quantizing again with the LiteRT Quantizer"))
+    try:
+        quantize(ctx, again, saved_model, candidate, None)
+        problem = probe(candidate)
+    except StageError as exc:
+        problem = str(exc)
+    if problem is None and candidate.stat().st_size >= path.stat().st_size:
+        problem = f"its file was not smaller ({candidate.stat().st_size:,} bytes)"
+    if problem:
+        candidate.unlink(missing_ok=True)
+        return conversion, f"{left}; the LiteRT Quantizer's dynamic int8 was tried and not kept: {problem}"
+    before = path.stat().st_size
+    candidate.replace(path)
+    return again, (
+        f"{left}; re-quantized by the LiteRT Quantizer's dynamic int8, which quantizes every weight tensor: "
+        f"{before:,} → {path.stat().st_size:,} bytes"
     )
 
 
