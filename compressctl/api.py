@@ -28,27 +28,17 @@ def run(
     model: str | None = None,
     data: str | None = None,
     out: str | None = None,
-    trust_model: bool = False,
-    sign_key: str | None = None,
-    resume: bool = False,
-    custom_objects: str | None = None,
-    emit: Emit = ignore,
+    **options,
 ):
-    """Run a recipe end to end; returns a pipeline.RunResult (its RunRecord and exit code)."""
+    """Run a recipe end to end; returns a pipeline.RunResult (its RunRecord and exit code).
+
+    ``model``, ``data`` and ``out`` override the recipe's; ``options`` (``trust_model``,
+    ``custom_objects``, ``resume``, ``sign_key``, ``emit``) go to ``pipeline.run`` as they are.
+    """
     from compressctl import pipeline
 
     recipe, source = load_recipe_with_source(recipe_path, list(overrides), {"model": model, "data": data, "out": out})
-    return pipeline.run(
-        recipe,
-        recipe_path=str(recipe_path),
-        recipe_sha256=source.sha256,
-        trust_model=trust_model,
-        sign_key=sign_key,
-        resume=resume,
-        custom_objects=custom_objects,
-        emit=emit,
-        source=source,
-    )
+    return pipeline.run(recipe, recipe_path=str(recipe_path), recipe_sha256=source.sha256, source=source, **options)
 
 
 def verify(run_dir: str, public_key: str | None = None) -> dict:
@@ -173,28 +163,15 @@ def search(request, emit: Emit = ignore):
     return run_search(request, emit=emit)
 
 
-def sensitivity(
-    model_path: str,
-    data_path: str,
-    out: str,
-    levels=None,
-    clusters=None,
-    trust_model: bool = False,
-    custom_objects: str | None = None,
-    emit: Emit = ignore,
-) -> dict:
-    """Layer sensitivity table of a model, written to ``out`` (json, md, png); returns the table."""
+def sensitivity(model_path: str, data_path: str, out: str, levels=None, clusters=None, **options) -> dict:
+    """Layer sensitivity table of a model, written to ``out`` (json, md, png); returns the table.
+
+    ``options``: ``trust_model``, ``custom_objects`` and ``emit``, as ``search.sensitivity.analyse`` takes them.
+    """
     from compressctl.search import sensitivity as sens
 
-    result = sens.analyse(
-        model_path,
-        data_path,
-        levels=levels or sens.DEFAULT_LEVELS,
-        clusters=clusters or sens.DEFAULT_CLUSTERS,
-        trust_model=trust_model,
-        custom_objects=custom_objects,
-        emit=emit,
-    )
+    levels, clusters = levels or sens.DEFAULT_LEVELS, clusters or sens.DEFAULT_CLUSTERS
+    result = sens.analyse(model_path, data_path, levels=levels, clusters=clusters, **options)
     sens.write(result, out)
     return result
 

@@ -88,19 +88,10 @@ def run(
     from compressctl import api
 
     with session(json_, quiet, verbose) as ui:
-        api.validate(recipe, set_ or [], {"model": model, "data": data, "out": out})
-        result = api.run(
-            recipe,
-            set_ or [],
-            model=model,
-            data=data,
-            out=out,
-            trust_model=trust_model,
-            custom_objects=custom_objects,
-            resume=resume,
-            sign_key=sign_key,
-            emit=ui.emit,
-        )
+        flags = {"model": model, "data": data, "out": out}
+        api.validate(recipe, set_ or [], flags)
+        options = {"trust_model": trust_model, "custom_objects": custom_objects, "resume": resume, "sign_key": sign_key}
+        result = api.run(recipe, set_ or [], **flags, **options, emit=ui.emit)
         _render_run(ui, result)
     raise typer.Exit(result.exit_code)
 

@@ -137,26 +137,20 @@ def sensitivity(
         _bad_flag(f"--clusters: each count must be in [2, 256], got {clusters}", json_)
     with session(json_, verbose=verbose) as ui:
         result = api.sensitivity(
-            model, data, out, level_values, cluster_values, trust_model, custom_objects, emit=ui.emit
-        )
+            model, data, out, level_values, cluster_values,
+            trust_model=trust_model, custom_objects=custom_objects, emit=ui.emit,
+        )  # fmt: skip
         if json_:
             ui.print_json(result)
             return
-        level_keys = [f"{v:g}" for v in result["levels"]]
-        columns = [("layer", "left"), ("class", "left"), ("params", "right")]
-        columns += [(f"p{v}", "right") for v in level_keys] + [(f"c{n}", "right") for n in result["clusters"]]
-        rows = []
-        for row in result["layers"]:
-            cells = [row["name"], row["class"], f"{row['params']:,}"]
-            if "note" in row:
-                cells += [row["note"]] + [""] * (len(columns) - 4)
-            else:
-                cells += [f"{-100 * row['prune'][v]['drop']:+.2f}" for v in level_keys]
-                cells += [f"{-100 * row['cluster'][str(n)]['drop']:+.2f}" for n in result["clusters"]]
-            rows.append(cells)
+        from compressctl.search.sensitivity import table
+
+        head, rows = table(result)
+        columns = [(name, "left" if i < 2 else "right") for i, name in enumerate(head)]
         ui.table(
-            f"metric change (points) per layer, baseline {result['metric']} {result['baseline_metric']:.4f}: "
-            "pN = that layer pruned to sparsity N, cN = shared into N values",
+            f"{result['metric']} drop (points, positive: worse) per layer from the baseline "
+            f"{result['baseline_metric']:.4f}, one layer changed at a time: pruned to each sparsity, shared into "
+            "N values, N channels removed",
             columns,
             rows,
         )

@@ -310,7 +310,8 @@ def load_recipe(path: str | Path, overrides: list[str] = (), flags: dict[str, st
     return recipe
 
 
-def load_recipe_with_source(path, overrides=(), flags=None) -> tuple[Recipe, Source]:
+def read_with_overrides(path, overrides=(), flags=None) -> tuple[dict, Source]:
+    """The recipe's raw data with ``--set`` overrides and the CLI's ``--model/--data/--out`` flags applied."""
     data, source = read_recipe(path)
     for assignment in overrides:
         apply_override(data, assignment, source)
@@ -318,6 +319,11 @@ def load_recipe_with_source(path, overrides=(), flags=None) -> tuple[Recipe, Sou
         if value is not None:
             data[key] = str(value)
             source.overrides[(key,)] = f"--{key} {value}"
+    return data, source
+
+
+def load_recipe_with_source(path, overrides=(), flags=None) -> tuple[Recipe, Source]:
+    data, source = read_with_overrides(path, overrides, flags)
     return validate(data, source), source
 
 

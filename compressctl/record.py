@@ -272,11 +272,8 @@ class SelectiveStep(_Record):
     chosen_after_all_steps: bool | None = None
 
 
-class KeptOp(_Record):
-    name: str
-    op: str
-    snr_db: float | None = None
-    rmse: float | None = None
+class KeptOp(LayerError):
+    """An op kept in float by selective quantization, with the int8 error that ranked it."""
 
 
 class SelectiveInfo(_Record):

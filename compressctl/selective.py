@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from compressctl import metrics
 from compressctl.errors import StageError
 from compressctl.events import Emit, Event
 
@@ -41,17 +42,12 @@ def budget_for(target, recipe) -> Budget | None:
     return Budget(float(gates.max_metric_drop), "gates.max_metric_drop")
 
 
-def worse_by(float_metric: float, metric: float, task) -> float:
-    """How much worse ``metric`` is than the float model's, in the metric's direction (negative: better)."""
-    return float_metric - metric if task.higher_is_better else metric - float_metric
-
-
 def sample_drop(path: Path, baseline_path: Path, data, task, seed: int) -> float:
-    """``worse_by`` of an artifact against the float32 baseline TFLite on the selection samples."""
+    """How much worse (``metrics.drop``) an artifact is than the float32 baseline TFLite on the selection samples."""
     from compressctl.evaluate import evaluate_tflite
 
     x, y = data.labeled_sample(SELECTION_SAMPLES, seed + 1)
-    return worse_by(evaluate_tflite(baseline_path, x, y, task), evaluate_tflite(path, x, y, task), task)
+    return metrics.drop(task.metric, evaluate_tflite(baseline_path, x, y, task), evaluate_tflite(path, x, y, task))
 
 
 def groups(n: int) -> list[int]:
@@ -108,7 +104,7 @@ def within_budget(
     full_size = measure.file_facts(path)["size_bytes"]
 
     def drop() -> float:
-        return worse_by(float_metric, evaluate_tflite(path, x, y, task), task)
+        return metrics.drop(task.metric, float_metric, evaluate_tflite(path, x, y, task))
 
     first = drop()
     ranked = list((answer.get("quantization") or {}).get("layer_errors") or [])

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from compressctl import metrics
 from compressctl.events import Emit, Event, ignore
 
 DEFAULT_LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
@@ -113,14 +114,12 @@ def analyse(
             for level in levels:
                 for v, a in zip(variables, originals, strict=True):
                     v.assign(prune_array(a, level))
-                value = score()
-                row["prune"][f"{level:g}"] = {"metric_value": value, "drop": round(baseline - value, 6)}
+                row["prune"][f"{level:g}"] = _measured(baseline, score(), task)
             row["cluster"] = {}
             for n in clusters:
                 for v, a in zip(variables, originals, strict=True):
                     v.assign(cluster_array(a, n))
-                value = score()
-                row["cluster"][str(n)] = {"metric_value": value, "drop": round(baseline - value, 6)}
+                row["cluster"][str(n)] = _measured(baseline, score(), task)
         finally:
             for v, a in zip(variables, originals, strict=True):
                 v.assign(a)
@@ -167,15 +166,33 @@ def _channel_sensitivity(model, layer, levels, data, task, baseline: float) -> d
             out[f"{level:g}"] = {"error": first_line(exc)}
             continue
         value = task.score(thinner.predict(data.x_test, batch_size=256, verbose=0), data.y_test)
-        out[f"{level:g}"] = {"metric_value": value, "drop": round(baseline - value, 6)}
+        out[f"{level:g}"] = _measured(baseline, value, task)
     return out
 
 
-def render_markdown(result: dict) -> str:
+def table(result: dict) -> tuple[list[str], list[list[str]]]:
+    """Column headings and one row of cells per layer: the metric drop in points at each level
+    (positive: worse), for ``sensitivity.md`` and the CLI alike."""
     levels = [f"{v:g}" for v in result["levels"]]
     clusters = [str(n) for n in result["clusters"]]
     head = ["layer", "class", "params"] + [f"prune {v}" for v in levels] + [f"cluster {n}" for n in clusters]
     head += [f"channels {v}" for v in levels]
+    rows = []
+    for row in result["layers"]:
+        cells = [row["name"], row["class"], f"{row['params']:,}"]
+        if "note" in row:
+            cells += [row["note"]] + [""] * (len(head) - 4)
+        else:
+            channels = row.get("prune_channels") or {}
+            cells += [_drop_cell(row["prune"][v]) for v in levels]
+            cells += [_drop_cell(row["cluster"][n]) for n in clusters]
+            cells += [_drop_cell(channels.get(v)) for v in levels]
+        rows.append(cells)
+    return head, rows
+
+
+def render_markdown(result: dict) -> str:
+    head, rows = table(result)
     lines = [
         f"# Layer sensitivity: {result['model']}",
         "",
@@ -185,16 +202,7 @@ def render_markdown(result: dict) -> str:
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
-    for row in result["layers"]:
-        cells = [row["name"], row["class"], f"{row['params']:,}"]
-        if "note" in row:
-            cells += [row["note"]] + [""] * (len(head) - 4)
-        else:
-            cells += [f"{row['prune'][v]['drop'] * 100:+.2f}" for v in levels]
-            cells += [f"{row['cluster'][n]['drop'] * 100:+.2f}" for n in clusters]
-            channels = row.get("prune_channels") or {}
-            cells += [_drop_cell(channels.get(v)) for v in levels]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -232,6 +240,11 @@ def write(result: dict, out_dir: str | Path) -> list[str]:
     (out / "sensitivity.md").write_text(render_markdown(result))
     (out / "sensitivity.png").write_bytes(render_plot(result))
     return ["sensitivity.json", "sensitivity.md", "sensitivity.png"]
+
+
+def _measured(baseline: float, value: float, task) -> dict:
+    """A cell of the analysis: the metric, and how much worse than the baseline in its direction."""
+    return {"metric_value": value, "drop": round(metrics.drop(task.metric, baseline, value), 6)}
 
 
 def _drop_cell(cell: dict | None) -> str:

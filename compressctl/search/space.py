@@ -15,7 +15,7 @@ import math
 import yaml
 
 from compressctl.errors import UserError
-from compressctl.recipe import Recipe, Source, apply_override, read_recipe, validate
+from compressctl.recipe import Recipe, Source, apply_override, read_with_overrides, validate
 from compressctl.recipe_errors import _node_at
 from compressctl.search.spec import Dimension
 
@@ -54,13 +54,7 @@ def check_space(data: dict, source: Source, space: dict[str, Dimension]) -> None
 
 def load_search_recipe(path: str, overrides=(), flags=None) -> tuple[Recipe, dict, Source]:
     """The validated recipe, the raw data it came from (overrides applied) and its source."""
-    data, source = read_recipe(path)
-    for item in overrides:
-        apply_override(data, item, source)
-    for key, value in (flags or {}).items():
-        if value is not None:
-            data[key] = str(value)
-            source.overrides[(key,)] = f"--{key} {value}"
+    data, source = read_with_overrides(path, overrides, flags)
     recipe = validate(data, source)
     if recipe.search is None:
         raise UserError(f"{path}:1:1 the recipe has no `search:` section; add one (see recipes/search.yaml)")

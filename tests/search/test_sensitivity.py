@@ -103,3 +103,25 @@ def test_pruning_a_trained_layer_hard_costs_accuracy(tiny_cnn_path, tiny_data, t
     assert 0 <= channels["0.3"]["metric_value"] <= 1
     assert "every" in channels["0.999"]["error"] or channels["0.3"]["drop"] <= channels["0.999"]["drop"]
     assert result["baseline_metric"] > 0.9
+
+
+@pytest.mark.unit
+def test_table_shows_drops_in_points_for_the_cli_and_the_markdown_alike():
+    from compressctl.search.sensitivity import render_markdown, table
+
+    cell = lambda drop: {"metric_value": 0.9 - drop, "drop": drop}  # noqa: E731
+    result = {
+        "model": "m", "metric": "accuracy", "baseline_metric": 0.9, "method": "one-shot", "levels": [0.5, 0.9],
+        "clusters": [4],
+        "layers": [
+            {"name": "conv", "class": "Conv2D", "params": 80, "prune": {"0.5": cell(0.0), "0.9": cell(0.031)},
+             "cluster": {"4": cell(-0.002)}, "prune_channels": {"0.5": cell(0.01), "0.9": {"error": "too few"}}},
+            {"name": "flat", "class": "Flatten", "params": 0, "note": "no kernel to prune or cluster"},
+        ],
+    }  # fmt: skip
+    head, rows = table(result)
+    assert head == ["layer", "class", "params", "prune 0.5", "prune 0.9", "cluster 4", "channels 0.5", "channels 0.9"]
+    assert rows[0] == ["conv", "Conv2D", "80", "+0.00", "+3.10", "-0.20", "+1.00", "refused"]
+    assert rows[1][3] == "no kernel to prune or cluster" and len(rows[1]) == len(head)
+    text = render_markdown(result)
+    assert "| conv | Conv2D | 80 | +0.00 | +3.10 | -0.20 | +1.00 | refused |" in text
