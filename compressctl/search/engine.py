@@ -121,6 +121,11 @@ def run_trial(spec: dict, params: dict, trial_id: str, run_dir: Path, cache_root
     return trial
 
 
+def sampled_params(config: dict, keys: dict[str, str], space: dict[str, dict]) -> dict:
+    """A Tune config (sampler names and values) → the trial's recipe params (``--set`` paths and values)."""
+    return {keys[k]: Dimension.model_validate(space[keys[k]]).sampled(v) for k, v in config.items() if k in keys}
+
+
 def _trainable(config: dict, spec: dict):
     """What Ray Tune runs in the trial's worker process."""
     import ray
@@ -132,7 +137,7 @@ def _trainable(config: dict, spec: dict):
     _set_threads(cpus)
     registry = ray.get_actor(spec["registry"], namespace=spec["namespace"])
     trial_id = ray.get(registry.id_for.remote(tune.get_context().get_trial_id()))
-    params = {spec["keys"][k]: v for k, v in config.items()}
+    params = sampled_params(config, spec["keys"], spec["space"])
     same_node = ray.get_runtime_context().get_node_id() == spec["driver_node"]
     if same_node:
         run_dir = Path(spec["out"]) / "trials" / trial_id
@@ -243,7 +248,7 @@ def _per_layer_space(recipe, out: Path, spec_data: dict, request: SearchRequest,
         if bound is None or not _SAFE_LAYER.fullmatch(row["name"]):
             continue
         high = max(bound, per_layer.low + 0.01)
-        space[f"stages.{per_layer.stage}.layers.{row['name']}"] = Dimension(uniform=(per_layer.low, min(high, 0.995)))
+        space[f"stages.{per_layer.stage}.layers.{row['name']}"] = Dimension(sparsity=(per_layer.low, min(high, 0.995)))
     return space
 
 
@@ -439,7 +444,7 @@ def _tune(ray, request, recipe, data, source, space, keys, done, trials, out, ta
         # A resumed search continues from a new seed: the same seed would propose the finished trials again.
         sampler=_sampler(spec_search.sampler, spec_search.seed + len(done), space, keys),
     )
-    _tell_finished(searcher, done, inverse, distributions, pareto, spec_search.objective, size_key)
+    _tell_finished(searcher, done, inverse, space, pareto, spec_search.objective, size_key)
     namespace = f"s{os.getpid()}x{int(time.time() * 1000) % 10**9}"
     registry_name = "compressctl-trials"
     first = max((int(t["id"]) for t in done), default=0) + 1
@@ -465,6 +470,7 @@ def _tune(ray, request, recipe, data, source, space, keys, done, trials, out, ta
         "objective": spec_search.objective,
         "size_key": size_key,
         "keys": keys,
+        "space": {key: dim.to_json() for key, dim in space.items()},
         "cpus_per_trial": cpus,
         "registry": registry_name,
         "namespace": namespace,
@@ -480,7 +486,7 @@ def _tune(ray, request, recipe, data, source, space, keys, done, trials, out, ta
 
     def on_error(trial) -> None:
         trial_id = ray.get(registry.id_for.remote(trial.trial_id))
-        params = {keys[k]: v for k, v in (trial.config or {}).items() if k in keys}
+        params = sampled_params(trial.config or {}, keys, spec["space"])
         failed = {"id": trial_id, "params": params, "status": "failed", "error": _error_line(trial),
                   "run_dir": f"trials/{trial_id}", "seconds": None, **dict.fromkeys(obj.FIGURES)}  # fmt: skip
         trials.append(failed)
@@ -523,15 +529,18 @@ def _tune(ray, request, recipe, data, source, space, keys, done, trials, out, ta
         shutil.rmtree(storage, ignore_errors=True)
 
 
-def _tell_finished(searcher, done, inverse, distributions, pareto, objective, size_key) -> None:
+def _tell_finished(searcher, done, inverse, space, pareto, objective, size_key) -> None:
     """Give the sampler the trials a resumed search already ran, as evaluated (not run again)."""
     if not done:
         return
     import optuna
 
+    from compressctl.search.space import to_optuna
+
+    distributions = {inverse[k]: d for k, d in to_optuna(space).items()}
     study = searcher._ot_study  # OptunaSearch's evaluated_rewards takes one objective only
     for trial in done:
-        params = {inverse[k]: v for k, v in trial["params"].items() if k in inverse}
+        params = {inverse[k]: space[k].unsampled(v) for k, v in trial["params"].items() if k in inverse}
         if len(params) != len(distributions):
             continue  # the space changed since: the sampler learns nothing from this trial
         scored = obj.score(trial, objective, size_key)

@@ -95,7 +95,7 @@ def recipe_yaml(recipe: Recipe, header: str = "") -> str:
 
 
 def to_optuna(space: dict[str, Dimension]) -> dict:
-    """Optuna distributions keyed by the space's own keys."""
+    """Optuna distributions keyed by the space's own keys (values in the sampler's terms: ``Dimension.sampled``)."""
     from optuna import distributions as d
 
     out = {}
@@ -104,6 +104,9 @@ def to_optuna(space: dict[str, Dimension]) -> dict:
             out[key] = d.FloatDistribution(*dim.uniform)
         elif dim.kind == "loguniform":
             out[key] = d.FloatDistribution(*dim.loguniform, log=True)
+        elif dim.kind == "sparsity":  # the density, log scale (Dimension.sampled maps it back)
+            low, high = dim.sparsity
+            out[key] = d.FloatDistribution(1 - high, 1 - low, log=True)
         elif dim.kind == "int":
             out[key] = d.IntDistribution(*dim.integer)
         else:

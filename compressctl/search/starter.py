@@ -42,7 +42,7 @@ def search_section(info: dict, sensitivity: dict) -> tuple[list[str], list[str]]
             drop = row["prune"][f"{bound:g}"]["drop"]
             high = round(min(max(bound, LOW + 0.05), 0.995), 4)
             lines.append(
-                f"    stages.{index}.layers.{row['name']}: {{uniform: [{LOW}, {high}]}}"
+                f"    stages.{index}.layers.{row['name']}: {{sparsity: [{LOW}, {high}]}}"
                 f"  # this layer alone at {bound:g}: {100 * drop:.1f} pt lost"
             )
     if "cluster" in kinds:

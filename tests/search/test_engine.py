@@ -117,7 +117,8 @@ def test_bad_space_key_is_exit_2_before_anything_runs(tmp_path, tiny_cnn_path, t
 
 
 def test_sigterm_keeps_finished_trials_and_resume_runs_only_the_rest(tmp_path, tiny_cnn_path, tiny_data):
-    recipe = write_recipe(tmp_path, RECIPE % "  space:\n    stages.0.target_sparsity: {uniform: [0.3, 0.9]}\n")
+    # A sparsity dimension: the sampler draws the density, the trial records (and runs) the sparsity.
+    recipe = write_recipe(tmp_path, RECIPE % "  space:\n    stages.0.target_sparsity: {sparsity: [0.3, 0.9]}\n")
     out = tmp_path / "search"
     args = ["search", recipe, "--model", tiny_cnn_path, "--data", tiny_data, "--out", out, "--max-concurrent", 1]
     proc = subprocess.Popen([*CLI, *map(str, args), "--trials", "3"], env=env(), stderr=subprocess.PIPE, text=True)
@@ -142,6 +143,11 @@ def test_sigterm_keeps_finished_trials_and_resume_runs_only_the_rest(tmp_path, t
     assert [t["id"] for t in search["trials"]] == ["0001", "0002"]
     assert search["trials"][0] == first["trials"][0]  # kept as it was, not run again
     assert search["trials"][1]["params"] != first["trials"][0]["params"]
+    for trial in search["trials"]:
+        sparsity = trial["params"]["stages.0.target_sparsity"]
+        assert 0.3 <= sparsity <= 0.9
+        report = json.loads((out / trial["run_dir"] / "report.json").read_text())
+        assert abs(report["stages"][0]["sparsity"] - sparsity) < 0.05  # the run pruned to that sparsity
     check_record(out, search)
 
 

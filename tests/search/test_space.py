@@ -94,3 +94,23 @@ def test_bundled_search_recipe_is_valid():
     assert [s.type for s in recipe.stages] == ["prune", "cluster", "quantize"]
     assert recipe.gates.max_metric_drop == 0.01
     assert recipe.search.per_layer is not None
+
+
+@pytest.mark.unit
+def test_a_sparsity_dimension_samples_the_density_on_a_log_scale():
+    from compressctl.search.engine import sampled_params
+    from compressctl.search.space import to_optuna
+    from compressctl.search.spec import Dimension
+
+    dim = Dimension(sparsity=(0.5, 0.98))
+    dist = to_optuna({"s": dim})["s"]
+    assert dist.log and dist.low == pytest.approx(0.02) and dist.high == pytest.approx(0.5)
+    assert dim.sampled(0.05) == 0.95 and dim.unsampled(0.95) == pytest.approx(0.05)
+    assert dim.edge_values() == [0.5, 0.98]  # what validation checks against the recipe field
+    config = {"p0": 0.1, "p1": 16}
+    keys = {"p0": "stages.0.layers.fc1", "p1": "stages.1.number_of_clusters"}
+    space = {"stages.0.layers.fc1": dim.to_json(), "stages.1.number_of_clusters": {"choice": [8, 16]}}
+    assert sampled_params(config, keys, space) == {"stages.0.layers.fc1": 0.9, "stages.1.number_of_clusters": 16}
+    for bad in ((0.5, 1.0), (0.9, 0.5), (-0.1, 0.5)):
+        with pytest.raises(ValueError, match="sparsity"):
+            Dimension(sparsity=bad)
