@@ -540,6 +540,7 @@ def _quantization(ctx: _Run, target, conversion, saved_model: Path, path: Path, 
                 float_ops=quant_debug.float_ops(path) if conversion.mode == "dynamic" else [],
             )
         return record, []
+    notes: list[str] = []
     answer = ctx.converter.last_answer
     budget = selective.budget_for(target, ctx.recipe) if conversion.io_dtype == "float32" else None
     chosen = None

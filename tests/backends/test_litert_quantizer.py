@@ -73,6 +73,11 @@ bench: {{runs: 10, warmup: 1}}
     for a in report["artifacts"]:
         assert a["metric_delta"] > -0.2, a["target"]
         assert a["runtime"]["ops"] and a["runtime"]["checked"][0]["loads"] is True
+        # Layer-wise error for every quantized artifact, whichever backend wrote it (worst first).
+        errors = a["quantization"]["layer_errors"]
+        assert errors and [e["snr_db"] for e in errors] == sorted(e["snr_db"] for e in errors), a["target"]
+    assert any(e["op"] == "FULLY_CONNECTED" and e["snr_db"] < 200 for e in art["int4"]["quantization"]["layer_errors"])
+    assert art["a16"]["quantization"]["layer_errors_method"].startswith("the float32 TFLite it quantized")
 
 
 def test_a_crashing_quantizer_fails_its_target_only(tmp_path, tiny_cnn_path, tiny_data, monkeypatch):
