@@ -253,14 +253,27 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer timing runs and rounds (a smoke run)")
     parser.add_argument(
         "--only",
-        choices=["channels", "backends"],
+        choices=["channels", "backends", "search", "scale"],
         help="measure this section alone and merge it into results.json",
+    )
+    parser.add_argument(
+        "--search-parts",
+        default="models,throughput",
+        help="with --only search: models (24-trial searches), throughput (trials per hour), or both",
+    )
+    parser.add_argument(
+        "--search-models",
+        default="lenet5_digits,mlp_digits",
+        help="with --only search: the models searched (the others keep their last figures)",
     )
     parser.add_argument("--no-scale", action="store_true", help="skip the MobileNetV2 / ResNet-50 runs (minutes)")
     args = parser.parse_args()
     started = time.perf_counter()
     if args.only == "backends":
         return rerun_backends(started)
+    if args.only in ("search", "scale"):
+        parts, models = tuple(args.search_parts.split(",")), tuple(args.search_models.split(","))
+        return rerun_section(args.only, args.quick, started, parts, models)
     ensure_samples()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.only == "channels":  # structured pruning (issue 12), merged into the last full run's results
@@ -333,6 +346,28 @@ def rerun_backends(started: float) -> int:
     (REPO / "benchmarks" / "RESULTS.md").write_text(render(results))
     log(f"wrote benchmarks/RESULTS.md and benchmarks/results.json in {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def rerun_section(name: str, quick: bool, started: float, parts: tuple = (), models: tuple = ()) -> int:
+    """Measure the search or the model-scale section again and merge it into the existing results.json."""
+    ensure_samples()
+    results = json.loads((REPO / "benchmarks" / "results.json").read_text())
+    if name == "search":
+        from benchmarks import search_bench
+
+        trials = 2 if quick else 24
+        results["search"] = search_bench.search_section(
+            trials, quick, models=models, parts=parts, earlier=results.get("search")
+        )
+    else:
+        from benchmarks.scale import run_scale
+
+        results["scale"] = run_scale(quick, OUT / "scale")
+    results[name]["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results[name]["wall_s"] = time.perf_counter() - started
+    results["goals"] = goals(results)
+    results["notes"] = notes(results)
+    return _write(results)
 
 
 def notes(results: dict) -> list[str]:
