@@ -113,7 +113,9 @@ def write_recipe(tmp_path: Path, text: str, name: str = "recipe.yaml") -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def written_reports_validate(tmp_path_factory):
     """After the session: every report.json a run wrote (beside its recipe.lock.yaml and manifest.json)
-    validates against the published schema, docs/report.schema.json, and reads back as a RunRecord."""
+    validates against the published schema, docs/report.schema.json, and reads back as a RunRecord; and
+    no quantization analysis failed (the pipeline records such a failure rather than losing the artifact,
+    so without this check a broken analysis would pass every test that does not read it)."""
     yield
     import json
 
@@ -132,7 +134,11 @@ def written_reports_validate(tmp_path_factory):
             RunRecord.from_json(text, str(path))
         except (jsonschema.ValidationError, ValueError) as exc:
             problems.append(f"{path}: {str(exc).splitlines()[0]}")
-    assert not problems, "report.json files that do not validate:\n" + "\n".join(problems)
+        for artifact in json.loads(text).get("artifacts", []):
+            error = (artifact.get("quantization") or {}).get("error")
+            if error:
+                problems.append(f"{path}: {artifact['target']}: the quantization analysis failed: {error}")
+    assert not problems, "report.json files that do not validate, or whose analysis failed:\n" + "\n".join(problems)
 
 
 # Models for structured pruning (compressctl.channels, stages/prune_channels.py, macs.py): one of
