@@ -574,17 +574,23 @@ def _quantization(ctx: _Run, target, conversion, saved_model: Path, path: Path, 
 def _requantized_problem(ctx: _Run, target, candidate: Path, current: Path) -> str | None:
     """Why the LiteRT Quantizer's file may not replace the converter's (None: it may): it must run, and
     stay within the target's metric budget unless the converter's file is over it too."""
-    from compressctl import selective
+    from compressctl import metrics, selective
+    from compressctl.evaluate import evaluate_tflite
 
     runtime.smoke_test(candidate, ctx.data.head(1))
     budget = selective.budget_for(target, ctx.recipe)
     if budget is None:
         return None
-    baseline, seed = ctx.staging / BASELINE_ARTIFACT, ctx.recipe.seed
-    drop = selective.sample_drop(candidate, baseline, ctx.data, ctx.task, seed)
-    if drop <= budget.max_drop or drop <= selective.sample_drop(current, baseline, ctx.data, ctx.task, seed):
+    x, y = ctx.data.labeled_sample(selective.SELECTION_SAMPLES, ctx.recipe.seed + 1)
+    reference = evaluate_tflite(ctx.staging / BASELINE_ARTIFACT, x, y, ctx.task)
+
+    def drop(path: Path) -> float:
+        return metrics.drop(ctx.task.metric, reference, evaluate_tflite(path, x, y, ctx.task))
+
+    worse = drop(candidate)
+    if worse <= budget.max_drop or worse <= drop(current):
         return None
-    return f"it loses {100 * drop:.2f} points on train samples, over the {100 * budget.max_drop:g}-point budget"
+    return f"it loses {100 * worse:.2f} points on train samples, over the {100 * budget.max_drop:g}-point budget"
 
 
 def _write_log(staging: Path, events: list[str], output: str) -> None:

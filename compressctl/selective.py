@@ -42,14 +42,6 @@ def budget_for(target, recipe) -> Budget | None:
     return Budget(float(gates.max_metric_drop), "gates.max_metric_drop")
 
 
-def sample_drop(path: Path, baseline_path: Path, data, task, seed: int) -> float:
-    """How much worse (``metrics.drop``) an artifact is than the float32 baseline TFLite on the selection samples."""
-    from compressctl.evaluate import evaluate_tflite
-
-    x, y = data.labeled_sample(SELECTION_SAMPLES, seed + 1)
-    return metrics.drop(task.metric, evaluate_tflite(baseline_path, x, y, task), evaluate_tflite(path, x, y, task))
-
-
 def groups(n: int) -> list[int]:
     """How many of the worst ops are float after each step: 1, 2, 4, 8, … then all."""
     counts, k = [], 1
