@@ -386,7 +386,12 @@ def _run_stages(ctx: _Run) -> tuple[object, list[dict]]:
 
     recipe, emit = ctx.recipe, ctx.emit
     stage_ctx = StageContext(
-        data=ctx.data, task=ctx.task, batch_size=recipe.training.batch_size, seed=recipe.seed, emit=emit
+        data=ctx.data,
+        task=ctx.task,
+        batch_size=recipe.training.batch_size,
+        seed=recipe.seed,
+        emit=emit,
+        max_steps_per_epoch=recipe.training.steps_per_epoch,
     )
     stage_ctx.strategy = ctx.strategy
     model, rows = ctx.handle.keras, []

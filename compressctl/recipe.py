@@ -51,6 +51,14 @@ class Task(StrictModel):
 
 class Training(StrictModel):
     batch_size: int = Field(64, ge=1, le=65536, description="Default fine-tuning batch size for every stage.")
+    steps_per_epoch: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000_000,
+        description="At most this many batches per epoch in every training stage (default: the whole train "
+        "split). For data sets too large to pass over: the train stream then repeats, reshuffled on every pass, "
+        "and each epoch takes the next batches from it; pruning schedules count these steps.",
+    )
     # compressctl.distribute turns this into a tf.distribute strategy for the training stages.
     strategy: Literal["auto", "none", "mirrored", "multi_worker"] = Field(
         "auto",

@@ -25,6 +25,8 @@ class StageContext:
     emit: Emit = ignore
     # tf.distribute.Strategy the training stages fine-tune under (compressctl.distribute); None: one device.
     strategy: object | None = None
+    # training.steps_per_epoch: at most this many batches per epoch; None: the whole train split.
+    max_steps_per_epoch: int | None = None
 
     def __post_init__(self):
         from compressctl.datasets.npz import as_source
@@ -60,6 +62,7 @@ class StageContext:
             metrics=[self.task.keras_metric()],
         )
         steps = steps_per_epoch(self, batch_size)
+        capped = steps < batches(self.data.train_samples, batch_size)
         progress = _ProgressCallback(k, self.emit, label, epochs, steps, self.task.metric_name)
         try:
             if self.data.in_memory:  # npz: numpy arrays, as before streaming sources existed
@@ -68,13 +71,22 @@ class StageContext:
                     self.data.y_train,
                     batch_size=batch_size,
                     epochs=epochs,
+                    steps_per_epoch=steps if capped else None,
                     shuffle=True,
                     verbose=0,
                     callbacks=[*callbacks, progress],
                 )
             else:  # streamed: shuffled, batched and prefetched by the source, reshuffled every epoch
-                batches = self.data.train_batches(batch_size, self.seed)
-                model.fit(batches, epochs=epochs, verbose=0, callbacks=[*callbacks, progress])
+                stream = self.data.train_batches(batch_size, self.seed)
+                if capped:  # epochs of `steps` batches from one stream, reshuffled on every pass
+                    stream = stream.repeat()
+                model.fit(
+                    stream,
+                    epochs=epochs,
+                    steps_per_epoch=steps if capped else None,
+                    verbose=0,
+                    callbacks=[*callbacks, progress],
+                )
         except Exception as exc:  # noqa: BLE001 - a training failure names the stage
             raise StageError(f"{label}: fine-tuning failed: {first_line(exc)}") from None
         finally:
@@ -86,7 +98,9 @@ class StageContext:
 
 
 def steps_per_epoch(ctx: StageContext, batch_size: int | None) -> int:
-    return batches(ctx.data.train_samples, batch_size or ctx.batch_size)
+    """Batches per training epoch: the whole train split, or training.steps_per_epoch when that is fewer."""
+    full = batches(ctx.data.train_samples, batch_size or ctx.batch_size)
+    return min(full, ctx.max_steps_per_epoch) if ctx.max_steps_per_epoch else full
 
 
 def batches(samples: int, batch_size: int) -> int:

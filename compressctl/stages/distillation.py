@@ -9,7 +9,7 @@ import numpy as np
 
 from compressctl.errors import StageError, first_line
 from compressctl.events import Event
-from compressctl.stages.base import StageContext
+from compressctl.stages.base import StageContext, steps_per_epoch
 
 # Probabilities are floored before their log is taken: a softmax output that underflowed to 0 would
 # otherwise give an infinite logit. A sigmoid output near 1 loses its precision in 1 − p, so the
@@ -38,9 +38,8 @@ def train_student(
 
     tensorflow, k = tf(), keras()
     task = ctx.task
-    samples = ctx.data.train_samples
     batch_size = batch_size or ctx.batch_size
-    steps = int(np.ceil(samples / batch_size))
+    steps = steps_per_epoch(ctx, batch_size)
     optimizer = k.optimizers.Adam(learning_rate=learning_rate)
     hard_loss = task.loss()
     alpha, temperature = float(alpha), float(temperature)
@@ -75,6 +74,8 @@ def train_student(
         for epoch in range(epochs):
             losses, correct, seen = [], 0, 0
             for batch, (xb, labels, yb, tb) in enumerate(batches(epoch, rng)):
+                if batch == steps:  # training.steps_per_epoch reached
+                    break
                 if train_step is None:
                     train_step = make_step(xb, labels, tb)
                 loss, outputs = train_step(xb, labels, tb)

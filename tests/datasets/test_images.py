@@ -96,3 +96,18 @@ def test_scale_accepts_a_fraction_and_refuses_nonsense():
     assert ImagesData(format="images", train="a", test="b", image_size=[2, 2], scale="1/255").scale == 1 / 255
     with pytest.raises(ValidationError):
         ImagesData(format="images", train="a", test="b", image_size=[2, 2], scale="1/0")
+
+
+def test_capped_epochs_take_the_next_batches_of_one_reshuffled_stream(image_dirs, tiny_cnn):
+    """training.steps_per_epoch on a streamed split: each epoch takes `cap` batches, the stream repeats."""
+    from compressctl.evaluate import TaskInfo
+    from compressctl.stages.base import StageContext
+
+    events = []
+    source = open_source(spec(image_dirs))  # 24 train images: 3 batches of 8
+    task = TaskInfo(binary=False, from_logits=False)
+    ctx = StageContext(data=source, task=task, batch_size=8, emit=events.append, max_steps_per_epoch=2)
+    ctx.fit(tiny_cnn, 4, 1e-3, None, "test")  # 8 batches: more than two passes over the split
+    advances = [e for e in events if e.kind == "task_advance"]
+    assert len(advances) == 8 and advances[-1].total == 8
+    assert [e.completed for e in events if e.kind == "epoch"] == [1, 2, 3, 4]

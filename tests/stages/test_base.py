@@ -23,3 +23,50 @@ def test_regression_tasks_fine_tune_on_their_error(diabetes_mlp_path, metric, lo
     epoch = next(e for e in events if e.kind == "epoch")
     assert epoch.data["metric_name"] == metric and epoch.data["metric"] > 0
     assert 30 < ctx.evaluate(model) < 60 if metric == "mae" else ctx.evaluate(model) > 0
+
+
+def _advances(events):
+    return [e for e in events if e.kind == "task_advance"]
+
+
+def test_steps_per_epoch_caps_every_epoch_of_an_in_memory_split(tiny_cnn, tiny_data):
+    from compressctl.data import load_npz
+
+    events = []
+    task = TaskInfo(binary=False, from_logits=False)
+    ctx = StageContext(data=load_npz(tiny_data), task=task, batch_size=32, emit=events.append, max_steps_per_epoch=3)
+    ctx.fit(tiny_cnn, 2, 1e-4, None, "test")  # 300 samples: 10 batches per epoch uncapped
+    advances = _advances(events)
+    assert len(advances) == 6 and advances[-1].total == 6 and advances[-1].completed == 6
+    assert [e.completed for e in events if e.kind == "epoch"] == [1, 2]
+    ctx.max_steps_per_epoch = 50  # a cap above the split's batches changes nothing
+    events.clear()
+    ctx.fit(tiny_cnn, 1, 1e-4, None, "test")
+    assert len(_advances(events)) == 10
+
+
+def test_capped_pruning_schedule_counts_the_capped_steps(tiny_cnn, tiny_data):
+    """The polynomial schedule ends at 70 % of the steps actually run, so the target is still reached."""
+    from compressctl.data import load_npz
+    from compressctl.stages.base import kernel_arrays
+    from compressctl.stages.prune import Prune
+
+    task = TaskInfo(binary=False, from_logits=False)
+    ctx = StageContext(data=load_npz(tiny_data), task=task, batch_size=32, max_steps_per_epoch=2)
+    params = Prune.Params(type="prune", target_sparsity=0.75, epochs=3, learning_rate=1e-3)
+    model = Prune(params).apply(tiny_cnn, ctx).model
+    for layer in model.layers:
+        for kernel in kernel_arrays(layer):
+            assert (kernel == 0).mean() == pytest.approx(0.75, abs=0.02), layer.name
+
+
+def test_distillation_takes_at_most_the_capped_batches(tiny_cnn, tiny_data):
+    from compressctl.data import load_npz
+    from compressctl.stages.distill import Distill
+
+    events = []
+    task = TaskInfo(binary=False, from_logits=False)
+    ctx = StageContext(data=load_npz(tiny_data), task=task, batch_size=32, emit=events.append, max_steps_per_epoch=2)
+    Distill(Distill.Params(type="distill", epochs=3, learning_rate=1e-4)).apply(tiny_cnn, ctx)
+    advances = _advances(events)
+    assert len(advances) == 6 and advances[-1].total == 6
