@@ -330,6 +330,11 @@ def _artifact_record(ctx: _Run, built: _Built, baseline: Baseline, metric: float
         notes.append(not_smaller_note(built.path, ratio, scheme))
     if "int8" in f["conversion"]:  # one line when int8 ran slower than float32 here, with the likely reason
         notes.append(int8_slower_note(cpu_features(), speedup))
+    if scheme:  # a quantized artifact that lost much of the metric names its worst layers and a remedy
+        from compressctl.quant_debug import metric_loss_note
+
+        quantization, name = f["quantization"], ctx.task.metric_name
+        notes.append(metric_loss_note(quantization, name, baseline.metric_value, metric, f["type"]))
     return Artifact(
         **f,
         notes=[note for note in notes if note],

@@ -324,6 +324,34 @@ def not_smaller_note(path: str | Path, ratio: float, scheme: str) -> str | None:
     return f"{scheme} artifact only {ratio:.2f}× smaller than float32: {summary}"
 
 
+def metric_loss_note(quantization: dict, metric: str, baseline: float, value: float, target_type: str) -> str | None:
+    """A note when a quantized artifact lost much of the metric: its worst layers, and what would help.
+
+    Much: over 5 points of an accuracy-like metric, or a fifth of the baseline's value of an error metric.
+    """
+    from compressctl.metrics import drop, format_delta, is_fraction
+
+    lost = drop(metric, baseline, value)
+    if not quantization.get("scheme") or lost <= (0.05 if is_fraction(metric) else 0.2 * abs(baseline)):
+        return None
+    errors = [e if isinstance(e, dict) else e.model_dump() for e in quantization.get("layer_errors") or []]
+    worst = [e for e in errors if e.get("snr_db") is not None][:3]
+    where = ", ".join(f"{e['name']} ({e['op']}, SNR {e['snr_db']:.1f} dB)" for e in worst)
+    where = f"; largest quantization errors at {where}" if where else ""
+    if quantization.get("selective"):
+        advice = "selective quantization could not bring it within its budget"
+    elif target_type == "edgetpu":
+        advice = (
+            "the Edge TPU runs int8 ops only, so inputs of very different scales (raw tabular features, say) lose "
+            "most: scale them before the model, or use a cpu target, whose int8 keeps such ops float within a "
+            "max_metric_drop"
+        )
+    else:
+        advice = "set max_metric_drop (in gates or on the target) and int8 keeps the worst ops float until within it"
+    change = format_delta(metric, value - baseline)
+    return f"{quantization['scheme']} artifact changed {metric} by {change} against the baseline{where}; {advice}"
+
+
 def eval_layers(artifact: Path, baseline: str | None, x: np.ndarray, samples: int = 100) -> dict:
     """``compressctl eval --layers``: the artifact against its float32 baseline, tensor by tensor.
 

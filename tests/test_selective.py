@@ -73,3 +73,35 @@ def test_cpu_int8_recipe_keeps_a_raw_feature_tabular_model_within_one_point(tmp_
     snrs = [row["snr_db"] for row in quant["layer_errors"]]
     assert snrs == sorted(snrs) and {row["op"] for row in quant["layer_errors"]} >= {"FULLY_CONNECTED"}
     assert np.isfinite(snrs).all()
+
+
+def test_a_large_int8_loss_gets_a_note_with_its_worst_layers_and_a_remedy():
+    from compressctl.quant_debug import metric_loss_note
+
+    quant = {"scheme": "int8", "layer_errors": [{"name": "norm/sub", "op": "SUB", "snr_db": 1.23, "rmse": 0.5}]}
+    assert metric_loss_note(quant, "accuracy", 0.95, 0.93, "cpu") is None  # two points: no note
+    note = metric_loss_note(quant, "accuracy", 0.95, 0.60, "edgetpu")
+    assert note.startswith("int8 artifact changed accuracy by -35.00 pt") and "norm/sub (SUB, SNR 1.2 dB)" in note
+    assert "Edge TPU runs int8 ops only" in note
+    assert "set max_metric_drop" in metric_loss_note(quant, "accuracy", 0.95, 0.60, "cpu")
+    assert "could not bring it" in metric_loss_note({**quant, "selective": {"x": 1}}, "accuracy", 0.95, 0.6, "cpu")
+    # Error metrics: worse is larger, and "much" is a fifth of the baseline's value.
+    assert metric_loss_note(quant, "mae", 40.0, 45.0, "cpu") is None
+    assert "changed mae by +20" in metric_loss_note(quant, "mae", 40.0, 60.0, "cpu")
+    assert metric_loss_note({}, "accuracy", 0.95, 0.2, "cpu") is None  # not quantized: nothing to say here
+
+
+@pytest.mark.slow
+def test_edgetpu_int8_of_a_raw_feature_tabular_model_says_why_it_lost(tmp_path, tabular_norm):
+    model, data = tabular_norm
+    result = subprocess.run(
+        [sys.executable, "-m", "compressctl", "run", str(REPO / "recipes" / "edgetpu.yaml"), "--model", str(model),
+         "--data", str(data), "--out", str(tmp_path / "run"), "--json", "--set", "bench.runs=20",
+         "--set", "bench.warmup=2"],
+        capture_output=True, text=True, timeout=600, cwd=REPO,
+    )  # fmt: skip
+    assert result.returncode in (0, 1), result.stderr
+    (artifact,) = json.loads(result.stdout)["artifacts"]
+    assert artifact["metric_delta"] < -0.05  # every op int8, raw features of very different scales
+    (note,) = [n for n in artifact["notes"] if "changed accuracy by" in n]
+    assert f"{100 * artifact['metric_delta']:+.2f} pt" in note and "Edge TPU runs int8 ops only" in note
