@@ -21,15 +21,17 @@ demo: install
 	@test -f sample_models/digits.npz && test -d sample_models/lenet5_digits || $(PY) -m compressctl.samples --out sample_models
 	$(VENV)/bin/compressctl run recipes/deep-compression.yaml --out runs/demo
 
+# Two test processes (pytest-xdist); the Ray search tests share one of them (xdist_group "ray").
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # The tier that never imports TensorFlow: recipes, schema, gates, compare, rendering; seconds.
 test-unit: install
 	$(PY) -m pytest -q -m unit
 
 test-fast: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadgroup
 
 # A benchmark, not a test: figures go to benchmarks/RESULTS.md and benchmarks/results.json.
 bench: install

@@ -14,7 +14,8 @@ import pytest
 
 from tests.conftest import REPO, write_recipe
 
-pytestmark = pytest.mark.slow
+# One worker runs these in turn under pytest-xdist (--dist loadgroup): each starts Ray and its trials.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
 CLI = [sys.executable, "-m", "compressctl"]
 
