@@ -96,15 +96,37 @@ def search_section(
                  "--max-concurrent", str(concurrent)]  # fmt: skip
         result = run_search("mlp_digits", fresh(OUT / f"throughput-{concurrent}"), throughput_trials, extra)
         done = [t for t in result["search"]["trials"] if t["status"] != "failed"]
+        span = trials_span_s(OUT / f"throughput-{concurrent}", result["search"])
         section["throughput"][str(concurrent)] = {
             "trials": len(result["search"]["trials"]),
             "wall_s": result["wall_s"],
             "trials_per_hour": 3600 * len(result["search"]["trials"]) / result["wall_s"],
+            # Once Ray is up: from the first trial's start to the last trial's end (Ray's start left out).
+            "trials_span_s": span,
+            "trials_per_hour_running": 3600 * len(result["search"]["trials"]) / span if span else None,
             "mean_trial_s": sum(t["seconds"] for t in done) / max(len(done), 1),
             "cpus_per_trial": result["search"]["engine"]["cpus_per_trial"],
             "date": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
         }
     return section
+
+
+def trials_span_s(out: Path, search: dict) -> float | None:
+    """Seconds from the first trial's start to the last trial's end, from each trial's report.json.
+
+    A trial ends when its report is written (``created``, to the second) and started ``seconds`` earlier
+    (the engine's figure for the whole trial, its worker process included).
+    """
+    from datetime import datetime
+
+    spans = []
+    for trial in search["trials"]:
+        report = out / trial["run_dir"] / "report.json"
+        if trial["status"] == "failed" or not report.exists():
+            return None
+        end = datetime.fromisoformat(json.loads(report.read_text())["created"]).timestamp()
+        spans.append((end - trial["seconds"], end))
+    return max(e for _, e in spans) - min(s for s, _ in spans) if spans else None
 
 
 HAND = "compressctl deep-compression"
@@ -128,9 +150,14 @@ def goals(section: dict, peers: dict[str, dict]) -> list[dict]:
                     "met": bool(lenet and lenet["compression_ratio_gzip"] >= hand_row["ratio_gzip"])})  # fmt: skip
     one, two = section["throughput"].get("1"), section["throughput"].get("2")
     if one and two:
-        ratio = two["trials_per_hour"] / one["trials_per_hour"]
+        # The rate once the engine runs trials; the whole command (Ray's start included) is shown beside it.
+        running = one.get("trials_per_hour_running") and two.get("trials_per_hour_running")
+        key = "trials_per_hour_running" if running else "trials_per_hour"
+        ratio = two[key] / one[key]
+        whole = two["trials_per_hour"] / one["trials_per_hour"]
         out.append({"goal": "2 concurrent trials finish ≥ 1.6× the trials per hour of 1",
-                    "measured": f"{ratio:.2f}× ({two['trials_per_hour']:.0f} vs {one['trials_per_hour']:.0f} per hour)",
+                    "measured": f"{ratio:.2f}× ({two[key]:.0f} vs {one[key]:.0f} per hour"
+                    + (f"; whole command with Ray's start: {whole:.2f}×)" if key != "trials_per_hour" else ")"),
                     "met": ratio >= 1.6})  # fmt: skip
     return out
 
@@ -149,9 +176,11 @@ def render_section(section: dict, peers: dict[str, dict] | None = None) -> list[
         "",
         "`compressctl search recipes/search.yaml --model M --data sample_models/digits.npz` (the bundled recipe "
         "unchanged: per-layer sparsity ranges from the layer sensitivity, each ending where pruning that layer alone "
-        "without fine-tuning lost more than 5 points, the density drawn on a log scale; 8, 16 or 32 clusters; PCQAT; "
-        "int8; Optuna TPE; gate: at most one point lost). Best = largest gzip ratio among trials that passed the "
-        "gate, as measured by that trial's run.",
+        "without fine-tuning lost more than 5 points, the density drawn on a log scale; 12 pruning epochs; 8, 16 or 32 "
+        "clusters; PCQAT; int8; Optuna TPE; gate: at most one point lost). Best = largest gzip ratio among trials that "
+        "passed the gate, as measured by that trial's run. The recipe had 6 pruning epochs until the MLP's best "
+        "gate-failing trial (51.2× at -1.26 pt) was run again with 12 and 20: +0.76 pt at 49.5× and 50.5×; both "
+        "models were then searched again with 12.",
         "",
         "| model | best trial | gzip ratio | accuracy Δ | hand deep-compression.yaml | TFMOT pruning guide "
         "| TFMOT clustering guide | trials ok / missed gate / failed | wall s |",
@@ -168,16 +197,21 @@ def render_section(section: dict, peers: dict[str, dict] | None = None) -> list[
             else f"| {model} | none within one point | | | {hand_cell} | "
         )
         lines[-1] += f"{counts['ok']} / {counts['gate_failed']} / {counts['failed']} | {entry['wall_s']:.0f} |"
-    lines += ["", "| concurrent trials | CPUs per trial | trials | wall s | trials per hour | mean trial s |",
-              "| ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    lines += ["", "| concurrent trials | CPUs per trial | trials | trials span s | trials per hour | whole command s "
+              "| per hour, whole command | mean trial s |",
+              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for k, t in section["throughput"].items():
+        span, running = t.get("trials_span_s"), t.get("trials_per_hour_running")
         lines.append(
-            f"| {k} | {t['cpus_per_trial']} | {t['trials']} | {t['wall_s']:.0f} | {t['trials_per_hour']:.1f} "
+            f"| {k} | {t['cpus_per_trial']} | {t['trials']} | {f'{span:.0f}' if span else ''} "
+            f"| {f'{running:.1f}' if running else ''} | {t['wall_s']:.0f} | {t['trials_per_hour']:.1f} "
             f"| {t['mean_trial_s']:.0f} |"
         )
     lines.append(
-        "\nTrials per hour: the same random-sampler search (same seed, same parameters, sensitivity off) on the MLP; "
-        "wall time of the whole command, Ray start included."
+        "\nTrials per hour: the same random-sampler search (same seed, same parameters, sensitivity off) on the MLP. "
+        "Trials span: from the first trial's start to the last trial's end, each trial's start being its report's "
+        "time less the engine's seconds for it (worker start included); the whole command adds Ray's start "
+        "(once per search) and the search's own files."
     )
     return lines
 
