@@ -286,6 +286,8 @@ def render_scale(scale: dict) -> list[str]:
             f"| {r['size_bytes'] / 2**20:.1f} MiB "
             f"| {r['p50_ms']:.1f} |"
         )
+    if scale.get("note"):  # what the machine was doing beside the runs, when it was not idle
+        lines += ["", scale["note"]]
     mem = scale.get("memory_independence")
     if mem:
         lines += [
