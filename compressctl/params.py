@@ -6,6 +6,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from compressctl import selectors
+
 
 class StrictModel(BaseModel):
     """Every recipe model refuses unknown keys: a typo is an error, never silently ignored."""
@@ -14,31 +16,38 @@ class StrictModel(BaseModel):
 
 
 def check_patterns(patterns):
-    """The regexes as given; ValueError naming the first one that does not compile."""
+    """The layer selectors as given (name regexes, type:, role:, feeds:); ValueError naming the first bad one."""
     for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+        selectors.parse(pattern)
     return patterns
 
 
-class LayerSelection(StrictModel):
-    """Which layers a stage touches, by layer name.
+SELECTOR_HELP = (
+    "a layer-name regex, type:CLASS, role:output|first|largest|hidden, feeds:CLASS, or the mapping form {type: Dense}"
+)
 
-    Patterns are Python regular expressions matched against the whole layer name
+
+class LayerSelection(StrictModel):
+    """Which layers a stage touches: by name, by Keras class, or by role (``compressctl.selectors``).
+
+    Name patterns are Python regular expressions matched against the whole layer name
     (``re.fullmatch``): ``dense.*`` matches ``dense`` and ``dense_1`` but not ``my_dense``.
-    A layer is selected when ``include`` is empty or one of its patterns matches, and no
-    ``exclude`` pattern matches: exclude wins over include.
+    ``type:Dense``, ``role:output`` and ``feeds:Multiply`` select by class and by place in the model.
+    A layer is selected when ``include`` is empty or one of its selectors matches, and no
+    ``exclude`` selector matches: exclude wins over include.
     """
 
-    include: list[str] = Field(default_factory=list, description="Regexes of layer names to touch (empty: all).")
-    exclude: list[str] = Field(default_factory=list, description="Regexes of layer names to leave alone.")
+    include: list[str | dict[str, str]] = Field(
+        default_factory=list, description=f"Layers to touch (empty: all); each {SELECTOR_HELP}."
+    )
+    exclude: list[str | dict[str, str]] = Field(
+        default_factory=list, description=f"Layers to leave alone; each {SELECTOR_HELP}."
+    )
 
     @field_validator("include", "exclude")
     @classmethod
-    def _valid_regexes(cls, value):
-        return check_patterns(value)
+    def _valid_selectors(cls, value):
+        return [selectors.normalize(item) for item in value]
 
     def selects(self, layer_name: str) -> bool:
         if any(re.fullmatch(p, layer_name) for p in self.exclude):

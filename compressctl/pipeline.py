@@ -32,9 +32,10 @@ from compressctl.evaluate import TaskInfo, evaluate_tflite_source
 from compressctl.events import Emit, Event, EventLog, ignore
 from compressctl.gates import evaluate_gates
 from compressctl.metrics import is_regression
-from compressctl.recipe import Recipe, Source, check_layer_names, check_stages, to_yaml
+from compressctl.recipe import Recipe, Source, bind_selectors, check_layer_names, check_stages, to_yaml
 from compressctl.record import BASELINE_ARTIFACT, SCHEMA_VERSION, Artifact, Baseline, RunRecord
 from compressctl.report import render_markdown
+from compressctl.selectors import layer_table, needs_binding
 
 
 @dataclass
@@ -173,7 +174,8 @@ def run(
         check_metric_defined(task, data)
         if handle.keras is not None:
             names = [layer.name for layer in handle.keras.layers if type(layer).__name__ != "InputLayer"]
-            check_layer_names(recipe, names, source, str(handle.path))
+            table = layer_table(handle.keras) if any(needs_binding(p) for p in recipe.stages) else None
+            check_layer_names(recipe, names, source, str(handle.path), table)
         if recipe.stages and not handle.trainable:
             kinds = ", ".join(s.type for s in recipe.stages)
             raise UserError(
@@ -402,6 +404,8 @@ def _run_stages(ctx: _Run) -> tuple[object, list[dict]]:
     model, rows = ctx.handle.keras, []
     for index, params in enumerate(recipe.stages):
         label = f"stage {index + 1}/{len(recipe.stages)}: {params.type}"
+        if needs_binding(params):  # type:/role:/feeds: selectors name the layers of the model at hand
+            params, _ = bind_selectors(params, layer_table(model), index, recipe_path=ctx.recipe_info.get("path", ""))
         stage = stages.build(params)
         key = ctx.cache.key_for(params, stage.input_files())
         hit = ctx.cache.load(key) if ctx.resume else None

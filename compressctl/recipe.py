@@ -18,6 +18,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from compressctl import selectors
 from compressctl.datasets.specs import DataSpec  # data sources: pure pydantic, no TensorFlow
 from compressctl.errors import UserError, require_file
 from compressctl.params import StrictModel
@@ -362,27 +363,37 @@ def layer_patterns(params) -> list[tuple[tuple, str]]:
     return found
 
 
-def check_layer_names(recipe: Recipe, layer_names: list[str], source: Source | None, model: str) -> None:
-    """Refuse a layer pattern (per-layer key, include or exclude) that matches no layer of the model.
+def check_layer_names(
+    recipe: Recipe, layer_names: list[str], source: Source | None, model: str, table: list | None = None
+) -> None:
+    """Refuse a layer selector (per-layer key, include or exclude) that matches no layer of the model.
 
     A typo there would otherwise leave the layer at the stage's default, or untouched, and pass CI.
-    Names a restructuring stage creates (``fc1_lowrank``) count for the stages after it.
+    Names a restructuring stage creates (``fc1_lowrank``) count for the stages after it. ``type:``,
+    ``role:`` and ``feeds:`` selectors are checked against ``table`` (``selectors.layer_table``) up to
+    the first restructuring stage; after it, when the stage binds them to the model it is given.
     """
     names = list(layer_names)
     problems = []
     for index, params in enumerate(recipe.stages):
         for loc, pattern in layer_patterns(params):
+            full = ("stages", index, *loc)
+            at = where(source, full, want_key=loc[0] == "layers") if source is not None else "recipe:"
+            if not selectors.is_name_pattern(pattern):
+                if table is not None and not selectors.resolve(pattern, table):
+                    problems.append(f"{at} {render_loc(full)}: {selectors.describe_miss(pattern, table)}")
+                continue
             if any(re.fullmatch(pattern, name) for name in names):
                 continue
-            full = ("stages", index, *loc)
             hint = difflib.get_close_matches(pattern, names, n=1)
-            at = where(source, full, want_key=loc[0] == "layers") if source is not None else "recipe:"
             problems.append(
                 f"{at} {render_loc(full)}: {pattern!r} matches no layer of {model}"
                 + (f"; did you mean {hint[0]!r}?" if hint else "")
                 + f" (layers: {', '.join(names)})"
             )
         names = STAGES[params.type].renamed(names)
+        if STAGES[params.type].restructures:
+            table = None
     if problems:
         raise UserError("\n".join(problems))
 
@@ -395,14 +406,32 @@ def check_stages(recipe: Recipe, model, recipe_path: str = "", source: Source | 
     """
     if model is None:
         return
+    table = selectors.layer_table(model) if any(selectors.needs_binding(p) for p in recipe.stages) else []
     for index, params in enumerate(recipe.stages):
-        stage = STAGES[params.type](params)
+        bound, origin = bind_selectors(params, table, index, source, recipe_path)
+        stage = STAGES[params.type](bound)
         problems = stage.check(model)
         if problems:
             field_path, message = problems[0]
+            if len(field_path) > 1 and field_path[0] == "layers":  # a bound key: point at the recipe's own
+                field_path = ("layers", origin.get(field_path[1], field_path[1]), *field_path[2:])
             loc = ("stages", index, *field_path)
             # A per-layer key points at the key itself; any other field at its value.
             at = where(source, loc, want_key=len(field_path) > 1) if source is not None else f"{recipe_path}:"
             raise UserError(f"{at} {render_loc(loc)}: {message}")
         if stage.restructures:
             return
+
+
+def bind_selectors(params, table: list, index: int, source: Source | None = None, recipe_path: str = ""):
+    """A stage's params with its type/role/feeds selectors bound to the model's layers (``selectors.bind``).
+
+    Returns (bound params, {bound key: recipe key}); a selector that matches nothing is a UserError
+    naming the recipe line.
+    """
+    try:
+        return selectors.bind(params, table)
+    except selectors.Unmatched as exc:
+        loc = ("stages", index, *exc.loc)
+        at = where(source, loc, want_key=exc.loc[0] == "layers") if source is not None else f"{recipe_path}:"
+        raise UserError(f"{at} {render_loc(loc)}: {exc}") from None

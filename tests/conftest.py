@@ -104,6 +104,12 @@ def stage_ctx(tiny_data):
     return StageContext(data=load_npz(tiny_data), task=TaskInfo(binary=False, from_logits=False), batch_size=32)
 
 
+def cli(*args, cwd=REPO, env=None, timeout=600):
+    """``compressctl ARGS`` in a child process, as a user runs it: the completed process, text output."""
+    command = [sys.executable, "-m", "compressctl", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
+
+
 def write_recipe(tmp_path: Path, text: str, name: str = "recipe.yaml") -> Path:
     path = tmp_path / name
     path.write_text(text)

@@ -9,19 +9,14 @@ from tests.test_pipeline import remeasure
 pytestmark = pytest.mark.slow
 
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
-# Recipes written for one model name its layers; a name that matches no layer is refused, so on
-# the tiny model (conv, flatten, fc1, fc2) those per-layer entries name the tiny model's layers.
-FOR_THE_TINY_MODEL = {
-    "deep-compression": ["stages.0.layers={conv: 0.5, fc1: 0.985, fc2: 0.8}"],
-    "lowrank-distill": ["stages.0.exclude=[fc2]"],
-}
+# No bundled recipe names a layer of a particular model (they select by role): each runs unchanged.
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_bundled_recipe_runs_on_the_tiny_model(recipe, tmp_path, tiny_cnn_path, tiny_data):
     result = api.run(
         str(recipe),
-        ["bench.runs=10", "bench.warmup=1", *FOR_THE_TINY_MODEL.get(recipe.stem, [])],
+        ["bench.runs=10", "bench.warmup=1"],
         model=str(tiny_cnn_path),
         data=str(tiny_data),
         out=str(tmp_path / "run"),
@@ -32,6 +27,18 @@ def test_bundled_recipe_runs_on_the_tiny_model(recipe, tmp_path, tiny_cnn_path, 
     assert {a["target"] for a in result.report["artifacts"]} == set(api.validate(str(recipe)).target_names())
     remeasure(tmp_path / "run", tiny_data)
     assert api.verify(str(tmp_path / "run"))["ok"]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_bundled_recipe_names_no_layer(recipe):
+    """Every layer a bundled recipe picks is picked by type, role or what it feeds, never by a name."""
+    from compressctl.recipe import layer_patterns, load_recipe
+    from compressctl.selectors import is_name_pattern
+
+    for stage in load_recipe(recipe).stages:
+        named = [pattern for _, pattern in layer_patterns(stage) if is_name_pattern(pattern)]
+        assert named == [], f"{recipe.name}: stage {stage.type} names layers {named}"
 
 
 def test_sparse_cpu_artifact_is_kept_only_if_it_runs(tmp_path, tiny_cnn_path, tiny_data):

@@ -99,10 +99,10 @@ def test_bundled_recipes_validate(path):
     assert isinstance(load_recipe(path), Recipe)
 
 
-def test_deep_compression_prunes_fully_connected_layers_hardest():
+def test_deep_compression_prunes_the_largest_layer_hardest():
     recipe = load_recipe(REPO / "recipes" / "deep-compression.yaml")
-    layers = recipe.stages[0].layers
-    assert layers["fc1"] > layers["conv2"] > layers["conv1"]
+    prune = recipe.stages[0]
+    assert prune.layers["role:largest"] > prune.target_sparsity > prune.layers["role:first"]
     assert [s.type for s in recipe.stages] == ["prune", "cluster", "quantize"]
     assert set(recipe.stages[2].preserve) == {"sparsity", "clusters"}
 
