@@ -1,0 +1,97 @@
+"""A zoo of keras.applications families, built small (32×32 inputs, narrow widths, few blocks).
+
+Each builder keeps what makes its family hard for a compression tool — squeeze-and-excite gates,
+hard-swish, swish, Rescaling/Normalization preprocessing, pre-activation residuals, dense
+Concatenate blocks, depthwise convolutions — while staying small enough for the test suite.
+``weights=None`` everywhere: nothing downloads.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+SHAPE = (32, 32, 3)
+CLASSES = 3
+
+
+def _apps():
+    from compressctl.tfenv import keras
+
+    return keras().applications
+
+
+def mobilenet_v2():
+    return _apps().MobileNetV2(input_shape=SHAPE, alpha=0.35, weights=None, classes=CLASSES)
+
+
+def mobilenet_v3_small():
+    return _apps().MobileNetV3Small(input_shape=SHAPE, alpha=0.75, weights=None, classes=CLASSES, dropout_rate=0.0)
+
+
+def efficientnet():
+    from tf_keras.src.applications import efficientnet as eff
+
+    return eff.EfficientNet(
+        0.25, 0.25, 32, model_name="efficientnet_small", weights=None, input_shape=SHAPE, classes=CLASSES
+    )
+
+
+def densenet():
+    from tf_keras.src.applications import densenet as dense
+
+    return dense.DenseNet([1, 2, 2, 1], weights=None, input_shape=SHAPE, classes=CLASSES)
+
+
+def resnet_v2():
+    from tf_keras.src.applications import resnet as res
+
+    def stacks(x):
+        x = res.stack2(x, 8, 2, name="conv2")
+        x = res.stack2(x, 16, 2, name="conv3")
+        return res.stack2(x, 32, 2, stride1=1, name="conv4")
+
+    return res.ResNet(
+        stacks, True, True, model_name="resnet_v2_small", weights=None, input_shape=SHAPE, classes=CLASSES
+    )
+
+
+def resnet():
+    from tf_keras.src.applications import resnet as res
+
+    def stacks(x):
+        x = res.stack1(x, 8, 2, stride1=1, name="conv2")
+        return res.stack1(x, 16, 2, name="conv3")
+
+    return res.ResNet(stacks, False, True, model_name="resnet_small", weights=None, input_shape=SHAPE, classes=CLASSES)
+
+
+FAMILIES = {
+    "mobilenet_v2": mobilenet_v2,
+    "mobilenet_v3_small": mobilenet_v3_small,
+    "efficientnet": efficientnet,
+    "densenet": densenet,
+    "resnet_v2": resnet_v2,
+    "resnet": resnet,
+}
+
+
+def zoo_data(n_train=192, n_test=96, seed=0):
+    """The quadrant images of tests/conftest at 32×32 RGB, three classes."""
+    from tests.conftest import quadrant_data
+
+    return quadrant_data(n_train=n_train, n_test=n_test, seed=seed, shape=SHAPE, classes=CLASSES)
+
+
+def build_and_train(family: str, data: dict, path, epochs: int = 2):
+    """Build the family's model, train it briefly on ``data`` and save it as a SavedModel at ``path``."""
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    model = FAMILIES[family]()
+    model.compile(k.optimizers.Adam(2e-3), "sparse_categorical_crossentropy", ["accuracy"])
+    model.fit(data["x_train"], data["y_train"], epochs=epochs, batch_size=32, verbose=0)
+    model.save(str(path))
+    return path
