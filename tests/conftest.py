@@ -236,6 +236,247 @@ CHANNEL_MODELS = {
 }
 
 
+# Real-architecture constructs (issue 18): each model holds one, with what channel pruning may thin
+# (``prunable``: producers whose channels can go) and what it leaves whole (layer → reason fragment).
+
+
+def arch_squeeze_excite():
+    """Two squeeze-and-excite gates: GAP(keepdims) → Conv → Conv, and GAP → Dense → Dense → Reshape."""
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    inputs = k.Input((8, 8, 3))
+    x = k.layers.Conv2D(8, 3, padding="same", name="stem")(inputs)
+    x = k.layers.ReLU(name="stem_relu")(k.layers.BatchNormalization(name="stem_bn")(x))
+    s = k.layers.GlobalAveragePooling2D(keepdims=True, name="se1_pool")(x)
+    s = k.layers.Conv2D(4, 1, activation="relu", name="se1_reduce")(s)
+    s = k.layers.Conv2D(8, 1, activation="sigmoid", name="se1_expand")(s)
+    x = k.layers.Multiply(name="se1_scale")([x, s])
+    h = k.layers.Conv2D(12, 3, padding="same", activation="relu", name="conv2")(x)
+    s = k.layers.GlobalAveragePooling2D(name="se2_pool")(h)
+    s = k.layers.Dense(4, activation="relu", name="se2_reduce")(s)
+    s = k.layers.Dense(12, activation="hard_sigmoid", name="se2_expand")(s)
+    s = k.layers.Reshape((1, 1, 12), name="se2_reshape")(s)
+    h = k.layers.Multiply(name="se2_scale")([h, s])
+    outputs = k.layers.Dense(3, name="logits")(k.layers.GlobalAveragePooling2D(name="gap")(h))
+    return _random_bn(k.Model(inputs, outputs))
+
+
+def arch_grouped():
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    inputs = k.Input((8, 8, 3))
+    h = k.layers.Conv2D(8, 3, activation="relu", name="conv1")(inputs)
+    h = k.layers.Conv2D(8, 3, groups=2, activation="relu", name="grouped")(h)
+    h = k.layers.Conv2D(6, 1, activation="relu", name="after")(h)
+    outputs = k.layers.Dense(3, name="logits")(k.layers.GlobalAveragePooling2D(name="gap")(h))
+    return k.Model(inputs, outputs)
+
+
+def arch_dense_block():
+    """DenseNet style: each layer's BN → ReLU → Conv output is concatenated to everything before it."""
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    inputs = k.Input((8, 8, 3))
+    x = k.layers.Conv2D(8, 3, padding="same", name="stem")(inputs)
+    for i in range(3):
+        h = k.layers.BatchNormalization(name=f"block{i}_bn")(x)
+        h = k.layers.ReLU(name=f"block{i}_relu")(h)
+        h = k.layers.Conv2D(4, 3, padding="same", name=f"block{i}_conv")(h)
+        x = k.layers.Concatenate(name=f"block{i}_concat")([x, h])
+    x = k.layers.ReLU(name="transition_relu")(k.layers.BatchNormalization(name="transition_bn")(x))
+    x = k.layers.Conv2D(8, 1, name="transition_conv")(x)
+    x = k.layers.AveragePooling2D(2, name="transition_pool")(x)
+    outputs = k.layers.Dense(3, name="logits")(k.layers.GlobalAveragePooling2D(name="gap")(x))
+    return _random_bn(k.Model(inputs, outputs))
+
+
+def arch_depthwise_multiplier():
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    inputs = k.Input((8, 8, 3))
+    h = k.layers.Conv2D(6, 3, padding="same", name="conv")(inputs)
+    h = k.layers.ReLU(name="relu")(k.layers.BatchNormalization(name="bn")(h))
+    h = k.layers.DepthwiseConv2D(3, depth_multiplier=3, padding="same", name="depthwise")(h)
+    h = k.layers.ReLU(6.0, name="dw_relu")(k.layers.BatchNormalization(name="dw_bn")(h))
+    h = k.layers.Conv2D(8, 1, activation="relu", name="project")(h)
+    outputs = k.layers.Dense(3, name="logits")(k.layers.GlobalAveragePooling2D(name="gap")(h))
+    return _random_bn(k.Model(inputs, outputs))
+
+
+def arch_preactivation():
+    """ResNetV2 style: BatchNormalization → ReLU before each convolution, an identity and a projection shortcut."""
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    inputs = k.Input((8, 8, 3))
+    x = k.layers.Conv2D(8, 3, padding="same", name="stem")(inputs)
+    pre = k.layers.ReLU(name="b1_pre_relu")(k.layers.BatchNormalization(name="b1_pre_bn")(x))
+    h = k.layers.Conv2D(8, 3, padding="same", name="b1_conv1")(pre)
+    h = k.layers.ReLU(name="b1_relu")(k.layers.BatchNormalization(name="b1_bn")(h))
+    h = k.layers.Conv2D(8, 3, padding="same", name="b1_conv2")(h)
+    x = k.layers.Add(name="b1_add")([x, h])
+    pre = k.layers.ReLU(name="b2_pre_relu")(k.layers.BatchNormalization(name="b2_pre_bn")(x))
+    shortcut = k.layers.Conv2D(12, 1, strides=2, name="b2_shortcut")(pre)
+    h = k.layers.Conv2D(12, 3, strides=2, padding="same", name="b2_conv1")(pre)
+    x = k.layers.Add(name="b2_add")([shortcut, h])
+    x = k.layers.ReLU(name="post_relu")(k.layers.BatchNormalization(name="post_bn")(x))
+    outputs = k.layers.Dense(3, name="logits")(k.layers.GlobalAveragePooling2D(name="gap")(x))
+    return _random_bn(k.Model(inputs, outputs))
+
+
+def arch_separable():
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    inputs = k.Input((8, 8, 3))
+    h = k.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv")(inputs)
+    h = k.layers.SeparableConv2D(8, 3, depth_multiplier=2, padding="same", name="sep1")(h)
+    h = k.layers.ReLU(name="sep1_relu")(k.layers.BatchNormalization(name="sep1_bn")(h))
+    h = k.layers.SeparableConv2D(10, 3, activation="relu", name="sep2")(h)
+    outputs = k.layers.Dense(3, name="logits")(k.layers.GlobalAveragePooling2D(name="gap")(h))
+    return _random_bn(k.Model(inputs, outputs))
+
+
+def arch_preprocessing():
+    """Rescaling and Normalization on the input (per channel) and between convolutions (a scalar, per channel)."""
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    inputs = k.Input((8, 8, 3))
+    h = k.layers.Rescaling([1 / 255, 1 / 127, 1 / 64], offset=[-0.5, 0.0, 0.5], name="rescale_in")(inputs)
+    h = k.layers.Normalization(axis=-1, name="norm_in")(h)
+    h = k.layers.Conv2D(8, 3, activation="relu", name="conv1")(h)
+    h = k.layers.Rescaling(2.0, name="rescale_mid")(h)
+    h = k.layers.Normalization(axis=-1, name="norm_mid")(h)
+    h = k.layers.Conv2D(6, 3, activation="relu", name="conv2")(h)
+    outputs = k.layers.Dense(3, name="logits")(k.layers.GlobalAveragePooling2D(name="gap")(h))
+    model = k.Model(inputs, outputs)
+    rng = np.random.default_rng(2)
+    for name, width in (("norm_in", 3), ("norm_mid", 8)):
+        layer = model.get_layer(name)
+        mean = rng.normal(0, 0.5, width).astype(np.float32)
+        layer.set_weights([mean, rng.uniform(0.5, 2.0, width).astype(np.float32), np.array(100, np.int64)])
+        layer.finalize_state()
+    return model
+
+
+def arch_activations():
+    """Activation layers and TensorFlow ops on Keras tensors (TFOpLambda): hard-swish, x + 3, x * (1/6)."""
+    from compressctl.tfenv import keras, seed_everything, tf
+
+    seed_everything(0)
+    k, tensorflow = keras(), tf()
+    inputs = k.Input((8, 8, 3))
+    h = k.layers.ReLU(max_value=6.0, name="relu6")(k.layers.Conv2D(8, 3, padding="same", name="conv1")(inputs))
+    h = k.layers.Activation("swish", name="swish")(k.layers.Conv2D(8, 3, padding="same", name="conv2")(h))
+    h = k.layers.LeakyReLU(0.1, name="leaky")(h)
+    h = k.layers.PReLU(shared_axes=[1, 2], name="prelu")(h)
+    gate = k.layers.ReLU(6.0, name="hard_sigmoid_relu")(h + 3.0) * (1.0 / 6.0)
+    h = k.layers.Multiply(name="hard_swish")([h, gate])
+    h = tensorflow.nn.relu(h)
+    other = k.layers.Conv2D(8, 1, name="conv3")(h)
+    h = tensorflow.math.maximum(h, other)  # two tensors: tied, as an Add ties them
+    h = tensorflow.math.reduce_mean(h, axis=[1, 2], keepdims=True)
+    h = k.layers.ELU(name="elu")(k.layers.Conv2D(6, 1, name="conv4")(h))
+    outputs = k.layers.Dense(3, name="logits")(k.layers.Flatten(name="flatten")(h))
+    model = k.Model(inputs, outputs)
+    prelu = model.get_layer("prelu")
+    prelu.set_weights(
+        [np.random.default_rng(3).uniform(0, 0.5, w.shape).astype(np.float32) for w in prelu.get_weights()]
+    )
+    return model
+
+
+def arch_padding_reshape():
+    """ZeroPadding2D, Cropping2D, a Reshape that flattens, and a Reshape around a Dense (units → 1×1×units)."""
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    inputs = k.Input((8, 8, 3))
+    h = k.layers.Conv2D(6, 3, activation="relu", name="conv1")(inputs)
+    h = k.layers.ZeroPadding2D(1, name="pad")(h)
+    h = k.layers.Conv2D(8, 3, activation="relu", name="conv2")(h)
+    h = k.layers.Cropping2D(1, name="crop")(h)
+    h = k.layers.MaxPooling2D(name="pool")(h)
+    h = k.layers.Reshape((2 * 2 * 8,), name="flat")(h)
+    h = k.layers.Dense(16, activation="relu", name="fc")(h)
+    h = k.layers.Reshape((1, 1, 16), name="to_map")(h)
+    h = k.layers.Conv2D(8, 1, activation="relu", name="conv3")(h)
+    outputs = k.layers.Dense(3, name="logits")(k.layers.Flatten(name="flatten")(h))
+    return k.Model(inputs, outputs)
+
+
+_CUSTOM = {}
+
+
+def custom_double_layer():
+    """A user-registered layer (tests.Double: 2x), registered once per process."""
+    from compressctl.tfenv import keras
+
+    if "Double" not in _CUSTOM:
+        k = keras()
+
+        @k.utils.register_keras_serializable(package="tests")
+        class Double(k.layers.Layer):
+            def call(self, x):
+                return 2.0 * x
+
+        _CUSTOM["Double"] = Double
+    return _CUSTOM["Double"]
+
+
+def arch_custom():
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    inputs = k.Input((8, 8, 3))
+    h = k.layers.Conv2D(6, 3, activation="relu", name="before")(inputs)
+    h = custom_double_layer()(name="double")(h)
+    h = k.layers.Conv2D(8, 3, activation="relu", name="after")(h)
+    outputs = k.layers.Dense(3, name="logits")(k.layers.GlobalAveragePooling2D(name="gap")(h))
+    return k.Model(inputs, outputs)
+
+
+ARCH_MODELS = {
+    "squeeze_excite": arch_squeeze_excite,
+    "grouped": arch_grouped,
+    "dense_block": arch_dense_block,
+    "depthwise_multiplier": arch_depthwise_multiplier,
+    "preactivation": arch_preactivation,
+    "separable": arch_separable,
+    "preprocessing": arch_preprocessing,
+    "activations": arch_activations,
+    "padding_reshape": arch_padding_reshape,
+    "custom": arch_custom,
+}
+# Per model: the producers whose channels can be removed, and the layers left whole with (part of) the reason.
+ARCH_EXPECTED = {
+    "squeeze_excite": (["stem", "se1_expand", "se1_reduce", "conv2", "se2_expand", "se2_reduce"], {}),
+    "grouped": (["after"], {"conv1": "grouped convolution (groups=2)", "grouped": "grouped convolution"}),
+    "dense_block": (["stem", "block0_conv", "block1_conv", "block2_conv", "transition_conv"], {}),
+    "depthwise_multiplier": (["conv", "project"], {}),
+    "preactivation": (["stem", "b1_conv1", "b1_conv2", "b2_shortcut", "b2_conv1"], {}),
+    "separable": (["conv", "sep1", "sep2"], {}),
+    "preprocessing": (["conv1", "conv2"], {}),
+    "activations": (["conv1", "conv2", "conv3", "conv4"], {}),
+    "padding_reshape": (["conv1", "conv2", "fc", "conv3"], {}),
+    "custom": (["after"], {"before": "read by Double layer double"}),
+}
+
+
 def _random_bn(model):
     rng = np.random.default_rng(1)
     for layer in model.layers:
@@ -255,32 +496,38 @@ def _random_bn(model):
 def zero_channels(model, analysis, drop: dict[int, np.ndarray]) -> None:
     """Make channels ``drop`` (group → indices) of ``model`` exactly zero wherever they are computed.
 
-    Producers get zero kernel columns and bias; every per-channel follower (BatchNormalization's
-    gamma and beta, a depthwise bias) gets zeros there too, so the channels carry 0.0 downstream.
+    Producers get zero kernel columns and bias (a separable convolution: its pointwise columns); every
+    per-channel follower (BatchNormalization's gamma and beta, a depthwise bias, a Normalization's
+    mean) gets zeros there too, so the channels carry 0.0 downstream.
     """
     for root, channels in drop.items():
         group = analysis.groups[root]
         for name in group.producers:
             layer = model.get_layer(name)
             weights = layer.get_weights()
-            for w in weights:
+            first = 1 if analysis.kinds[name].startswith("Separable") else 0  # not the depthwise kernel
+            for w in weights[first:]:
                 w[..., channels] = 0
             layer.set_weights(weights)
         for name in group.followers:
             kind = analysis.kinds[name]
-            if kind not in ("BatchNormalization", "DepthwiseConv2D"):
+            if kind not in ("BatchNormalization", "DepthwiseConv2D", "Normalization"):
                 continue
             layer = model.get_layer(name)
             weights = layer.get_weights()
-            layout = analysis.inputs[name]
+            layout = analysis.outputs[name] if kind == "DepthwiseConv2D" else analysis.inputs[name]
             index = analysis.indices(layout, {root: np.setdiff1d(np.arange(group.channels), channels)})
             removed = np.setdiff1d(np.arange(layout.width), index)
             if kind == "BatchNormalization":
                 weights[0][removed] = 0  # gamma
                 weights[1][removed] = 0  # beta
-            else:
-                weights[1][removed] = 0  # depthwise bias (multiplier 1: one per channel)
+            elif kind == "Normalization":
+                weights[0][removed] = 0  # mean
+            elif len(weights) > 1:
+                weights[1][removed] = 0  # depthwise bias (one per output channel)
             layer.set_weights(weights)
+            if kind == "Normalization":
+                layer.finalize_state()
 
 
 def breast_cancer_split(seed=0, n_train=420):

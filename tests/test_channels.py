@@ -3,8 +3,15 @@
 import numpy as np
 import pytest
 
-from compressctl.channels import analyze, keep_count, rebuild
-from tests.conftest import CHANNEL_MODELS, channel_mobilenet, channel_residual, zero_channels
+from compressctl.channels import analyze, graph, keep_count, rebuild
+from tests.conftest import (
+    ARCH_EXPECTED,
+    ARCH_MODELS,
+    CHANNEL_MODELS,
+    channel_mobilenet,
+    channel_residual,
+    zero_channels,
+)
 
 
 def sample(model, n=6, seed=0):
@@ -88,7 +95,7 @@ def test_layers_the_analysis_cannot_follow_keep_their_channels_with_a_reason():
     k = keras()
     inputs = k.Input((8, 8, 1))
     h = k.layers.Conv2D(4, 3, name="conv")(inputs)
-    h = k.layers.Reshape((36, 4), name="reshape")(h)
+    h = k.layers.Reshape((6, 24), name="reshape")(h)  # moves channels onto another axis
     h = k.layers.Flatten()(h)
     shared = k.layers.Dense(8, name="shared")
     h = k.layers.Add()([shared(h), shared(h)])
@@ -173,3 +180,169 @@ def test_conv1d_sequence_model_loses_zero_channels_exactly():
     assert thin.get_layer("per_step").get_weights()[0].shape == (4, 4)
     x = sample(model)
     np.testing.assert_allclose(thin(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- real-architecture constructs
+
+
+@pytest.mark.parametrize("kind", sorted(ARCH_MODELS))
+def test_each_construct_is_followed_or_left_whole_with_its_reason(kind):
+    model = ARCH_MODELS[kind]()
+    analysis = analyze(model)
+    prunable_layers, whole = ARCH_EXPECTED[kind]
+    assert sorted(n for g in prunable(analysis).values() for n in g.producers) == sorted(prunable_layers)
+    for layer, fragment in whole.items():
+        reason = analysis.layer_reason(layer)
+        assert reason and fragment in reason and "\n" not in reason
+
+
+@pytest.mark.parametrize("kind", sorted(ARCH_MODELS))
+def test_each_construct_rebuilds_identically_keeping_every_channel(kind):
+    model = ARCH_MODELS[kind]()
+    analysis = analyze(model)
+    thin = rebuild(model, analysis, {root: np.arange(g.channels) for root, g in prunable(analysis).items()})
+    assert thin.count_params() == model.count_params()
+    x = sample(model) * 4
+    np.testing.assert_allclose(thin(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", sorted(ARCH_MODELS))
+def test_each_construct_loses_all_zero_channels_exactly(kind):
+    model = ARCH_MODELS[kind]()
+    analysis = analyze(model)
+    rng = np.random.default_rng(0)
+    drop = {
+        root: np.sort(rng.choice(g.channels, g.channels // 2, replace=False)) for root, g in prunable(analysis).items()
+    }
+    zero_channels(model, analysis, drop)
+    keep = {root: np.setdiff1d(np.arange(analysis.groups[root].channels), d) for root, d in drop.items()}
+    thin = rebuild(model, analysis, keep)
+    assert thin.count_params() < model.count_params()
+    for root, kept in keep.items():
+        for name in analysis.groups[root].producers:
+            assert thin.get_layer(name).output_shape[-1] == len(kept) < model.get_layer(name).output_shape[-1]
+    x = sample(model) * 4
+    np.testing.assert_allclose(thin(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_squeeze_excite_gate_is_tied_to_the_feature_map_it_scales():
+    analysis = analyze(ARCH_MODELS["squeeze_excite"]())
+    groups = {tuple(g["layers"]): g for g in analysis.describe()}
+    assert groups[("stem", "se1_expand")]["tied_by"] == ["se1_scale"]
+    assert groups[("conv2", "se2_expand")]["tied_by"] == ["se2_scale"]
+    assert analysis.reshapes == {"se2_reshape": 2}
+
+
+def test_separable_convolution_reads_each_channels_copies():
+    model = ARCH_MODELS["separable"]()
+    analysis = analyze(model)
+    conv, sep1 = analysis.producer_group["conv"], analysis.producer_group["sep1"]
+    thin = rebuild(model, analysis, {conv: np.array([0, 2, 5]), sep1: np.arange(4)})
+    depthwise, pointwise, bias = thin.get_layer("sep1").get_weights()
+    assert depthwise.shape == (3, 3, 3, 2) and pointwise.shape == (1, 1, 6, 4) and bias.shape == (4,)
+    assert thin.get_layer("sep2").get_weights()[0].shape == (3, 3, 4, 1)
+
+
+def test_tf_op_layers_pass_channels_or_say_which_op_stops_them():
+    from compressctl.tfenv import keras, tf
+
+    k, tensorflow = keras(), tf()
+    inputs = k.Input((6, 6, 3))
+    h = k.layers.Conv2D(4, 3, name="conv")(inputs)
+    h = h * tensorflow.constant([1.0, 2.0, 3.0, 4.0])  # a constant per channel: left whole
+    a = k.layers.Conv2D(4, 1, name="conv_b")(h)
+    a = tensorflow.transpose(a, [0, 2, 1, 3])
+    model = k.Model(inputs, k.layers.Dense(2, name="out")(k.layers.Flatten()(a)))
+    analysis = analyze(model)
+    assert "with a constant of more than one value" in analysis.layer_reason("conv")
+    assert "transpose is not an element-wise op" in analysis.layer_reason("conv_b")
+
+
+def test_mobilenet_v3_tf_op_nodes_trace():
+    """The node entries of layers called with extra arguments (``x + 3``) once crashed the tracer."""
+    from compressctl.tfenv import keras
+
+    k = keras()
+    inputs = k.Input((8, 8, 3))
+    h = k.layers.Conv2D(4, 3, name="conv")(inputs)
+    h = k.layers.Multiply(name="hard_swish")([h, k.layers.ReLU(6.0)(h + 3.0) * (1.0 / 6.0)])
+    h = k.layers.Dropout(0.2, name="drop")(h, training=False)
+    model = k.Model(inputs, k.layers.Dense(2, name="out")(k.layers.GlobalAveragePooling2D()(h)))
+    entries, outputs = graph(model)
+    assert outputs == ["out"]
+    reads = {e["name"]: e["reads"] for e in entries}
+    assert reads["hard_swish"][0] == "conv" and reads["drop"] == ["hard_swish"]
+    assert {"name", "class", "config", "reads"} <= set(entries[1])
+    assert analyze(model).group_of("conv").fixed is None
+
+
+APPLICATIONS = {
+    "MobileNetV3Small": {"alpha": 0.75},
+    "EfficientNetB0": {},
+    "DenseNet121": {},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(APPLICATIONS))
+def test_keras_applications_trace_and_rebuild_thinner(name):
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    model = getattr(k.applications, name)(input_shape=(32, 32, 3), weights=None, classes=10, **APPLICATIONS[name])
+    analysis = analyze(model)
+    groups = prunable(analysis)
+    assert len(groups) > 10
+    drop = {root: np.arange(g.channels)[::4] for root, g in groups.items()}
+    zero_channels(model, analysis, drop)
+    keep = {root: np.setdiff1d(np.arange(groups[root].channels), d) for root, d in drop.items()}
+    thin = rebuild(model, analysis, keep)
+    assert thin.count_params() < model.count_params()
+    x = sample(model, n=2) * 255
+    np.testing.assert_allclose(thin(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_layers_with_per_channel_constants_or_mixing_leave_their_inputs_whole():
+    from compressctl.tfenv import keras
+
+    k = keras()
+    inputs = k.Input((6, 6, 3))
+    a = k.layers.Rescaling([1.0, 2.0, 3.0, 4.0], name="rescale")(k.layers.Conv2D(4, 1, name="a")(inputs))
+    b = k.layers.Normalization(mean=0.5, variance=2.0, name="norm")(k.layers.Conv2D(4, 1, name="b")(inputs))
+    c = k.layers.LayerNormalization(name="ln")(k.layers.Conv2D(4, 1, name="c")(inputs))
+    d = k.layers.Softmax(name="softmax")(k.layers.Conv2D(4, 1, name="d")(inputs))
+    e = k.layers.Conv2D(4, 1, name="e")(inputs)
+    e = k.layers.Multiply(name="spatial_gate")([e, k.layers.Conv2D(1, 1, activation="sigmoid", name="gate")(e)])
+    h = k.layers.Concatenate(name="cat")([a, b, c, d, e])
+    model = k.Model(inputs, k.layers.Dense(2, name="out")(k.layers.GlobalAveragePooling2D()(h)))
+    analysis = analyze(model)
+    assert "scales each channel by a constant of its config" in analysis.layer_reason("a")
+    assert "its mean and variance are constants of its config" in analysis.layer_reason("b")
+    assert "normalizes across the channels" in analysis.layer_reason("c")
+    assert "a softmax over the channels mixes them" in analysis.layer_reason("d")
+    assert analysis.layer_reason("e") is None  # a one-channel gate broadcasts over the channels it scales
+    keep = {analysis.producer_group["e"]: np.array([1, 2])}
+    assert rebuild(model, analysis, keep).get_layer("out").get_weights()[0].shape == (18, 2)
+
+
+def test_an_unregistered_custom_layer_is_left_whole_and_the_model_still_rebuilds():
+    from compressctl.tfenv import keras
+
+    k = keras()
+
+    class Halve(k.layers.Layer):  # not registered: the rebuild passes the model's own classes
+        def call(self, x):
+            return 0.5 * x
+
+    inputs = k.Input((6, 6, 3))
+    h = Halve(name="halve")(k.layers.Conv2D(4, 3, name="before")(inputs))
+    h = k.layers.Conv2D(6, 1, name="after")(h)
+    model = k.Model(inputs, k.layers.Dense(2, name="out")(k.layers.GlobalAveragePooling2D()(h)))
+    analysis = analyze(model)
+    assert analysis.layer_reason("before") == (
+        "read by Halve layer halve, which channel pruning cannot rewire "
+        "(Halve is not a layer channel pruning can follow)"
+    )
+    thin = rebuild(model, analysis, {analysis.producer_group["after"]: np.array([0, 3, 5])})
+    assert thin.get_layer("after").output_shape[-1] == 3 and type(thin.get_layer("halve")) is Halve

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from compressctl.errors import StageError, UserError, first_line
+from compressctl.errors import UserError
 from compressctl.params import FineTune, LayerSelection, check_patterns, first_match
 from compressctl.stages.base import Stage, StageContext, StageResult, require_graph_model, require_keras
 
@@ -49,8 +49,8 @@ class PruneChannels(Stage):
         )
         layers: dict[str, float] = Field(
             default_factory=dict,
-            description="Per-layer ratio: layer-name regex → fraction removed; the first match in recipe order wins. "
-            "Every pattern must match a layer of the model.",
+            description="Per-layer ratio: layer selector (name regex, type:, role:, feeds:) → fraction removed; "
+            "the first match in recipe order wins. Every selector must match a layer of the model.",
         )
         criterion: Literal["l1", "l2", "gamma", "taylor"] = Field(
             "l1",
@@ -159,9 +159,8 @@ class PruneChannels(Stage):
 
     def check(self, model) -> list[tuple[tuple, str]]:
         """Problems with this stage's fields on ``model``, found before any training: (field path, message)."""
-        try:
-            analysis = _analyze(model)
-        except StageError:  # reported when the stage runs, as a stage failure
+        analysis = _analyze(model)
+        if isinstance(analysis, str):  # reported when the stage runs, as a note
             return []
         _, _, problems = self.plan(model, analysis)
         return problems
@@ -189,7 +188,7 @@ class PruneChannels(Stage):
                     continue
                 notes.append(f"no BatchNormalization follows {', '.join(group.producers)}: ranked by l1 instead")
             for name in group.producers:
-                kernel = model.get_layer(name).get_weights()[0]
+                kernel = _filter_weights(model.get_layer(name))[0].numpy()
                 flat = kernel.reshape(-1, kernel.shape[-1])
                 if criterion == "taylor":
                     values = per_layer[name]
@@ -208,7 +207,7 @@ class PruneChannels(Stage):
 
         tensorflow = tf()
         producers = [name for g in analysis.groups.values() if not g.fixed for name in g.producers]
-        variables = {name: model.get_layer(name).trainable_weights for name in producers}
+        variables = {name: [v for v in _filter_weights(model.get_layer(name)) if v.trainable] for name in producers}
         flat = [v for name in producers for v in variables[name]]
         loss_fn = ctx.task.loss()
         batch, count = self.params.batch_size or ctx.batch_size, self.params.taylor_batches
@@ -236,32 +235,24 @@ class PruneChannels(Stage):
 
     def apply(self, model, ctx: StageContext) -> StageResult:
         require_keras(model, self.type)
-        from compressctl.channels import rebuild
+        from compressctl.channels import PRODUCERS, rebuild
         from compressctl.macs import keras_macs
 
         require_graph_model(model, self.type)
         analysis = _analyze(model)
+        if isinstance(analysis, str):  # the model stays as it is; the run goes on
+            return self._unchanged(model, [], f"no channel was removed: {analysis}")
         counts, skipped, problems = self.plan(model, analysis)
         if problems:
             loc, message = problems[0]
             raise UserError(f"stage {self.type}: {'.'.join(map(str, loc))}: {message}")
         for name, reason in analysis.blocked.items():
-            if analysis.kinds.get(name) in ("Conv1D", "Conv2D", "Dense") and self.params.selects(name):
+            if analysis.kinds.get(name) in PRODUCERS and self.params.selects(name):
                 skipped.append({"layer": name, "reason": reason})
-        params_before, macs_before = int(model.count_params()), keras_macs(model)
         if not counts:
-            return StageResult(
-                model=model,
-                measured={
-                    "params_before": params_before,
-                    "params_after": params_before,
-                    "macs_before": macs_before["total"],
-                    "macs_after": macs_before["total"],
-                    "pruned_layers": 0,
-                },
-                skipped_layers=skipped,
-                notes=["no channel was removed"],
-            )
+            wanted = self.params.ratio > 0 or any(r > 0 for r in self.params.layers.values())
+            why = ": no selected layer can be thinned (the skipped layers say why)" if wanted and skipped else ""
+            return self._unchanged(model, skipped, f"no channel was removed{why}")
         scores, notes = self.scores(model, analysis, ctx)
         keep = {}
         for root, (count, _) in counts.items():
@@ -270,8 +261,10 @@ class PruneChannels(Stage):
             keep[root] = np.sort(ranked[:count])
         try:
             thin = rebuild(model, analysis, keep)
-        except Exception as exc:  # noqa: BLE001 - a rebuild failure names the stage, never a traceback
-            raise StageError(f"stage {self.type}: could not rebuild the thinner model: {first_line(exc)}") from None
+        except Exception as exc:  # noqa: BLE001 - an internal failure: the model stays, the run goes on
+            why = f"the thinner model could not be rebuilt (internal error {type(exc).__name__}; please report it)"
+            return self._unchanged(model, skipped, f"no channel was removed: {why}")
+        params_before, macs_before = int(model.count_params()), keras_macs(model)
         macs_after = keras_macs(thin)
         rows = self._rows(model, thin, analysis, counts, macs_before, macs_after)
         if self.params.epochs > 0:
@@ -288,6 +281,24 @@ class PruneChannels(Stage):
             layers=rows,
             skipped_layers=skipped,
             notes=notes + (["fine-tuned by distillation from the unpruned model"] if self._distills else []),
+        )
+
+    @staticmethod
+    def _unchanged(model, skipped: list[dict], note: str) -> StageResult:
+        from compressctl.macs import keras_macs
+
+        params, macs = int(model.count_params()), keras_macs(model)["total"]
+        return StageResult(
+            model=model,
+            measured={
+                "params_before": params,
+                "params_after": params,
+                "macs_before": macs,
+                "macs_after": macs,
+                "pruned_layers": 0,
+            },
+            skipped_layers=skipped,
+            notes=[note],
         )
 
     @property
@@ -347,12 +358,20 @@ def _train_batches(ctx: StageContext, batch: int, count: int):
 
 
 def _analyze(model):
+    """The model's channel analysis, or why there is none (a sentence for the user)."""
     from compressctl.channels import analyze
 
     try:
         return analyze(model)
-    except Exception as exc:  # noqa: BLE001 - a model the analysis cannot read fails the stage, never a traceback
-        raise StageError(f"stage prune_channels: could not trace the model's channels: {first_line(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - a model the analysis cannot read is left whole, never a traceback
+        return f"the model's channels could not be traced (internal error {type(exc).__name__}; please report it)"
+
+
+def _filter_weights(layer) -> list:
+    """The layer's weights with one slice per output channel on their last axis (kernel first, then bias):
+    a separable convolution's pointwise kernel and bias, not its depthwise kernel."""
+    depthwise = getattr(layer, "depthwise_kernel", None)
+    return [w for w in layer.weights if w is not depthwise]
 
 
 def _channels(layer) -> int | None:

@@ -9,10 +9,10 @@ import pytest
 from pydantic import ValidationError
 
 from compressctl import api
-from compressctl.channels import analyze
+from compressctl.channels import analyze, keep_count
 from compressctl.errors import UserError
 from compressctl.stages.prune_channels import PruneChannels
-from tests.conftest import CHANNEL_MODELS, REPO, write_recipe, zero_channels
+from tests.conftest import ARCH_EXPECTED, ARCH_MODELS, CHANNEL_MODELS, REPO, write_recipe, zero_channels
 
 
 def stage(**kw):
@@ -213,3 +213,114 @@ bench: {runs: 20, warmup: 2}
     assert 'id="plot-channels-1"' in html
     for page in (html, (tmp_path / "run" / "report.md").read_text()):
         assert "channels before" in page and "channels after" in page and "MACs after" in page
+
+
+# ---------------------------------------------------------------------------- real-architecture constructs
+
+
+@pytest.mark.parametrize("kind", sorted(ARCH_MODELS))
+def test_each_construct_with_ratio_zero_keeps_the_model_and_its_outputs(kind, stage_ctx):
+    model = ARCH_MODELS[kind]()
+    x = sample(model)
+    expected = model(x).numpy()
+    result = stage(ratio=0).apply(model, stage_ctx)
+    assert result.layers == [] and result.measured["params_after"] == result.measured["params_before"]
+    assert result.notes == ["no channel was removed"]
+    np.testing.assert_array_equal(result.model(x).numpy(), expected)
+
+
+@pytest.mark.parametrize("kind", sorted(ARCH_MODELS))
+def test_each_construct_loses_its_all_zero_channels_and_the_outputs_stay(kind, stage_ctx):
+    model = ARCH_MODELS[kind]()
+    analysis = analyze(model)
+    rng = np.random.default_rng(1)
+    drop = {
+        root: np.sort(rng.choice(g.channels, g.channels - keep_count(g.channels, 0.25), replace=False))
+        for root, g in analysis.groups.items()
+        if not g.fixed
+    }
+    zero_channels(model, analysis, drop)
+    x = sample(model)
+    expected = model(x).numpy()
+    result = stage(ratio=0.25, criterion="l1").apply(model, stage_ctx)
+    thin = result.model
+    prunable_layers, whole = ARCH_EXPECTED[kind]
+    assert result.measured["pruned_layers"] == len(prunable_layers)
+    for name in prunable_layers:
+        assert thin.get_layer(name).output_shape[-1] < model.get_layer(name).output_shape[-1]
+    reasons = {row["layer"]: row["reason"] for row in result.skipped_layers}
+    for name, fragment in whole.items():
+        assert fragment in reasons[name]
+    np.testing.assert_allclose(thin(x).numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_model_with_nothing_to_thin_says_so_and_goes_on(stage_ctx):
+    from compressctl.tfenv import keras
+    from tests.conftest import custom_double_layer
+
+    k = keras()
+    inputs = k.Input((8, 8, 1))
+    h = custom_double_layer()(name="double")(k.layers.Conv2D(4, 3, name="conv")(inputs))
+    model = k.Model(inputs, k.layers.Dense(3, name="logits")(k.layers.GlobalAveragePooling2D()(h)))
+    result = stage(ratio=0.5).apply(model, stage_ctx)
+    assert result.model is model and result.measured["pruned_layers"] == 0
+    assert result.notes == ["no channel was removed: no selected layer can be thinned (the skipped layers say why)"]
+    reasons = {row["layer"]: row["reason"] for row in result.skipped_layers}
+    assert reasons == {
+        "conv": "read by Double layer double, which channel pruning cannot rewire "
+        "(Double is not a layer channel pruning can follow)",
+        "logits": "sets the model's output",
+    }
+
+
+def test_a_tracer_failure_is_a_note_not_the_internal_message(stage_ctx, monkeypatch):
+    import compressctl.channels
+
+    def broken(model):
+        raise TypeError("'int' object is not subscriptable")
+
+    monkeypatch.setattr(compressctl.channels, "analyze", broken)
+    model = CHANNEL_MODELS["cnn"]()
+    assert stage(ratio=0.5).check(model) == []
+    result = stage(ratio=0.5).apply(model, stage_ctx)
+    assert result.model is model and result.measured["pruned_layers"] == 0
+    assert result.notes == [
+        "no channel was removed: the model's channels could not be traced (internal error TypeError; please report it)"
+    ]
+
+
+@pytest.mark.slow
+def test_mobilenet_v3_small_through_fast_cpu_settings(tmp_path):
+    """keras.applications.MobileNetV3Small once failed the stage with "'int' object is not subscriptable"."""
+    from compressctl.data import load_npz
+    from compressctl.evaluate import TaskInfo
+    from compressctl.stages.base import StageContext
+    from compressctl.tfenv import keras, seed_everything
+    from tests.conftest import quadrant_data
+
+    seed_everything(0)
+    model = keras().applications.MobileNetV3Small(input_shape=(32, 32, 3), weights=None, classes=10, alpha=0.75)
+    np.savez(tmp_path / "d.npz", **quadrant_data(n_train=64, n_test=16, shape=(32, 32, 3), classes=4))
+    ctx = StageContext(data=load_npz(tmp_path / "d.npz"), task=TaskInfo(binary=False, from_logits=False), batch_size=32)
+    # recipes/fast-cpu.yaml's stage, one epoch
+    params = {"criterion": "l1", "ratio": 0.6, "layers": {"Conv.*": 0.8}, "teacher": "original", "epochs": 1}
+    result = stage(**params).apply(model, ctx)
+    assert result.measured["pruned_layers"] > 20
+    assert result.measured["macs_after"] < result.measured["macs_before"] / 2
+    assert "fine-tuned by distillation from the unpruned model" in result.notes
+    x = sample(model, n=2)
+    assert np.all(np.isfinite(result.model(x).numpy()))
+
+
+def test_separable_convolution_is_ranked_by_its_pointwise_filters(stage_ctx):
+    from compressctl.tfenv import keras
+
+    k = keras()
+    inputs = k.Input((8, 8, 1))
+    h = k.layers.Conv2D(4, 3, name="conv")(inputs)
+    h = k.layers.SeparableConv2D(6, 3, depth_multiplier=2, name="sep")(h)
+    model = k.Model(inputs, k.layers.Dense(3, activation="softmax")(k.layers.Flatten()(h)))
+    analysis = analyze(model)
+    for criterion in ("l1", "l2", "taylor"):
+        scores, _ = stage(criterion=criterion, taylor_batches=1).scores(model, analysis, stage_ctx)
+        assert scores[analysis.producer_group["sep"]].shape == (6,)
