@@ -111,6 +111,10 @@ def render(results: dict) -> str:
         from benchmarks.scale import render_scale
 
         lines += render_scale(results["scale"])
+    if results.get("zoo"):
+        from benchmarks.zoo import render_zoo
+
+        lines += render_zoo(results["zoo"])
     if "search" in results:  # issue 11
         from benchmarks.run import peer_rows
         from benchmarks.search_bench import render_section

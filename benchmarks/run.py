@@ -253,7 +253,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer timing runs and rounds (a smoke run)")
     parser.add_argument(
         "--only",
-        choices=["channels", "backends", "search", "scale"],
+        choices=["channels", "backends", "search", "scale", "zoo"],
         help="measure this section alone and merge it into results.json",
     )
     parser.add_argument(
@@ -266,11 +266,16 @@ def main() -> int:
         default="lenet5_digits,mlp_digits",
         help="with --only search: the models searched (the others keep their last figures)",
     )
+    parser.add_argument(
+        "--zoo-families", default="", help="with --only zoo: comma-separated families of tests/zoo.py (default: all)"
+    )
     parser.add_argument("--no-scale", action="store_true", help="skip the MobileNetV2 / ResNet-50 runs (minutes)")
     args = parser.parse_args()
     started = time.perf_counter()
     if args.only == "backends":
         return rerun_backends(started)
+    if args.only == "zoo":
+        return rerun_zoo(args.quick, started, [f for f in args.zoo_families.split(",") if f])
     if args.only in ("search", "scale"):
         parts, models = tuple(args.search_parts.split(",")), tuple(args.search_models.split(","))
         return rerun_section(args.only, args.quick, started, parts, models)
@@ -308,6 +313,10 @@ def main() -> int:
 
         log("model scale: MobileNetV2-224 and ResNet-50 from a generated image folder")
         results["scale"] = run_scale(args.quick, OUT / "scale")
+    from benchmarks.zoo import zoo_section  # keras.applications families through the bundled recipes
+
+    log("zoo: keras.applications families through the bundled recipes and init → run")
+    results["zoo"] = zoo_section(CLI, SAMPLES, OUT / "zoo", epochs=1 if args.quick else 3)
     from benchmarks import search_bench  # issue 11: what `compressctl search` finds, trials per hour
 
     results["search"] = search_bench.search_section(2 if args.quick else 24, args.quick)
@@ -346,6 +355,23 @@ def rerun_backends(started: float) -> int:
     (REPO / "benchmarks" / "RESULTS.md").write_text(render(results))
     log(f"wrote benchmarks/RESULTS.md and benchmarks/results.json in {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def rerun_zoo(quick: bool, started: float, families: list[str]) -> int:
+    """Measure the zoo section again (all families, or those named) and merge it into results.json."""
+    from benchmarks.zoo import zoo_section
+
+    ensure_samples()
+    results = json.loads((REPO / "benchmarks" / "results.json").read_text())
+    zoo = zoo_section(CLI, SAMPLES, OUT / "zoo", families or None, epochs=1 if quick else 3)
+    if families and results.get("zoo"):  # the families not named keep their last figures
+        zoo["families"] = {**results["zoo"]["families"], **zoo["families"]}
+    results["zoo"] = zoo
+    results["zoo"]["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results["zoo"]["wall_s"] = time.perf_counter() - started
+    results["goals"] = goals(results)
+    results["notes"] = notes(results)
+    return _write(results)
 
 
 def rerun_section(name: str, quick: bool, started: float, parts: tuple = (), models: tuple = ()) -> int:

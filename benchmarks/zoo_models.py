@@ -1,5 +1,7 @@
 """A zoo of keras.applications families, built small (32×32 inputs, narrow widths, few blocks).
 
+Used by tests/test_zoo.py and benchmarks/zoo.py.
+
 Each builder keeps what makes its family hard for a compression tool — squeeze-and-excite gates,
 hard-swish, swish, Rescaling/Normalization preprocessing, pre-activation residuals, dense
 Concatenate blocks, depthwise convolutions — while staying small enough for the test suite.
@@ -75,13 +77,6 @@ FAMILIES = {
     "resnet_v2": resnet_v2,
     "resnet": resnet,
 }
-
-
-def zoo_data(n_train=192, n_test=96, seed=0):
-    """The quadrant images of tests/conftest at 32×32 RGB, three classes."""
-    from tests.conftest import quadrant_data
-
-    return quadrant_data(n_train=n_train, n_test=n_test, seed=seed, shape=SHAPE, classes=CLASSES)
 
 
 def build_and_train(family: str, data: dict, path, epochs: int = 2):

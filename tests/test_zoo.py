@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import yaml
 
+from benchmarks.zoo_models import CLASSES, FAMILIES, SHAPE, build_and_train
 from compressctl.errors import CompressctlError
-from tests.conftest import REPO, cli
-from tests.zoo import FAMILIES, build_and_train, zoo_data
+from tests.conftest import REPO, cli, quadrant_data
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ _BUILT: dict[str, object] = {}
 
 @pytest.fixture(scope="session")
 def zoo_npz(tmp_path_factory):
-    data = zoo_data()
+    data = quadrant_data(n_train=192, n_test=96, shape=SHAPE, classes=CLASSES)
     path = tmp_path_factory.mktemp("zoo") / "quadrants32.npz"
     np.savez(path, **data)
     return path, data

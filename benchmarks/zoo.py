@@ -1,0 +1,227 @@
+"""The zoo: small keras.applications families through the bundled recipes as they are, and `init` → `run`.
+
+Each family (benchmarks/zoo_models.py builds them: 32×32 RGB, narrow, weights=None) is trained briefly on the
+sample digits upscaled to 32×32 RGB, then every bundled recipe runs on it unchanged (only
+``--model``, ``--data`` and ``--out``), and so does the recipe ``compressctl init`` writes. For
+the first three families the TFMOT pruning and clustering guides (benchmarks/peers.py) run on the
+same model, for their stored and gzip ratios. Every figure comes from the run's report.json (sizes of
+the files written, accuracy through LiteRT on the test split, latency timed against the float32
+baseline in one process) or, for the guides, from the bytes they wrote.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+RECIPES = ["cpu-int8", "cpu-int4", "gpu-fp16", "edgetpu", "fast-cpu", "deep-compression", "lowrank-distill"]
+GUIDE_FAMILIES = 3  # the guides run on the first three families
+
+
+def digits32(samples: Path, out: Path) -> Path:
+    """The sample digits (28×28 grey) as 32×32 RGB: padded by two pixels a side, the grey in all three channels."""
+    data = dict(np.load(samples / "digits.npz"))
+    for split in ("x_train", "x_test"):
+        x = data[split]
+        x = x.reshape(*x.shape[:3]) if x.ndim == 4 else x
+        x = np.pad(x, ((0, 0), (2, 2), (2, 2)))
+        data[split] = np.repeat(x[..., None], 3, axis=-1).astype(np.float32)
+    path = out / "digits32.npz"
+    np.savez(path, **data)
+    return path
+
+
+def _train(family: str, data_path: Path, out: Path, epochs: int) -> tuple[Path, float]:
+    """Train the family in a child process (TensorFlow stays out of this one); its path and Keras accuracy."""
+    script = (
+        "import sys, json, numpy as np\n"
+        "sys.path.insert(0, sys.argv[4])\n"
+        "import benchmarks.zoo_models as zoo\n"
+        "zoo.CLASSES = 10\n"
+        "from compressctl.tfenv import keras, seed_everything\n"
+        "seed_everything(0)\n"
+        "k = keras()\n"
+        "d = dict(np.load(sys.argv[2]))\n"
+        "m = zoo.FAMILIES[sys.argv[1]]()\n"
+        "m.compile(k.optimizers.Adam(2e-3), 'sparse_categorical_crossentropy', ['accuracy'])\n"
+        "m.fit(d['x_train'], d['y_train'], epochs=int(sys.argv[5]), batch_size=32, verbose=0)\n"
+        "acc = m.evaluate(d['x_test'], d['y_test'], verbose=0)[1]\n"
+        "m.save(sys.argv[3])\n"
+        "print(json.dumps({'accuracy': float(acc), 'params': int(m.count_params())}))\n"
+    )
+    path = out / family
+    proc = subprocess.run(
+        [sys.executable, "-c", script, family, str(data_path), str(path), str(REPO), str(epochs)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"training {family} failed: {proc.stderr[-2000:]}")
+    facts = json.loads(proc.stdout.strip().splitlines()[-1])
+    return path, facts
+
+
+def _row(run: dict, label: str) -> dict:
+    record = run.get("record")
+    if record is None:
+        return {"recipe": label, "exit_code": run["exit_code"], "error": run.get("error", "")}
+    report = record.to_dict() if hasattr(record, "to_dict") else record
+    base = report["baseline"]
+    rows = []
+    for art in report["artifacts"]:
+        rows.append(
+            {
+                "recipe": label,
+                "artifact": art["target"],
+                "exit_code": run["exit_code"],
+                "size_bytes": art["size_bytes"],
+                "gzip_bytes": art["gzip_bytes"],
+                "ratio": art["compression_ratio"],
+                "ratio_gzip": art["compression_ratio_gzip"],
+                "speedup": art.get("speedup"),
+                "delta": art["metric_delta"],
+                "baseline_bytes": base["size_bytes"],
+                "baseline_gzip": base["gzip_bytes"],
+                "wall_s": round(run["wall_s"], 1),
+            }
+        )
+    failed = [f"{t['target']}: {t.get('reason', '')}" for t in report.get("failed_targets") or []]
+    return rows or [{"recipe": label, "exit_code": run["exit_code"], "error": "; ".join(failed)}]
+
+
+def _run(cli: list[str], recipe: str, model: Path, data: Path, out: Path) -> dict:
+    from benchmarks.run import timed_child
+    from compressctl.record import RunRecord
+
+    cmd = [*cli, "run", recipe, "--model", str(model), "--data", str(data), "--out", str(out), "--json", "--quiet"]
+    wall, _, proc = timed_child(cmd)
+    if proc.returncode not in (0, 1):
+        lines = [line for line in proc.stderr.splitlines() if line.startswith("error")]
+        return {"exit_code": proc.returncode, "wall_s": wall, "error": (lines or [proc.stderr[-300:]])[-1]}
+    printed = json.loads(proc.stdout)
+    record = RunRecord.model_validate({k: v for k, v in printed.items() if k not in ("out", "exit_code")})
+    return {"record": record, "wall_s": wall, "exit_code": proc.returncode}
+
+
+def _guides(model: Path, data_path: Path, baseline_bytes: int, baseline_gzip: int) -> list[dict]:
+    """The TFMOT pruning and clustering guides on the same model, in a child process each."""
+    rows = []
+    for guide in ("pruning_guide", "clustering_guide"):
+        script = (
+            "import sys, numpy as np; sys.path.insert(0, sys.argv[3])\n"
+            "from benchmarks import peers\n"
+            "from compressctl.evaluate import TaskInfo, evaluate_tflite\n"
+            "d = dict(np.load(sys.argv[2]))\n"
+            f"blob = peers.{guide}(sys.argv[1], d)\n"
+            "open(sys.argv[4], 'wb').write(blob)\n"
+            "print(evaluate_tflite(sys.argv[4], d['x_test'], d['y_test'], TaskInfo(binary=False, from_logits=False)))\n"
+        )
+        out = model.parent / f"{model.name}-{guide}.tflite"
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-c", script, str(model), str(data_path), str(REPO), str(out)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
+        if proc.returncode != 0:
+            rows.append({"recipe": guide.replace("_", " "), "error": proc.stderr.strip().splitlines()[-1][:300]})
+            continue
+        blob = out.read_bytes()
+        gz = len(gzip.compress(blob, 9, mtime=0))
+        rows.append(
+            {
+                "recipe": f"TFMOT {guide.replace('_', ' ')}",
+                "size_bytes": len(blob),
+                "gzip_bytes": gz,
+                "ratio": baseline_bytes / len(blob),
+                "ratio_gzip": baseline_gzip / gz,
+                "accuracy": float(proc.stdout.strip().splitlines()[-1]),
+                "wall_s": round(time.perf_counter() - t0, 1),
+            }
+        )
+    return rows
+
+
+def zoo_section(cli: list[str], samples: Path, out: Path, families=None, recipes=None, epochs: int = 3) -> dict:
+    from benchmarks.run import log
+    from benchmarks.zoo_models import FAMILIES
+
+    out.mkdir(parents=True, exist_ok=True)
+    data = digits32(samples, out)
+    families = list(families or FAMILIES)
+    recipes = list(recipes or RECIPES)
+    section = {"families": {}, "recipes": recipes, "epochs": epochs}
+    for index, family in enumerate(families):
+        log(f"zoo: training {family}")
+        model, facts = _train(family, data, out, epochs)
+        rows: list[dict] = []
+        for recipe in recipes:
+            log(f"zoo: {family} × {recipe}")
+            rows += _row(
+                _run(cli, str(REPO / "recipes" / f"{recipe}.yaml"), model, data, out / family / recipe), recipe
+            )
+        log(f"zoo: {family} × init → run")
+        init_recipe = out / family / "init.yaml"
+        init_recipe.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [*cli, "init", str(model), "--data", str(data), "--out", str(init_recipe), "--force"],
+            check=True,
+            capture_output=True,
+            cwd=REPO,
+        )
+        rows += _row(_run(cli, str(init_recipe), model, data, out / family / "init"), "init → run")
+        base = next((r for r in rows if "baseline_bytes" in r), None)
+        if index < GUIDE_FAMILIES and base:
+            log(f"zoo: {family}: TFMOT guides")
+            for row in _guides(model, data, base["baseline_bytes"], base["baseline_gzip"]):
+                if "accuracy" in row:
+                    row["delta"] = row["accuracy"] - facts["accuracy"]
+                rows.append(row)
+        section["families"][family] = {**facts, "rows": rows}
+    return section
+
+
+def render_zoo(zoo: dict) -> list[str]:
+    """The zoo section of RESULTS.md: one table per family, a row per recipe (and guide)."""
+    lines = [
+        "",
+        "## The zoo: keras.applications families, bundled recipes as they are",
+        "",
+        "Small versions of each family (benchmarks/zoo_models.py: 32×32 RGB, narrow, `weights=None`), "
+        f"trained {zoo['epochs']} epochs on the sample digits padded to 32×32 RGB, "
+        "then each bundled recipe run on it unchanged "
+        "(`--model`, `--data`, `--out` only) and the recipe `compressctl init` writes. Stored ratio: float32 TFLite "
+        "bytes over the artifact's bytes; gzip: the same at gzip level 9 (the download). Δ against the float32 "
+        "baseline (guides: against the Keras model). Exit 1: a gate of the recipe missed; 2 or 3: refused or failed.",
+    ]
+    if zoo.get("date"):
+        lines.append(f"\nMeasured {zoo['date']} (`benchmarks/run.py --only zoo`), {zoo.get('wall_s', 0):.0f} s.")
+    for family, entry in zoo["families"].items():
+        lines += [
+            "",
+            f"### {family} ({entry['params']:,} parameters, Keras accuracy {100 * entry['accuracy']:.2f} %)",
+            "",
+            "| recipe | artifact | exit | size | stored ratio | gzip ratio | speed-up | Δ | wall s |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for r in entry["rows"]:
+            if "size_bytes" not in r:
+                lines.append(f"| {r['recipe']} | | {r.get('exit_code', '')} | {r.get('error', '')} | | | | | |")
+                continue
+            speed = f"{r['speedup']:.2f}×" if r.get("speedup") else ""
+            gz = f"{r['ratio_gzip']:.2f}×" if r.get("ratio_gzip") else ""
+            lines.append(
+                f"| {r['recipe']} | {r.get('artifact', '')} | {r.get('exit_code', '')} "
+                f"| {r['size_bytes'] / 1024:,.1f} KiB "
+                f"| {r['ratio']:.2f}× | {gz} | {speed} | {100 * r['delta']:+.2f} pt | {r.get('wall_s', '')} |"
+            )
+    return lines
