@@ -382,7 +382,7 @@ def init(
 ):
     """Write a starter recipe for a model, with stages chosen from what `inspect` finds in it."""
     from compressctl import api
-    from compressctl.starter import plan, starter_recipe
+    from compressctl.starter import label_facts_file, plan, starter_recipe
 
     if out != "-" and Path(out).exists() and not force:
         _bad_flag(f"{out}: exists; pass --force to replace it or choose another --out", json_)
@@ -397,8 +397,10 @@ def init(
             write_search_starter(ui, model, data, out, trust_model)
             return
         info = api.inspect(model, trust_model=trust_model)
-        text = starter_recipe(info, model, data, "recipe.yaml" if out == "-" else out)
-        chosen = plan(info)
+        # The metric gate of a regression model is sized from the train labels' spread (issue 18).
+        labels = label_facts_file(data)
+        text = starter_recipe(info, model, data, "recipe.yaml" if out == "-" else out, labels=labels)
+        chosen = plan(info, labels)
         if out == "-":
             if json_:
                 ui.print_json({"recipe": text, "stages": [s["type"] for s in chosen["stages"]]})

@@ -6,7 +6,7 @@ Every answer comes from the stage and target classes themselves (``Stage.support
 
 from __future__ import annotations
 
-from compressctl.modelio import load_model
+from compressctl.modelio import load_model, output_layer_activation
 from compressctl.stages import STAGE_TYPES
 from compressctl.stages.base import nested_model
 from compressctl.targets import TARGETS
@@ -28,6 +28,17 @@ def layer_support(layer) -> dict[str, bool | str]:
     return {name: cls.supports(layer) for name, cls in techniques()}
 
 
+def weight_shapes(layer) -> dict[str, list[int]]:
+    """The layer's own weights by short name (``kernel``, ``bias``, ``moving_mean``...) and shape."""
+    shapes = {}
+    for weight in layer.weights:
+        short = weight.name.split("/")[-1].split(":")[0]
+        while short in shapes:  # two weights of one name (nested layers): keep both
+            short += "_"
+        shapes[short] = [int(d) for d in weight.shape]
+    return shapes
+
+
 def inspect_model(path: str, trust_model: bool = False, custom_objects: str | None = None) -> dict:
     handle = load_model(path, trust_model=trust_model, custom_objects=custom_objects)
     info = {
@@ -39,16 +50,23 @@ def inspect_model(path: str, trust_model: bool = False, custom_objects: str | No
         "notes": list(handle.notes),
         "techniques": [name for name, _ in techniques()],
         "layers": [],
+        # What `init` sizes its gates from (issue 18): the output it scores, each layer's weight shapes.
+        "output_units": int(handle.output_units),
     }
     if handle.keras is None:
         info["notes"].append("no Keras layers to show; only post-training targets (cpu int8/dynamic) apply")
         return info
     model = handle.keras
     info["params"] = int(model.count_params())
+    try:
+        info["output_activation"] = output_layer_activation(model)
+    except (AttributeError, IndexError, TypeError):  # a graph whose output layer cannot be traced
+        info["output_activation"] = None
     for layer in model.layers:
         if type(layer).__name__ == "InputLayer":
             continue
         row = {"name": layer.name, "class": type(layer).__name__, "params": int(layer.count_params())}
+        row["weights"] = weight_shapes(layer)
         row.update(layer_support(layer))
         info["layers"].append(row)
     _channel_groups(model, info)  # issue 12: structured pruning

@@ -16,7 +16,7 @@ from compressctl.events import Emit, ignore
 from compressctl.recipe import Source, parse_yaml, validate
 from compressctl.search.sensitivity import layer_bound
 from compressctl.search.space import check_space
-from compressctl.starter import plan, starter_recipe
+from compressctl.starter import label_facts_file, plan, starter_recipe
 
 LOW = 0.3
 MAX_DROP = 0.02
@@ -62,7 +62,7 @@ def search_starter(
 
     info = inspect_model(model, trust_model=trust_model)
     sensitivity = analyse(model, data, trust_model=trust_model, emit=emit)
-    base = starter_recipe(info, model, data, recipe_path)
+    base = starter_recipe(info, model, data, recipe_path, labels=label_facts_file(data))
     lines, notes = search_section(info, sensitivity)
     header = "# `compressctl search` varies the fields under search.space (per-layer ranges from the sensitivity).\n"
     text = base + header + "\n".join(lines) + "\n"
