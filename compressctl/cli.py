@@ -176,13 +176,14 @@ def inspect(
             return
         shape = "×".join("?" if d is None else str(d) for d in info["input_shape"])
         title = f"{info['model']} ({info['format']}, input {shape}, {info.get('params', 0):,} params)"
-        columns = [(c, "right" if c == "params" else "left") for c in ("layer", "class", "params")]
+        columns = [(c, "right" if c == "params" else "left") for c in ("layer", "class", "params", "role")]
         techniques = info["techniques"]
         columns += [(c, "left") for c in techniques]
         rows = []
         for row in info["layers"]:
             cells = ["yes" if row.get(k) is True else f"no: {row.get(k)}" for k in techniques]
-            rows.append([row["name"], row["class"], f"{row['params']:,}", *cells])
+            role = ", ".join(row.get("roles", []))  # what `role:` selectors in a recipe pick
+            rows.append([row["name"], row["class"], f"{row['params']:,}", role, *cells])
         ui.table(title, columns, rows)
         for group in info.get("channel_groups", []):  # prune_channels removes a group's channels together
             state = "prunable" if group["prunable"] else f"kept whole: {group['reason']}"

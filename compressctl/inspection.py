@@ -7,6 +7,7 @@ Every answer comes from the stage and target classes themselves (``Stage.support
 from __future__ import annotations
 
 from compressctl.modelio import load_model, output_layer_activation
+from compressctl.selectors import layer_table
 from compressctl.stages import STAGE_TYPES
 from compressctl.stages.base import nested_model
 from compressctl.targets import TARGETS
@@ -62,10 +63,12 @@ def inspect_model(path: str, trust_model: bool = False, custom_objects: str | No
         info["output_activation"] = output_layer_activation(model)
     except (AttributeError, IndexError, TypeError):  # a graph whose output layer cannot be traced
         info["output_activation"] = None
+    roles = {row.name: sorted(row.roles) for row in layer_table(model)}  # what role: selectors pick
     for layer in model.layers:
         if type(layer).__name__ == "InputLayer":
             continue
         row = {"name": layer.name, "class": type(layer).__name__, "params": int(layer.count_params())}
+        row["roles"] = roles.get(layer.name, [])
         row["weights"] = weight_shapes(layer)
         row.update(layer_support(layer))
         info["layers"].append(row)

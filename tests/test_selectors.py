@@ -171,3 +171,10 @@ targets: [{{type: cpu, mode: float32}}]
     assert "recipe.yaml:7:7 stages[0].layers['type:LSTM']" in proc.stderr
     assert "'type:LSTM' matches no layer" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+def test_inspect_shows_each_layers_roles(tiny_cnn_path):
+    from compressctl import api
+
+    roles = {row["name"]: row["roles"] for row in api.inspect(str(tiny_cnn_path))["layers"]}
+    assert roles == {"conv": ["first"], "flatten": [], "fc1": ["hidden", "largest"], "fc2": ["output"]}
