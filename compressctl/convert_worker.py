@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -84,10 +85,41 @@ def handle(spec: dict) -> dict:
         measure.write_whole(spec["out"], flatbuffer)
         return answer
     except Exception as exc:  # noqa: BLE001 - reported to the parent as one message
-        text = str(exc).strip()
-        lines = [line for line in text.splitlines() if "error:" in line.lower()] or text.splitlines()[:1]
-        message = "; ".join(line.strip() for line in lines[:3]) or type(exc).__name__
-        return {"error": f"{type(exc).__name__}: {message}"}
+        return {"error": converter_message(exc)}
+
+
+_MLIR_OP = re.compile(r"'((?:tfl|tf|stablehlo|vhlo)\.\w+)' op ([^:!\n]+)")
+_MLIR_LOC = re.compile(r'fused\["[^"]*",\s*"([^"@]+)')
+
+
+def converter_message(exc: BaseException) -> str:
+    """One readable line for a converter failure: each failing op with the layer it came from and why.
+
+    The converter's MLIR diagnostics repeat one error with call-site locations; this keeps
+    ``op 'tfl.average_pool_2d' (layer pool2_pool): quantization parameters violate the same scale
+    constraint`` and drops the location dump. Other failures keep their first error lines.
+    """
+    text = str(exc).strip()
+    found = []
+    for line in text.splitlines():
+        op = _MLIR_OP.search(line)
+        if not op:
+            continue
+        where = _MLIR_LOC.search(line)
+        layer = ""
+        if where:
+            parts = where.group(1).split("/")
+            name = parts[-2] if len(parts) > 1 else parts[0]
+            layer = f" (layer {name.removeprefix('quant_')})"
+        item = f"op '{op.group(1)}'{layer}: {op.group(2).strip()}"
+        if item not in found:
+            found.append(item)
+    if found:
+        more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
+        return f"{type(exc).__name__}: " + "; ".join(found[:3]) + more
+    lines = [line for line in text.splitlines() if "error:" in line.lower()] or text.splitlines()[:1]
+    message = "; ".join(line.strip()[:300] for line in lines[:3]) or type(exc).__name__
+    return f"{type(exc).__name__}: {message}"
 
 
 def _import_tensorflow() -> None:

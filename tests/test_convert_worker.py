@@ -70,3 +70,28 @@ def test_a_failed_conversion_is_one_message_not_an_exception(tiny_cnn_path, tmp_
     answer = handle({"saved_model": str(tmp_path / "missing"), "out": str(tmp_path / "m.tflite"), "mode": "float32"})
     assert set(answer) == {"error"} and "\n" not in answer["error"]
     assert not (tmp_path / "m.tflite").exists()
+
+
+MLIR_DUMP = (
+    '<unknown>:0: error: loc(callsite(fused["AvgPool:", "densenet/quant_pool2_pool/AvgPool@__inference_<lambda>_91"]'
+    ' at callsite(fused["StatefulPartitionedCall:", "StatefulPartitionedCall@__inference_signature_wrapper_9"]'
+    ' at fused["StatefulPartitionedCall:", "StatefulPartitionedCall"]))): error: \'tfl.average_pool_2d\' op'
+    " quantization parameters violate the same scale constraint: !quant.uniform<i8:f32, 0.047:-1> vs."
+    " !quant.uniform<i8:f32, 0.046>\n"
+    '<unknown>:0: note: loc(fused["StatefulPartitionedCall:", "StatefulPartitionedCall"]): called from\n'
+)
+
+
+@pytest.mark.unit
+def test_a_converter_diagnostic_becomes_the_op_the_layer_and_why():
+    from compressctl.convert_worker import converter_message
+
+    class ConverterError(Exception):
+        pass
+
+    message = converter_message(ConverterError(MLIR_DUMP + MLIR_DUMP))
+    assert message == (
+        "ConverterError: op 'tfl.average_pool_2d' (layer pool2_pool): quantization parameters violate the same "
+        "scale constraint"
+    )
+    assert converter_message(ValueError("line one\nline two")) == "ValueError: line one"
