@@ -316,7 +316,7 @@ def main() -> int:
     from benchmarks.zoo import zoo_section  # keras.applications families through the bundled recipes
 
     log("zoo: keras.applications families through the bundled recipes and init → run")
-    results["zoo"] = zoo_section(CLI, SAMPLES, OUT / "zoo", epochs=1 if args.quick else 3)
+    results["zoo"] = zoo_section(CLI, SAMPLES, OUT / "zoo", epochs=1 if args.quick else 5)
     from benchmarks import search_bench  # issue 11: what `compressctl search` finds, trials per hour
 
     results["search"] = search_bench.search_section(2 if args.quick else 24, args.quick)
@@ -363,7 +363,7 @@ def rerun_zoo(quick: bool, started: float, families: list[str]) -> int:
 
     ensure_samples()
     results = json.loads((REPO / "benchmarks" / "results.json").read_text())
-    zoo = zoo_section(CLI, SAMPLES, OUT / "zoo", families or None, epochs=1 if quick else 3)
+    zoo = zoo_section(CLI, SAMPLES, OUT / "zoo", families or None, epochs=1 if quick else 5)
     if families and results.get("zoo"):  # the families not named keep their last figures
         zoo["families"] = {**results["zoo"]["families"], **zoo["families"]}
     results["zoo"] = zoo
