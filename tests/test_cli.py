@@ -6,13 +6,9 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, write_recipe
+from tests.conftest import REPO, cli, write_recipe
 
 CLI = [sys.executable, "-m", "compressctl"]
-
-
-def cli(*args, cwd=REPO, env=None):
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 
 def test_import_cli_does_not_import_tensorflow_or_matplotlib():

@@ -2,8 +2,7 @@
 
 import json
 
-from tests.conftest import write_recipe
-from tests.test_cli import cli
+from tests.conftest import cli, write_recipe
 
 
 def test_help_lists_search_and_sensitivity():

@@ -2,20 +2,17 @@
 
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from compressctl.compare import compare_reports, dominates, pareto_flags, rows_from_report, run_names
 from compressctl.record import RunRecord
 from compressctl.report.summary import format_row
-from tests.conftest import REPO
+from tests.conftest import cli
 from tests.report.test_html import FIXTURES, Page, decode_png
 
 pytestmark = pytest.mark.unit
 
-CLI = [sys.executable, "-m", "compressctl"]
 
 
 def row(size, metric, gzip=None, name="r"):
@@ -116,10 +113,6 @@ def run_dirs(tmp_path):
         shutil.copy(FIXTURES / f"{name}.report.json", d / "report.json")
         dirs.append(d)
     return dirs
-
-
-def cli(*args, env=None):
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
 
 
 def test_compare_json_is_the_rows_with_pareto(run_dirs):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import conftest
 from tests.conftest import REPO, write_recipe
 
 # One worker runs these in turn under pytest-xdist (--dist loadgroup): each starts Ray and its trials.
@@ -49,7 +50,7 @@ def env():
 
 
 def cli(*args, timeout=600):
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, env=env(), timeout=timeout)
+    return conftest.cli(*args, env=env(), timeout=timeout)
 
 
 def sha_of(run_dir: Path, target="cpu") -> str:
