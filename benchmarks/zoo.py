@@ -58,7 +58,8 @@ def _train(family: str, data_path: Path, out: Path, epochs: int) -> tuple[Path, 
         "m.save(sys.argv[3])\n"
         "print(json.dumps({'accuracy': float(acc), 'params': int(m.count_params())}))\n"
     )
-    path = out / family
+    path = out / "models" / family  # beside the runs, not above them
+    path.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
         [sys.executable, "-c", script, family, str(data_path), str(path), str(REPO), str(epochs)],
         capture_output=True,
