@@ -57,15 +57,6 @@ _INFERENCE_NEUTRAL = {"seed", "use_cudnn"}
 _MODEL_CLASSES = {"Functional", "Sequential", "Model"}
 
 
-def is_keras3(path: Path) -> bool:
-    try:
-        with zipfile.ZipFile(path) as z:
-            version = json.loads(z.read("metadata.json")).get("keras_version", "")
-    except (KeyError, OSError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: not a readable .keras file ({exc})") from None
-    return str(version).startswith("3")
-
-
 def load_keras3(path: Path, samples: np.ndarray | None = None, trust_model: bool = False):
     """(tf_keras model, what the conversion measured) for a Keras 3 ``.keras`` file; UserError when refused."""
     from compressctl.tfenv import keras

@@ -25,10 +25,6 @@ class Metric:
     regression: bool
     fraction: bool  # a value in [0, 1], shown as a percentage
 
-    def as_report(self, shown_name: str | None = None) -> dict:
-        """report.json's ``metric`` object."""
-        return {"name": shown_name or self.name, "higher_is_better": self.higher_is_better}
-
 
 def metric(name: str) -> Metric:
     """The metric called ``name`` (``top_5_accuracy`` etc. count as top_k_accuracy)."""
@@ -57,10 +53,6 @@ def is_regression(name: str) -> bool:
 def drop(name: str, baseline: float, value: float) -> float:
     """How much worse ``value`` is than ``baseline`` in the metric's direction (negative: better)."""
     return baseline - value if higher_is_better(name) else value - baseline
-
-
-def at_least_as_good(name: str, a: float, b: float) -> bool:
-    return a >= b if higher_is_better(name) else a <= b
 
 
 def better(name: str, a: float, b: float) -> bool:
