@@ -14,7 +14,6 @@ from tests.report.test_html import FIXTURES, Page, decode_png
 pytestmark = pytest.mark.unit
 
 
-
 def row(size, metric, gzip=None, name="r"):
     return {"run": name, "target": name, "size_bytes": size, "gzip_bytes": gzip or size, "metric_value": metric}
 

@@ -1,6 +1,10 @@
 """The CPU's SIMD features, read from /proc/cpuinfo text, and what they say about int8 speed."""
 
+import pytest
+
 from compressctl.cpu_features import cpu_features, int8_slower_note, simd_suffix
+
+pytestmark = pytest.mark.unit
 
 EPYC_AVX2 = "processor\t: 0\nmodel name\t: AMD EPYC 7B12\nflags\t\t: fpu sse4_1 sse4_2 avx avx2 fma f16c bmi2\n"
 XEON_VNNI = "flags\t: sse4_2 avx avx2 fma avx512f avx512bw avx512vl avx512_vnni\n"

@@ -6,6 +6,8 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, roc_auc_sco
 
 from compressctl import metrics
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("name", "higher"),

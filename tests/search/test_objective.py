@@ -1,6 +1,10 @@
 import math
 
+import pytest
+
 from compressctl.search.objective import choose_best, score, status_of, trial_figures
+
+pytestmark = pytest.mark.unit
 
 REPORT = {
     "artifacts": [

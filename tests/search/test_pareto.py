@@ -1,4 +1,8 @@
+import pytest
+
 from compressctl.search.pareto import front
+
+pytestmark = pytest.mark.unit
 
 
 def test_front_keeps_only_undominated_points():

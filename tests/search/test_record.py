@@ -2,7 +2,11 @@
 
 import json
 
+import pytest
+
 from compressctl.search import record
+
+pytestmark = pytest.mark.unit
 
 HEADER = {
     "recipe": {"path": "r.yaml", "sha256": "0" * 64, "name": "r"},

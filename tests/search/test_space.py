@@ -7,6 +7,8 @@ from compressctl.errors import UserError
 from compressctl.search.space import load_search_recipe, resolved_recipe
 from tests.conftest import write_recipe
 
+pytestmark = pytest.mark.unit
+
 BASE = """\
 name: s
 stages:
