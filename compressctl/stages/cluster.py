@@ -44,7 +44,8 @@ class Cluster(Stage):
         number_of_clusters: int = Field(16, ge=2, le=256, description="Distinct weight values per layer.")
         layers: dict[str, int] = Field(
             default_factory=dict,
-            description="Per-layer cluster counts: layer selector (name regex, type:, role:, feeds:) → clusters; the first match wins.",
+            description="Per-layer cluster counts: layer selector (name regex, type:, role:, feeds:) → clusters; "
+            "the first match wins.",
         )
         centroid_init: Literal["kmeans++", "linear", "density", "random"] = Field(
             "kmeans++", description="How the centroids start (TFMOT CentroidInitialization)."

@@ -40,7 +40,8 @@ class Prune(Stage):
         )
         layers: dict[str, float] = Field(
             default_factory=dict,
-            description="Per-layer sparsity: layer selector (name regex, type:, role:, feeds:) → sparsity; the first match in recipe order wins.",
+            description="Per-layer sparsity: layer selector (name regex, type:, role:, feeds:) → sparsity; "
+            "the first match in recipe order wins.",
         )
         schedule: Literal["polynomial", "constant"] = Field(
             "polynomial", description="polynomial: rise from 0 over 70 % of the steps; constant: from the start."
