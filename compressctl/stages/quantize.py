@@ -20,6 +20,8 @@ from compressctl.stages.base import (
     nested_model,
     require_keras,
 )
+from compressctl.stages.qat_configs import output_only, own_config, rewrite
+from compressctl.stages.qat_hold import forget, held, release
 
 
 class Quantize(Stage):
@@ -48,6 +50,8 @@ class Quantize(Stage):
         where the converter can) instead of failing QAT.
         """
         kind = type(layer).__name__
+        if output_only(layer):
+            return True
         if nested_model(layer):
             return "nested model: compress it separately"
         if kind == "BatchNormalization":
@@ -91,13 +95,15 @@ class Quantize(Stage):
 
             def wrap(layer, annotated=annotated):
                 if not self.params.selects(layer.name) or layer.name in refused:
-                    return layer
+                    return _unannotated(layer)
                 supported = self.supports(layer)
                 if supported is not True:
                     if layer.weights:
                         skipped.append({"layer": layer.name, "reason": supported})
-                    return layer
+                    return _unannotated(layer)
                 annotated.append(layer.name)
+                if output_only(layer):  # the registry below gives the rest their configs
+                    return qk.quantize_annotate_layer(rewrite(layer), own_config(layer, _registry()))
                 return qk.quantize_annotate_layer(layer)
 
             skipped_before = len(skipped)
@@ -106,9 +112,10 @@ class Quantize(Stage):
                 return StageResult(model=model, skipped_layers=skipped, notes=["no layer was selected for QAT"])
             try:
                 with qk.quantize_scope():
-                    qat = qk.quantize_apply(annotated_model, self.scheme(mot))
+                    qat = release(qk.quantize_apply(annotated_model, self.scheme(mot)))
                 break
             except Exception as exc:  # noqa: BLE001
+                forget()
                 message = first_line(exc)
                 culprit = next((name for name in annotated if _names_layer(message, name)), None)
                 if culprit is None:
@@ -168,9 +175,17 @@ def _is_preprocessing(layer) -> bool:
     )
 
 
+def _unannotated(layer):
+    """``layer`` as QAT leaves it: TFMOT rebuilds every layer from its config, which a custom one may not survive."""
+    return layer if _is_builtin(layer) else held(layer)
+
+
 def _is_builtin(layer) -> bool:
-    module = type(layer).__module__
-    return module.startswith(("keras.", "tf_keras.", "tensorflow.", "tensorflow_model_optimization."))
+    """A Keras or TFMOT layer class (not a custom one, nor one revived from a SavedModel without its code)."""
+    kind = type(layer)
+    if any(base.__name__ in ("RevivedLayer", "RevivedNetwork") for base in kind.__mro__):
+        return False
+    return kind.__module__.startswith(("keras.", "tf_keras.", "tensorflow.", "tensorflow_model_optimization."))
 
 
 def _refresh_preprocessing(model) -> None:
@@ -196,10 +211,10 @@ def _guarded(scheme, mot):
 
     class GuardedRegistry(mot.quantization.keras.QuantizeRegistry):
         def supports(self, layer):
-            return Quantize.supports(layer) is True and base_registry.supports(layer)
+            return Quantize.supports(layer) is True and (output_only(layer) or base_registry.supports(layer))
 
         def get_quantize_config(self, layer):
-            return base_registry.get_quantize_config(layer)
+            return own_config(layer, base_registry) or base_registry.get_quantize_config(layer)
 
     class GuardedScheme(mot.quantization.keras.QuantizeScheme):
         def get_layout_transformer(self):

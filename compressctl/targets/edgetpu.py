@@ -113,15 +113,25 @@ class EdgeTpuTarget(Target):
         graph = graph_from_interpreter(load_interpreter(path, xnnpack=False))
         checks = check_artifact(graph)
         if checks["problems"]:
+            floats = float_ops(graph)
+            if floats:
+                checks["problems"].append(f"in float: {describe(floats)}")
             raise StageError("not an Edge TPU model: " + "; ".join(checks["problems"]))
         add_op_versions(graph, read_operators(path, subgraph=0))  # versions the compiler may not read
         predicted = predict_mapping(graph)
+        name_layers(predicted, graph)
         emit(
             Event(
                 "step",
                 f"{self.name}: predicted {predicted['ops_on_tpu']} of {predicted['ops_total']} ops on the Edge TPU",
             )
         )
+        first = predicted["first_cpu_op"]
+        if first is not None:
+            on_cpu = f"{predicted['ops_on_cpu']} of {predicted['ops_total']} ops run on the CPU"
+            emit(
+                Event("warn", f"{self.name}: from {first['op']} (op {first['index']}) on, {on_cpu}: {first['reason']}")
+            )
         record = {"compiled": False, "status": COMPILER_NOT_FOUND, "mapping": predicted, "predicted": predicted}
         executable = shutil.which("edgetpu_compiler")
         if self.params.compiler == "never":
@@ -135,6 +145,63 @@ class EdgeTpuTarget(Target):
         record["mapping_file"] = f"{folder.name}/edgetpu_mapping.json"
         (folder / "edgetpu_mapping.json").write_text(json.dumps(record, indent=2) + "\n")
         return {"edgetpu": record, "latency_note": "timed on the host CPU; no Edge TPU is attached here"}
+
+
+# --- naming the Keras layer behind a TFLite op --------------------------------------------------
+
+# What to do about an op the Edge TPU lacks that common activations become.
+REMEDIES = {
+    "HARD_SWISH": "add a quantize stage before this target: QAT keeps hard-swish as ADD (with a fused ReLU6) and "
+    "MUL, which the Edge TPU runs, where post-training conversion fuses it into HARD_SWISH",
+    "GELU": "the Edge TPU has no GELU; swish (LOGISTIC and MUL) or ReLU maps",
+    "LEAKY_RELU": "the Edge TPU has no LEAKY_RELU; ReLU or PReLU maps",
+}
+
+
+def layer_of(tensor_name: str) -> str:
+    """The Keras layer a TFLite tensor name comes from: ``model/quant_layer/op;...`` → ``layer``.
+
+    The name is the TensorFlow name scope of the op that made the tensor (its first part, before
+    fused ops' ``;``): the model's scope, the layer's (``quant_`` added by QAT), then the op.
+    """
+    parts = tensor_name.split(";")[0].split("/")
+    scope = parts[1:-1] if len(parts) > 2 else parts[:-1] or parts
+    name = "/".join(scope)
+    return name.removeprefix("quant_")
+
+
+def _output_name(op: dict, graph: dict) -> str:
+    tensors = graph["tensors"]
+    for index in op["outputs"]:
+        if index in tensors and tensors[index]["name"]:
+            return tensors[index]["name"]
+    return ""
+
+
+def float_ops(graph: dict) -> list[dict]:
+    """Ops that read or write a float tensor, with the layer each comes from."""
+    tensors, rows = graph["tensors"], []
+    for op in graph["ops"]:
+        if any(tensors[i]["dtype"].startswith("float") for i in op["inputs"] + op["outputs"] if i in tensors):
+            rows.append({"index": op["index"], "op": op["op"], "layer": layer_of(_output_name(op, graph))})
+    return rows
+
+
+def describe(rows: list[dict], limit: int = 5) -> str:
+    text = ", ".join(f"{row['op']} (op {row['index']}, layer {row['layer']!r})" for row in rows[:limit])
+    return text + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+def name_layers(mapping: dict, graph: dict) -> None:
+    """Give each op the Edge TPU cannot map its layer, in its row and reason (and a remedy where one is known)."""
+    ops = {op["index"]: op for op in graph["ops"]}
+    for row in mapping["ops"]:
+        if row["status"] in (MAPPED, AFTER_FALLBACK) or row["index"] not in ops:
+            continue
+        row["layer"] = layer_of(_output_name(ops[row["index"]], graph))
+        row["reason"] = f"{row.get('reason') or row['status']} (layer {row['layer']!r})"
+        if row["op"] in REMEDIES:
+            row["reason"] += f"; {REMEDIES[row['op']]}"
 
 
 # --- the model as plain data -------------------------------------------------------------------

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from compressctl.stages.base import kernel_arrays
 from compressctl.stages.prune import Prune
@@ -104,3 +105,111 @@ def test_inspect_gives_the_stage_s_own_answer(tabular_norm):
     rows = {row["name"]: row for row in api.inspect(str(tabular_norm[0]))["layers"]}
     assert rows["fc1"]["quantize"] is True
     assert "preprocessing" in rows["norm"]["quantize"]
+
+
+def test_qat_trains_around_custom_layers_its_clones_cannot_rebuild(stage_ctx):
+    """TFMOT rebuilds every layer from its config; a custom layer whose config does not rebuild it
+    used to fail QAT with "Unable to clone model". It is left unannotated, and kept as it was."""
+    from compressctl.tfenv import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+
+    class Gain(k.layers.Layer):  # weights, and a constructor argument its config lacks
+        def __init__(self, start, **kwargs):
+            super().__init__(**kwargs)
+            self.start = start
+
+        def build(self, shape):
+            self.gain = self.add_weight("gain", shape=(shape[-1],), initializer=k.initializers.Constant(self.start))
+
+        def call(self, x):
+            return x * self.gain
+
+    inputs = k.Input((8, 8, 1))
+    h = k.layers.Conv2D(8, 3, activation="relu", name="conv")(inputs)
+    h = Gain(1.0, name="gain")(h)
+    h = k.layers.Flatten(name="flatten")(h)
+    outputs = k.layers.Dense(3, activation="softmax", name="fc")(h)
+    model = k.Model(inputs, outputs)
+    result = Quantize(Quantize.Params(type="quantize", epochs=1)).apply(model, stage_ctx)
+    assert [row["layer"] for row in result.skipped_layers] == ["gain"]
+    assert "custom layer" in result.skipped_layers[0]["reason"]
+    layers = {layer.name: layer for layer in result.model.layers}
+    assert layers["gain"] is model.get_layer("gain")  # the original instance, not a stand-in
+    assert type(layers["quant_conv"]).__name__ == "QuantizeWrapperV2"
+    assert type(layers["quant_fc"]).__name__ == "QuantizeWrapperV2"
+    assert np.all(np.isfinite(result.model.predict(stage_ctx.data.x_test[:4], verbose=0)))
+    # Excluded by name, it is kept out of the rebuilds all the same.
+    excluded = Quantize(Quantize.Params(type="quantize", epochs=1, exclude=["gain"])).apply(model, stage_ctx)
+    assert excluded.model.get_layer("gain") is model.get_layer("gain")
+
+
+CUSTOM_LAYERS = """
+import tf_keras as k
+
+
+@k.utils.register_keras_serializable(package="issue18")
+class Scale(k.layers.Layer):
+    def build(self, shape):
+        self.gain = self.add_weight("gain", shape=(shape[-1],), initializer="ones")
+
+    def call(self, x):
+        return x * self.gain
+
+
+@k.utils.register_keras_serializable(package="issue18")
+class Double(k.layers.Layer):
+    def call(self, x):
+        return 2 * x
+"""
+
+QAT_EDGETPU = """
+stages:
+  - type: quantize
+    epochs: 1
+targets:
+  - type: edgetpu
+    io_dtype: int8
+    calibration_samples: 50
+    compiler: never
+bench: {runs: 5, warmup: 1}
+"""
+
+
+@pytest.mark.slow
+def test_qat_then_edgetpu_on_a_savedmodel_with_registered_custom_layers(tmp_path, tiny_data, monkeypatch):
+    """Loaded without its code (no --custom-objects), each custom layer is revived from the SavedModel;
+    its rebuilt copy has no weights, and QAT used to exit 3 ("Unable to clone model")."""
+    import importlib
+    import json
+    import subprocess
+    import sys
+
+    from compressctl.tfenv import keras, seed_everything
+    from tests.conftest import REPO, quadrant_data, train, write_recipe
+
+    (tmp_path / "issue18_layers.py").write_text(CUSTOM_LAYERS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    layers = importlib.import_module("issue18_layers")
+    seed_everything(0)
+    k = keras()
+    inputs = k.Input((8, 8, 1))
+    h = k.layers.Conv2D(8, 3, activation="relu", name="conv")(inputs)
+    h = layers.Double(name="double")(layers.Scale(name="scale")(h))
+    h = k.layers.Dense(16, activation="relu", name="fc1")(k.layers.Flatten(name="flatten")(h))
+    model = train(k.Model(inputs, k.layers.Dense(3, activation="softmax", name="fc2")(h)), quadrant_data(), epochs=2)
+    model.save(str(tmp_path / "custom"), save_format="tf")
+    recipe = write_recipe(tmp_path, QAT_EDGETPU)
+    done = subprocess.run(
+        [sys.executable, "-m", "compressctl", "run", str(recipe), "--model", str(tmp_path / "custom"),
+         "--data", str(tiny_data), "--out", str(tmp_path / "out"), "--json"],
+        capture_output=True, text=True, timeout=600, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    (stage,) = report["stages"]
+    assert [row["layer"] for row in stage["skipped_layers"]] == ["scale"]
+    assert stage["quantized_layers"] >= 3
+    (artifact,) = report["artifacts"]
+    assert artifact["edgetpu"]["checks"]["fully_integer"] is True
