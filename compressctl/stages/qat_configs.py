@@ -36,6 +36,11 @@ EXTRA_ACTIVATIONS = frozenset({"hard_sigmoid", "hard_swish", "hard_silu", "silu"
 # Layers (no weights) the default registry has no config for, whose int8 kernels take any output range.
 OUTPUT_ONLY_LAYERS = ("Multiply", "Subtract", "Maximum", "Minimum", "Average")
 
+# Layers whose int8 kernel keeps the input's scale (TFLite's AVERAGE_POOL_2D requires it): a trained
+# output range of their own makes the converter fail ("violate the same scale constraint"), so they
+# get none and the converter carries the input's range through (DenseNet's transition blocks).
+SAME_SCALE_LAYERS = ("AveragePooling1D", "AveragePooling2D", "AveragePooling3D")
+
 _CONFIG = []
 _OP_LAYER = []
 
@@ -167,13 +172,20 @@ def fused_activation_unsupported(layer) -> str | None:
 def own_config(layer, registry):
     """The QuantizeConfig compressctl gives ``layer`` in place of the default registry's, or None.
 
-    An element-wise layer (:func:`output_only`) gets an output range. A weighted layer whose own
+    An element-wise layer (:func:`output_only`) gets an output range, an average pooling none (it keeps
+    its input's scale, :data:`SAME_SCALE_LAYERS`). A weighted layer whose own
     activation TFMOT cannot wrap keeps the default weight quantizers and gets an output range after
     the activation instead of one around it (the converter carries it back through the
     MINIMUM/MAXIMUM/RELU ops such activations become).
     """
     if output_only(layer):
         return output_config_class()()
+    if type(layer).__name__ in SAME_SCALE_LAYERS:
+        from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+            default_8bit_quantize_configs as configs,
+        )
+
+        return configs.NoOpQuantizeConfig()
     if fused_activation_unsupported(layer) and registry.supports(layer):
         base = registry.get_quantize_config(layer)
         if getattr(base, "activation_attrs", None) == ["activation"]:

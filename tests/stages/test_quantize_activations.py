@@ -39,6 +39,11 @@ def block(kind: str):
     elif kind == "se_dense":  # a gate through Dense(activation="hard_sigmoid"), which TFMOT cannot wrap itself
         s = k.layers.Dense(8, activation="hard_sigmoid", name="se_dense")(k.layers.GlobalAveragePooling2D()(h))
         h = k.layers.Multiply(name="se_excite")([h, k.layers.Reshape((1, 1, 8), name="se_reshape")(s)])
+    elif kind == "avgpool":  # DenseNet's transition: a 1×1 convolution, then 2×2 average pooling
+        h = k.layers.Activation("relu", name="act")(h)
+        h = k.layers.AveragePooling2D(2, name="pool")(k.layers.Conv2D(8, 1, name="transition")(h))
+        grown = k.layers.Conv2D(4, 3, padding="same", activation="relu", name="grow")(h)
+        h = k.layers.Concatenate(name="dense_concat")([h, grown])  # a dense block reads the pool's output
     h = k.layers.GlobalAveragePooling2D(name="gap")(h)
     return k.Model(inputs, k.layers.Dense(3, activation="softmax", name="head")(h))
 
@@ -69,7 +74,7 @@ def not_8bit(path):
     ]
 
 
-KINDS = ["hard_swish", "hard_sigmoid", "swish", "silu_op", "gelu", "se_swish", "se_hard", "se_dense"]
+KINDS = ["hard_swish", "hard_sigmoid", "swish", "silu_op", "gelu", "se_swish", "se_hard", "se_dense", "avgpool"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
