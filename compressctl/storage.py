@@ -1,0 +1,86 @@
+"""Where a .tflite file's bytes go: its constant tensors by encoding, and the rest.
+
+Read from the flatbuffer itself (LiteRT's schema): every buffer that holds data is counted once,
+under the encoding of the first tensor that uses it — ``float32``, ``float16``, ``int8``, ``int4``,
+``int32`` (biases), …, with ``-sparse`` added when the tensor carries a sparse encoding. ``params``
+counts the tensor's values (its dense shape for a sparse one), ``bytes`` the data as stored.
+``other_bytes`` is everything else: the graph, metadata, names, quantization parameters and
+alignment, so that the entries plus ``other_bytes`` add up to the file's size.
+
+Pure: no TensorFlow, only the flatbuffer schema that ai-edge-litert ships.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Entry:
+    encoding: str
+    tensors: int = 0
+    params: int = 0
+    bytes: int = 0
+
+    def as_dict(self) -> dict:
+        return {"encoding": self.encoding, "tensors": self.tensors, "params": self.params, "bytes": self.bytes}
+
+
+def _type_names() -> dict[int, str]:
+    from ai_edge_litert import schema_py_generated as schema
+
+    return {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+
+
+def _buffer_bytes(model, index: int) -> int:
+    """The stored size of buffer ``index``: inline data, or data placed after the flatbuffer (offset/size)."""
+    buffer = model.Buffers(index)
+    if buffer is None:
+        return 0
+    size = buffer.DataLength()
+    if not size and hasattr(buffer, "Offset") and buffer.Offset() > 1:  # files over 2 GB keep data outside
+        size = int(buffer.Size())
+    return size
+
+
+def breakdown(path: str | Path) -> dict:
+    """``{"storage": [entry, …], "other_bytes": n, "size_bytes": n}`` for one .tflite file, largest entry first."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    blob = Path(path).read_bytes()
+    model = schema.Model.GetRootAsModel(blob, 0)
+    names = _type_names()
+    entries: dict[str, Entry] = {}
+    seen: set[int] = set()
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        for t in range(subgraph.TensorsLength()):
+            tensor = subgraph.Tensors(t)
+            index = tensor.Buffer()
+            if index == 0 or index in seen:  # buffer 0 is the empty sentinel; shared buffers count once
+                continue
+            size = _buffer_bytes(model, index)
+            if not size:
+                continue
+            seen.add(index)
+            encoding = names.get(tensor.Type(), f"type{tensor.Type()}")
+            if tensor.Sparsity() is not None:  # the shape stays the dense one; the data holds the kept values
+                encoding += "-sparse"
+            shape = [int(d) for d in tensor.ShapeAsNumpy()] if tensor.ShapeLength() else []
+            count = 1
+            for d in shape:
+                count *= max(d, 0)
+            entry = entries.setdefault(encoding, Entry(encoding))
+            entry.tensors += 1
+            entry.params += count
+            entry.bytes += size
+    listed = sorted(entries.values(), key=lambda e: -e.bytes)
+    other = len(blob) - sum(e.bytes for e in listed)
+    return {"storage": [e.as_dict() for e in listed], "other_bytes": other, "size_bytes": len(blob)}
+
+
+def bits_per_param(storage: list[dict]) -> float | None:
+    """Stored bits per weight over all constant tensors (None when the file holds none)."""
+    params = sum(e["params"] for e in storage)
+    return 8 * sum(e["bytes"] for e in storage) / params if params else None

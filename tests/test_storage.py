@@ -1,0 +1,66 @@
+"""Where a .tflite file's bytes go, read from the flatbuffer: entries by encoding plus the rest add up."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from compressctl.storage import bits_per_param, breakdown
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory, tiny_cnn_path, tiny_data):
+    """The tiny CNN as float32, calibrated int8 and, with 80 % of fc1's weights zeroed, int8 with sparsity."""
+    from compressctl.convert import Converter
+    from compressctl.tfenv import keras
+
+    root = tmp_path_factory.mktemp("storage")
+    calibration = np.load(tiny_data)["x_train"][:32]
+    model = keras().models.load_model(str(tiny_cnn_path), compile=False)
+    kernel, bias = model.get_layer("fc1").get_weights()
+    kernel[np.abs(kernel) < np.quantile(np.abs(kernel), 0.8)] = 0
+    model.get_layer("fc1").set_weights([kernel, bias])
+    model.save(str(root / "sparse_model"), save_format="tf")
+    out = {}
+    with Converter() as converter:
+        out["float32"] = converter.convert(tiny_cnn_path, root / "f32.tflite", "float32", root)
+        out["int8"] = converter.convert(tiny_cnn_path, root / "int8.tflite", "int8", root, calibration=calibration)
+        out["sparse"] = converter.convert(
+            root / "sparse_model", root / "sparse.tflite", "int8", root, calibration=calibration, sparsity=True
+        )
+    return out, model
+
+
+def test_entries_and_other_bytes_add_up_to_the_file(converted):
+    files, _ = converted
+    for path in files.values():
+        info = breakdown(path)
+        assert sum(e["bytes"] for e in info["storage"]) + info["other_bytes"] == path.stat().st_size
+        assert info["other_bytes"] > 0 and all(e["bytes"] > 0 and e["tensors"] > 0 for e in info["storage"])
+
+
+def test_float32_holds_every_parameter_at_four_bytes(converted, tiny_cnn):
+    files, _ = converted
+    (entry,) = [e for e in breakdown(files["float32"])["storage"] if e["encoding"] == "float32"]
+    assert entry["params"] == tiny_cnn.count_params()
+    assert entry["bytes"] == 4 * entry["params"]
+    assert bits_per_param(breakdown(files["float32"])["storage"]) == pytest.approx(32, abs=0.1)
+
+
+def test_int8_kernels_take_one_byte_and_biases_stay_int32(converted, tiny_cnn):
+    files, _ = converted
+    by = {e["encoding"]: e for e in breakdown(files["int8"])["storage"]}
+    kernels = sum(int(np.prod(w.shape)) for layer in tiny_cnn.layers for w in layer.weights if "kernel" in w.name)
+    biases = sum(int(np.prod(w.shape)) for layer in tiny_cnn.layers for w in layer.weights if "bias" in w.name)
+    assert by["int8"]["params"] == kernels and by["int8"]["bytes"] == kernels
+    # int32: the biases, and the shape constants of the Reshape/Flatten ops
+    assert biases <= by["int32"]["params"] <= biases + 8 and by["int32"]["bytes"] == 4 * by["int32"]["params"]
+    assert "float32" not in by
+
+
+def test_a_sparse_encoding_is_its_own_entry_and_smaller_than_dense(converted):
+    files, _ = converted
+    by = {e["encoding"]: e for e in breakdown(files["sparse"])["storage"]}
+    assert "int8-sparse" in by, by  # fc1, 80 % zeros
+    sparse = by["int8-sparse"]
+    assert sparse["bytes"] < sparse["params"]  # fewer stored bytes than values: the zeros are not stored
