@@ -15,10 +15,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 sample-models: install
-	$(PY) -m compressctl.samples --out sample_models
+	$(PY) -m compressctl.model.samples --out sample_models
 
 demo: install
-	@test -f sample_models/digits.npz && test -d sample_models/lenet5_digits || $(PY) -m compressctl.samples --out sample_models
+	@test -f sample_models/digits.npz && test -d sample_models/lenet5_digits || $(PY) -m compressctl.model.samples --out sample_models
 	$(VENV)/bin/compressctl run recipes/deep-compression.yaml --out runs/demo
 
 # Two test processes (pytest-xdist); the Ray search tests share one of them (xdist_group "ray").
@@ -50,13 +50,13 @@ $(RUNTIME_VENV)/.installed:
 
 runtime-check: install $(RUNTIME_VENV)/.installed
 	@test -n "$(RUN)" || { echo "usage: make runtime-check RUN='runs/a runs/b'"; exit 2; }
-	$(PY) -m compressctl.runtime_check --python $(RUNTIME_VENV)/bin/python $(RUN)
+	$(PY) -m compressctl.run.runtime_check --python $(RUNTIME_VENV)/bin/python $(RUN)
 
 # The recipe JSON Schema for editors, the recipe reference and report.json's JSON Schema, all
 # generated from the code (tests/test_recipe_docs.py and tests/test_record.py fail when one is out of date).
 schema: install
 	$(VENV)/bin/compressctl schema > recipes/recipe.schema.json
-	$(PY) -m compressctl.recipe_docs docs/recipes.md
+	$(PY) -m compressctl.recipe.docs docs/recipes.md
 	$(VENV)/bin/compressctl schema --report > docs/report.schema.json
 
 lint: install

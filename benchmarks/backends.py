@@ -38,7 +38,7 @@ def digits_96(split: int = 1400):
 
 
 def build(out: Path, epochs: int = 5) -> tuple[Path, Path, int]:
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()

@@ -26,7 +26,7 @@ GOALS = {"lenet5_digits": (2.0, 1.0), "residual_cnn": (1.5, 1.5)}
 
 def residual_cnn(out: Path) -> tuple[Path, Path]:
     """The residual CNN with BatchNormalization of tests/test_models_e2e.py, trained on the same data."""
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
     from tests.conftest import quadrant_data
 
     data_path, model_path = out / "quadrant.npz", out / "models" / "residual_cnn"

@@ -116,7 +116,6 @@ def render(results: dict) -> str:
 
         lines += render_zoo(results["zoo"])
     if "search" in results:  # issue 11
-        from benchmarks.run import peer_rows
         from benchmarks.search_bench import render_section
 
         lines += render_section(results["search"], peer_rows(results))
@@ -124,3 +123,8 @@ def render(results: dict) -> str:
     if notes:
         lines += ["", "## Notes", "", *notes]
     return "\n".join(lines) + "\n"
+
+
+def peer_rows(results: dict) -> dict:
+    """Each model's table rows by pipeline name (the hand recipe and the TFMOT guides among them)."""
+    return {t["model"]: {r["pipeline"]: r for r in t["rows"]} for t in results["tables"]}

@@ -28,9 +28,11 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from benchmarks import backends, channels, peers  # noqa: E402
-from compressctl import bench, measure  # noqa: E402
-from compressctl.evaluate import TaskInfo, evaluate_tflite  # noqa: E402
-from compressctl.record import RunRecord  # noqa: E402
+from benchmarks.child import timed_child  # noqa: E402
+from compressctl.core import measure  # noqa: E402
+from compressctl.litert import bench  # noqa: E402
+from compressctl.litert.evaluate import TaskInfo, evaluate_tflite  # noqa: E402
+from compressctl.report.record import RunRecord  # noqa: E402
 
 OUT = REPO / "benchmarks" / "out"
 SAMPLES = REPO / "sample_models"
@@ -54,28 +56,6 @@ def log(message: str) -> None:
     print(message, file=_LOG_STREAM, flush=True)
 
 
-def timed_child(cmd: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
-    """Wall seconds and peak RSS (MiB) of one child process, reaped with wait4 for its own rusage."""
-    import threading
-
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    captured = {}
-    readers = [
-        threading.Thread(target=lambda name, stream: captured.__setitem__(name, stream.read()), args=(n, s))
-        for n, s in (("stdout", proc.stdout), ("stderr", proc.stderr))
-    ]
-    for reader in readers:
-        reader.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    for reader in readers:
-        reader.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    completed = subprocess.CompletedProcess(cmd, proc.returncode, captured["stdout"], captured["stderr"])
-    return wall, usage.ru_maxrss / 1024, completed
-
-
 def compressctl_run(recipe: str, model: Path, out: Path, extra: list[str] = ()) -> dict:
     cmd = [*CLI, "run", recipe, "--model", str(model), "--out", str(out), "--json", "--quiet", *extra]
     wall, peak, proc = timed_child(cmd)
@@ -89,7 +69,7 @@ def compressctl_run(recipe: str, model: Path, out: Path, extra: list[str] = ()) 
 def ensure_samples() -> None:
     if not (SAMPLES / "digits.npz").exists() or not (SAMPLES / "lenet5_digits").exists():
         log("building sample models")
-        subprocess.run([sys.executable, "-m", "compressctl.samples", "--out", str(SAMPLES)], check=True, cwd=REPO)
+        subprocess.run([sys.executable, "-m", "compressctl.model.samples", "--out", str(SAMPLES)], check=True, cwd=REPO)
 
 
 REFERENCE = " (reference kernels, no XNNPACK)"
@@ -219,7 +199,7 @@ def ptq_overhead(data_path: Path, rounds: int) -> dict:
 
 
 def width_sweep(data: dict, widths: list[float]) -> list[dict]:
-    from compressctl.samples import lenet5, train
+    from compressctl.model.samples import lenet5, train
 
     rows = []
     for width in widths:
@@ -541,18 +521,14 @@ def goals(results: dict) -> list[dict]:
         )
     if "search" in results:
         from benchmarks import search_bench
+        from benchmarks.render import peer_rows
 
         out += search_bench.goals(results["search"], peer_rows(results))
     return out + channels.goals(results.get("channels") or [])
 
 
-def peer_rows(results: dict) -> dict:
-    """Each model's table rows by pipeline name (the hand recipe and the TFMOT guides among them)."""
-    return {t["model"]: {r["pipeline"]: r for r in t["rows"]} for t in results["tables"]}
-
-
 if __name__ == "__main__":
-    from compressctl.logs import quiet_tensorflow
+    from compressctl.core.logs import quiet_tensorflow
 
     OUT.mkdir(parents=True, exist_ok=True)
     with quiet_tensorflow(OUT / "bench.log") as _LOG_STREAM:

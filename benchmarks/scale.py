@@ -65,7 +65,7 @@ def build_model(name: str, path: Path) -> None:
     """Run in a child process: a keras.applications model with random weights, saved as a SavedModel."""
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     sys.path.insert(0, str(REPO))
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     apps = keras().applications

@@ -25,6 +25,10 @@ RECIPES = ["cpu-int8", "cpu-int4", "gpu-fp16", "edgetpu", "fast-cpu", "deep-comp
 GUIDE_FAMILIES = 3  # the guides run on the first three families
 
 
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def digits32(samples: Path, out: Path) -> Path:
     """The sample digits (28×28 grey) as 32×32 RGB: padded by two pixels a side, the grey in all three channels."""
     data = dict(np.load(samples / "digits.npz"))
@@ -45,7 +49,7 @@ def _train(family: str, data_path: Path, out: Path, epochs: int) -> tuple[Path, 
         "sys.path.insert(0, sys.argv[4])\n"
         "import benchmarks.zoo_models as zoo\n"
         "zoo.CLASSES = 10\n"
-        "from compressctl.tfenv import keras, seed_everything\n"
+        "from compressctl.core.env import keras, seed_everything\n"
         "seed_everything(0)\n"
         "k = keras()\n"
         "d = dict(np.load(sys.argv[2]))\n"
@@ -101,8 +105,8 @@ def _row(run: dict, label: str) -> dict:
 
 
 def _run(cli: list[str], recipe: str, model: Path, data: Path, out: Path) -> dict:
-    from benchmarks.run import timed_child
-    from compressctl.record import RunRecord
+    from benchmarks.child import timed_child
+    from compressctl.report.record import RunRecord
 
     cmd = [*cli, "run", recipe, "--model", str(model), "--data", str(data), "--out", str(out), "--json", "--quiet"]
     wall, _, proc = timed_child(cmd)
@@ -121,7 +125,7 @@ def _guides(model: Path, data_path: Path, baseline_bytes: int, baseline_gzip: in
         script = (
             "import sys, numpy as np; sys.path.insert(0, sys.argv[3])\n"
             "from benchmarks import peers\n"
-            "from compressctl.evaluate import TaskInfo, evaluate_tflite\n"
+            "from compressctl.litert.evaluate import TaskInfo, evaluate_tflite\n"
             "d = dict(np.load(sys.argv[2]))\n"
             f"blob = peers.{guide}(sys.argv[1], d)\n"
             "open(sys.argv[4], 'wb').write(blob)\n"
@@ -155,7 +159,6 @@ def _guides(model: Path, data_path: Path, baseline_bytes: int, baseline_gzip: in
 
 
 def zoo_section(cli: list[str], samples: Path, out: Path, families=None, recipes=None, epochs: int = 3) -> dict:
-    from benchmarks.run import log
     from benchmarks.zoo_models import FAMILIES
 
     out.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ CLASSES = 3
 
 
 def _apps():
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     return keras().applications
 
@@ -81,7 +81,7 @@ FAMILIES = {
 
 def build_and_train(family: str, data: dict, path, epochs: int = 2):
     """Build the family's model, train it briefly on ``data`` and save it as a SavedModel at ``path``."""
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()

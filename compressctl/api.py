@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compressctl.errors import UserError
-from compressctl.events import Emit, ignore
-from compressctl.recipe import Recipe, json_schema, load_recipe_with_source
-from compressctl.record import RunRecord
-from compressctl.record import json_schema as record_schema
+from compressctl.core.errors import UserError
+from compressctl.core.events import Emit, ignore
+from compressctl.recipe.schema import Recipe, json_schema, load_recipe_with_source
+from compressctl.report.record import RunRecord
+from compressctl.report.record import json_schema as record_schema
 
 
 def validate(recipe_path: str, overrides: list[str] = (), flags: dict | None = None) -> Recipe:
@@ -35,7 +35,7 @@ def run(
     ``model``, ``data`` and ``out`` override the recipe's; ``options`` (``trust_model``,
     ``custom_objects``, ``resume``, ``sign_key``, ``emit``) go to ``pipeline.run`` as they are.
     """
-    from compressctl import pipeline
+    from compressctl.run import pipeline
 
     recipe, source = load_recipe_with_source(recipe_path, list(overrides), {"model": model, "data": data, "out": out})
     return pipeline.run(recipe, recipe_path=str(recipe_path), recipe_sha256=source.sha256, source=source, **options)
@@ -43,7 +43,7 @@ def run(
 
 def verify(run_dir: str, public_key: str | None = None) -> dict:
     """Check every file of a run against its manifest (and its signature, given a public key)."""
-    from compressctl import manifest
+    from compressctl.run import manifest
 
     return manifest.verify(run_dir, public_key)
 
@@ -53,15 +53,15 @@ def schema() -> dict:
 
 
 def inspect(model_path: str, trust_model: bool = False, custom_objects: str | None = None) -> dict:
-    from compressctl.inspection import inspect_model
+    from compressctl.recipe.inspection import inspect_model
 
     return inspect_model(model_path, trust_model=trust_model, custom_objects=custom_objects)
 
 
 def _task_for(path: Path, metric: str, top_k: int, outputs_probabilities: bool | None):
-    from compressctl.evaluate import TaskInfo
-    from compressctl.metrics import is_regression
-    from compressctl.runtime import load_interpreter
+    from compressctl.core.metrics import is_regression
+    from compressctl.litert.evaluate import TaskInfo
+    from compressctl.litert.interpreter import load_interpreter
 
     interpreter = load_interpreter(path)
     units = int(interpreter.get_output_details()[0]["shape"][-1])
@@ -83,15 +83,15 @@ def evaluate_artifact(
 ) -> dict:
     """The metric of one .tflite file on the test split of an npz data set (``layers``: and its layer-wise
     error against the float32 baseline, see quant_debug.eval_layers)."""
-    from compressctl.data import load_npz
-    from compressctl.evaluate import evaluate_tflite
-    from compressctl.metrics import is_regression
+    from compressctl.core.metrics import is_regression
+    from compressctl.datasets.arrays import load_npz
+    from compressctl.litert.evaluate import evaluate_tflite
 
     path = _artifact_path(artifact)
     data = load_npz(data_path, keep_float_labels=is_regression(metric))  # regression targets stay floats
     task = _task_for(path, metric, top_k, outputs_probabilities=not logits)
     if layers:  # issue 10: checked before the metric, so a missing baseline is one error line at once
-        from compressctl.quant_debug import eval_layers
+        from compressctl.litert.quant_debug import eval_layers
 
         layer_errors = eval_layers(path, baseline, data.x_test)
     value = evaluate_tflite(path, data.x_test, data.y_test, task, threads=threads)
@@ -107,8 +107,8 @@ def bench_artifact(
     """Latency of one .tflite file (and of a baseline, timed alternately, with the speed-up)."""
     import numpy as np
 
-    from compressctl import bench
-    from compressctl.runtime import load_interpreter
+    from compressctl.litert import bench
+    from compressctl.litert.interpreter import load_interpreter
 
     path = _artifact_path(artifact)
     models = {"artifact": path}

@@ -55,7 +55,7 @@ def tiny_data(tmp_path_factory) -> Path:
 
 
 def build_tiny_cnn():
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -71,7 +71,7 @@ def build_tiny_cnn():
 
 
 def train(model, data, epochs=6):
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     k = keras()
     model.compile(k.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", ["accuracy"])
@@ -90,15 +90,15 @@ def tiny_cnn_path(tmp_path_factory) -> Path:
 @pytest.fixture()
 def tiny_cnn(tiny_cnn_path):
     """A fresh copy of the trained tiny CNN (stages mutate the layers they are given)."""
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     return keras().models.load_model(str(tiny_cnn_path), compile=False)
 
 
 @pytest.fixture()
 def stage_ctx(tiny_data):
-    from compressctl.data import load_npz
-    from compressctl.evaluate import TaskInfo
+    from compressctl.datasets.arrays import load_npz
+    from compressctl.litert.evaluate import TaskInfo
     from compressctl.stages.base import StageContext
 
     return StageContext(data=load_npz(tiny_data), task=TaskInfo(binary=False, from_logits=False), batch_size=32)
@@ -127,7 +127,7 @@ def written_reports_validate(tmp_path_factory):
 
     import jsonschema
 
-    from compressctl.record import RunRecord
+    from compressctl.report.record import RunRecord
 
     schema = json.loads((REPO / "docs" / "report.schema.json").read_text())
     problems = []
@@ -147,14 +147,14 @@ def written_reports_validate(tmp_path_factory):
     assert not problems, "report.json files that do not validate, or whose analysis failed:\n" + "\n".join(problems)
 
 
-# Models for structured pruning (compressctl.channels, stages/prune_channels.py, macs.py): one of
+# Models for structured pruning (compressctl.model.channels, stages/prune_channels.py, litert/macs.py): one of
 # each kind the channel analysis must follow. Untrained and seeded; BatchNormalization statistics
 # are randomised so that they matter.
 
 
 def channel_cnn():
     """Sequential: convolutions, pooling, Flatten → Dense (the index mapping), softmax output."""
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -173,7 +173,7 @@ def channel_cnn():
 
 def channel_residual():
     """Functional residual CNN with BatchNormalization, as in tests/test_models_e2e.py, with logits."""
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -190,7 +190,7 @@ def channel_residual():
 
 def channel_mobilenet():
     """A MobileNetV2 block: expand 1×1 → depthwise → project 1×1, with a residual add to the stem."""
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -213,7 +213,7 @@ def channel_mobilenet():
 
 
 def channel_mlp():
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -242,7 +242,7 @@ CHANNEL_MODELS = {
 
 def arch_squeeze_excite():
     """Two squeeze-and-excite gates: GAP(keepdims) → Conv → Conv, and GAP → Dense → Dense → Reshape."""
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -264,7 +264,7 @@ def arch_squeeze_excite():
 
 
 def arch_grouped():
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -278,7 +278,7 @@ def arch_grouped():
 
 def arch_dense_block():
     """DenseNet style: each layer's BN → ReLU → Conv output is concatenated to everything before it."""
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -297,7 +297,7 @@ def arch_dense_block():
 
 
 def arch_depthwise_multiplier():
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -313,7 +313,7 @@ def arch_depthwise_multiplier():
 
 def arch_preactivation():
     """ResNetV2 style: BatchNormalization → ReLU before each convolution, an identity and a projection shortcut."""
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -334,7 +334,7 @@ def arch_preactivation():
 
 
 def arch_separable():
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -349,7 +349,7 @@ def arch_separable():
 
 def arch_preprocessing():
     """Rescaling and Normalization on the input (per channel) and between convolutions (a scalar, per channel)."""
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -373,7 +373,7 @@ def arch_preprocessing():
 
 def arch_activations():
     """Activation layers and TensorFlow ops on Keras tensors (TFOpLambda): hard-swish, x + 3, x * (1/6)."""
-    from compressctl.tfenv import keras, seed_everything, tf
+    from compressctl.core.env import keras, seed_everything, tf
 
     seed_everything(0)
     k, tensorflow = keras(), tf()
@@ -400,7 +400,7 @@ def arch_activations():
 
 def arch_padding_reshape():
     """ZeroPadding2D, Cropping2D, a Reshape that flattens, and a Reshape around a Dense (units → 1×1×units)."""
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -423,7 +423,7 @@ _CUSTOM = {}
 
 def custom_double_layer():
     """A user-registered layer (tests.Double: 2x), registered once per process."""
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     if "Double" not in _CUSTOM:
         k = keras()
@@ -438,7 +438,7 @@ def custom_double_layer():
 
 
 def arch_custom():
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -544,7 +544,7 @@ def breast_cancer_split(seed=0, n_train=420):
 def tabular_norm(tmp_path_factory) -> tuple[Path, Path]:
     """A tabular classifier with a Normalization layer adapted and fed raw features, one sigmoid output:
     full int8 quantizes its float input per tensor, and every small-scale feature becomes zero."""
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -585,7 +585,7 @@ def diabetes_npz(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def diabetes_mlp_path(tmp_path_factory) -> Path:
     """A small MLP with one linear output, trained on squared error (test MAE about 44)."""
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()

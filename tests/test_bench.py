@@ -2,7 +2,7 @@
 
 import pytest
 
-from compressctl.bench import latency_stats, measured_on
+from compressctl.litert.bench import latency_stats, measured_on
 
 pytestmark = pytest.mark.unit
 
@@ -28,7 +28,7 @@ def test_figures_are_rounded_to_five_decimals():
 
 
 def test_measured_on_names_machine_delegate_threads_and_int8_instruction_set():
-    from compressctl.cpu_features import cpu_features, simd_suffix
+    from compressctl.core.cpu_features import cpu_features, simd_suffix
 
     suffix = "-" + simd_suffix(cpu_features())
     assert measured_on(1).startswith("host-cpu-") and measured_on(1).endswith("-xnnpack-1t" + suffix)

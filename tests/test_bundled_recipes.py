@@ -33,8 +33,8 @@ def test_bundled_recipe_runs_on_the_tiny_model(recipe, tmp_path, tiny_cnn_path, 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_bundled_recipe_names_no_layer(recipe):
     """Every layer a bundled recipe picks is picked by type, role or what it feeds, never by a name."""
-    from compressctl.recipe import layer_patterns, load_recipe
-    from compressctl.selectors import is_name_pattern
+    from compressctl.model.selectors import is_name_pattern
+    from compressctl.recipe.schema import layer_patterns, load_recipe
 
     for stage in load_recipe(recipe).stages:
         named = [pattern for _, pattern in layer_patterns(stage) if is_name_pattern(pattern)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from compressctl.cache import StageCache
+from compressctl.run.cache import StageCache
 from compressctl.stages import STAGES
 
 pytestmark = pytest.mark.unit

@@ -1,9 +1,9 @@
-"""Channel groups and the rebuild of a thinner model (compressctl/channels.py)."""
+"""Channel groups and the rebuild of a thinner model (compressctl/model/channels.py)."""
 
 import numpy as np
 import pytest
 
-from compressctl.channels import analyze, graph, keep_count, rebuild
+from compressctl.model.channels import analyze, graph, keep_count, rebuild
 from tests.conftest import (
     ARCH_EXPECTED,
     ARCH_MODELS,
@@ -90,7 +90,7 @@ def test_flatten_maps_each_channel_to_its_positions():
 
 
 def test_layers_the_analysis_cannot_follow_keep_their_channels_with_a_reason():
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     k = keras()
     inputs = k.Input((8, 8, 1))
@@ -107,7 +107,7 @@ def test_layers_the_analysis_cannot_follow_keep_their_channels_with_a_reason():
 
 
 def test_concatenate_places_groups_side_by_side():
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     k = keras()
     inputs = k.Input((6, 6, 1))
@@ -133,7 +133,7 @@ def test_keep_count(channels, ratio, multiple_of, kept):
 
 
 def test_depthwise_multiplier_follows_each_channel_with_its_copies():
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -160,7 +160,7 @@ def test_depthwise_multiplier_follows_each_channel_with_its_copies():
 
 
 def test_conv1d_sequence_model_loses_zero_channels_exactly():
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -244,7 +244,7 @@ def test_separable_convolution_reads_each_channels_copies():
 
 
 def test_tf_op_layers_pass_channels_or_say_which_op_stops_them():
-    from compressctl.tfenv import keras, tf
+    from compressctl.core.env import keras, tf
 
     k, tensorflow = keras(), tf()
     inputs = k.Input((6, 6, 3))
@@ -260,7 +260,7 @@ def test_tf_op_layers_pass_channels_or_say_which_op_stops_them():
 
 def test_mobilenet_v3_tf_op_nodes_trace():
     """The node entries of layers called with extra arguments (``x + 3``) once crashed the tracer."""
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     k = keras()
     inputs = k.Input((8, 8, 3))
@@ -286,7 +286,7 @@ APPLICATIONS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(APPLICATIONS))
 def test_keras_applications_trace_and_rebuild_thinner(name):
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -304,7 +304,7 @@ def test_keras_applications_trace_and_rebuild_thinner(name):
 
 
 def test_layers_with_per_channel_constants_or_mixing_leave_their_inputs_whole():
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     k = keras()
     inputs = k.Input((6, 6, 3))
@@ -327,7 +327,7 @@ def test_layers_with_per_channel_constants_or_mixing_leave_their_inputs_whole():
 
 
 def test_an_unregistered_custom_layer_is_left_whole_and_the_model_still_rebuilds():
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     k = keras()
 

@@ -13,7 +13,7 @@ CLI = [sys.executable, "-m", "compressctl"]
 
 def test_import_cli_does_not_import_tensorflow_or_matplotlib():
     code = (
-        "import sys, compressctl.cli, compressctl.report, compressctl.compare\n"
+        "import sys, compressctl.cli, compressctl.report, compressctl.report.compare\n"
         "heavy = [m for m in ('tensorflow', 'matplotlib') if m in sys.modules]\n"
         "sys.exit(str(heavy) if heavy else 0)"
     )

@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from compressctl.compare import compare_reports, dominates, pareto_flags, rows_from_report, run_names
-from compressctl.record import RunRecord
+from compressctl.report.compare import compare_reports, dominates, pareto_flags, rows_from_report, run_names
+from compressctl.report.record import RunRecord
 from compressctl.report.summary import format_row
 from tests.conftest import cli
 from tests.report.test_html import FIXTURES, Page, decode_png

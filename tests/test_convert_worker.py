@@ -8,7 +8,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def tf():
-    from compressctl.tfenv import tf as load
+    from compressctl.core.env import tf as load
 
     return load()
 
@@ -23,7 +23,7 @@ def spec(saved_model, tmp_path, mode, **extra):
 
 
 def test_float32_asks_for_no_optimization(tf, tiny_cnn_path, tmp_path):
-    from compressctl.convert_worker import build_converter
+    from compressctl.backends.convert_worker import build_converter
 
     converter = build_converter(tf, spec(tiny_cnn_path, tmp_path, "float32"))
     assert list(converter.optimizations) == []
@@ -31,7 +31,7 @@ def test_float32_asks_for_no_optimization(tf, tiny_cnn_path, tmp_path):
 
 
 def test_float16_restricts_types_to_float16(tf, tiny_cnn_path, tmp_path):
-    from compressctl.convert_worker import build_converter
+    from compressctl.backends.convert_worker import build_converter
 
     converter = build_converter(tf, spec(tiny_cnn_path, tmp_path, "float16"))
     assert list(converter.optimizations) == [tf.lite.Optimize.DEFAULT]
@@ -39,7 +39,7 @@ def test_float16_restricts_types_to_float16(tf, tiny_cnn_path, tmp_path):
 
 
 def test_dynamic_with_sparsity_adds_the_sparsity_optimization(tf, tiny_cnn_path, tmp_path):
-    from compressctl.convert_worker import build_converter
+    from compressctl.backends.convert_worker import build_converter
 
     converter = build_converter(tf, spec(tiny_cnn_path, tmp_path, "dynamic", sparsity=True))
     assert list(converter.optimizations) == [tf.lite.Optimize.DEFAULT, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
@@ -47,7 +47,7 @@ def test_dynamic_with_sparsity_adds_the_sparsity_optimization(tf, tiny_cnn_path,
 
 
 def test_int8_feeds_each_calibration_sample_as_a_batch_of_one(tf, tiny_cnn_path, tmp_path):
-    from compressctl.convert_worker import build_converter
+    from compressctl.backends.convert_worker import build_converter
 
     converter = build_converter(tf, spec(tiny_cnn_path, tmp_path, "int8"))
     batches = list(converter.representative_dataset())
@@ -56,7 +56,7 @@ def test_int8_feeds_each_calibration_sample_as_a_batch_of_one(tf, tiny_cnn_path,
 
 
 def test_integer_only_int8_io_sets_ops_and_io_types(tf, tiny_cnn_path, tmp_path):
-    from compressctl.convert_worker import build_converter
+    from compressctl.backends.convert_worker import build_converter
 
     request = spec(tiny_cnn_path, tmp_path, "int8", integer_only=True, io_dtype="uint8")
     converter = build_converter(tf, request)
@@ -65,7 +65,7 @@ def test_integer_only_int8_io_sets_ops_and_io_types(tf, tiny_cnn_path, tmp_path)
 
 
 def test_a_failed_conversion_is_one_message_not_an_exception(tiny_cnn_path, tmp_path):
-    from compressctl.convert_worker import handle
+    from compressctl.backends.convert_worker import handle
 
     answer = handle({"saved_model": str(tmp_path / "missing"), "out": str(tmp_path / "m.tflite"), "mode": "float32"})
     assert set(answer) == {"error"} and "\n" not in answer["error"]
@@ -84,7 +84,7 @@ MLIR_DUMP = (
 
 @pytest.mark.unit
 def test_a_converter_diagnostic_becomes_the_op_the_layer_and_why():
-    from compressctl.convert_worker import converter_message
+    from compressctl.backends.convert_worker import converter_message
 
     class ConverterError(Exception):
         pass

@@ -2,7 +2,7 @@
 
 import pytest
 
-from compressctl.cpu_features import cpu_features, int8_slower_note, simd_suffix
+from compressctl.core.cpu_features import cpu_features, int8_slower_note, simd_suffix
 
 pytestmark = pytest.mark.unit
 
@@ -35,6 +35,6 @@ def test_slower_int8_note_names_the_missing_vnni():
 
 
 def test_this_host_measured_on_carries_the_suffix():
-    from compressctl.bench import measured_on
+    from compressctl.litert.bench import measured_on
 
     assert measured_on(1).startswith("host-cpu-") and measured_on(1).endswith(simd_suffix(cpu_features()))

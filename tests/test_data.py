@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from compressctl.data import check_against_model, load_npz
-from compressctl.errors import UserError
+from compressctl.core.errors import UserError
+from compressctl.datasets.arrays import check_against_model, load_npz
 
 pytestmark = pytest.mark.unit
 
@@ -71,7 +71,7 @@ def test_shape_mismatch_and_free_dimensions(tmp_path):
 
 
 def test_float_labels_stay_floats_for_a_task_that_may_be_regression(tmp_path):
-    from compressctl.data import with_task_labels
+    from compressctl.datasets.arrays import with_task_labels
 
     arrays = good()
     arrays["y_train"] = np.linspace(25.0, 346.0, 6)

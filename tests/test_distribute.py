@@ -7,15 +7,15 @@ import sys
 
 import pytest
 
-from compressctl.distribute import check_tf_config
-from compressctl.errors import UserError
+from compressctl.core.errors import UserError
+from compressctl.model.distribute import check_tf_config
 from tests.conftest import REPO
 
 # Runs in a fresh process: the CPU must be split into two logical devices before TensorFlow
 # initialises its devices. Both runs (one device, then mirrored over the two) share that process.
 TWO_DEVICES = """
 import json, sys
-from compressctl.tfenv import tf
+from compressctl.core.env import tf
 
 tensorflow = tf()
 cpu = tensorflow.config.list_physical_devices("CPU")[0]

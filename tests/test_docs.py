@@ -28,14 +28,14 @@ def blocks(kind: str) -> list[tuple[str, str]]:
 
 
 def _recipe_fields() -> set[str]:
-    from compressctl.recipe import Recipe
+    from compressctl.recipe.schema import Recipe
 
     return set(Recipe.model_fields)
 
 
 @pytest.mark.parametrize(("page", "body"), blocks("yaml"), ids=lambda v: v if v.endswith(".md") else "")
 def test_every_yaml_snippet_is_a_valid_recipe(page, body):
-    from compressctl.recipe import Source, validate
+    from compressctl.recipe.schema import Source, validate
 
     data = yaml.safe_load(body)
     if data is None:  # comments only (the editor's $schema line)

@@ -5,9 +5,9 @@ No TensorFlow: baselines and artifacts come from a stored report.json.
 
 import pytest
 
-from compressctl.gates import describe, evaluate_gates, metric_drop
-from compressctl.recipe import Gates
-from compressctl.record import Gate, RunRecord
+from compressctl.recipe.schema import Gates
+from compressctl.report.record import Gate, RunRecord
+from compressctl.run.gates import describe, evaluate_gates, metric_drop
 from tests.test_record import fixture
 
 pytestmark = pytest.mark.unit

@@ -47,7 +47,7 @@ def corpus(tmp_path, tiny_cnn_path, tiny_data):
     (bad / "corrupt_sm").mkdir()
     (bad / "corrupt_sm" / "saved_model.pb").write_bytes(b"garbage")
     (bad / "corrupt.h5").write_bytes(b"\x89HDF\r\n\x1a\n broken")
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     k = keras()
     k.Sequential([k.Input((8, 8, 1)), k.layers.Lambda(lambda z: z + 1), k.layers.Flatten(), k.layers.Dense(3)]).save(

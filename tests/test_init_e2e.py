@@ -47,7 +47,7 @@ def _image_models(k):
 
 @pytest.fixture(scope="module")
 def families(tmp_path_factory, tiny_cnn_path, tiny_data, tabular_norm) -> dict[str, tuple[Path, Path]]:
-    from compressctl.tfenv import keras, seed_everything, tf
+    from compressctl.core.env import keras, seed_everything, tf
 
     seed_everything(0)
     k = keras()
@@ -85,7 +85,7 @@ def families(tmp_path_factory, tiny_cnn_path, tiny_data, tabular_norm) -> dict[s
 @pytest.mark.parametrize("family", FAMILIES)
 def test_init_recipe_runs_to_completion(family, families, tmp_path):
     from compressctl import api
-    from compressctl.starter import starter_recipe
+    from compressctl.recipe.starter import starter_recipe
 
     model, data = families[family]
     info = api.inspect(str(model))
@@ -131,7 +131,7 @@ def digits_32_rgb(n_train=700, n_test=300):
 @pytest.fixture(scope="module")
 def mobilenet_v2(tmp_path_factory) -> tuple[Path, Path]:
     """keras.applications.MobileNetV2 at 32×32, alpha 0.35, random weights, trained briefly on digits."""
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from compressctl import logs
+from compressctl.core import logs
 
 pytestmark = pytest.mark.unit
 
 WRITER = """
 import os, sys, time
-from compressctl.logs import quiet_tensorflow, active_log
+from compressctl.core.logs import quiet_tensorflow, active_log
 with quiet_tensorflow(command=sys.argv[1]) as err:
     for i in range(200):
         os.write(2, f"{sys.argv[1]} line {i}\\n".encode())  # as C++ code writes: straight to fd 2

@@ -1,14 +1,14 @@
-"""Multiply-accumulates from a Keras model's shapes and from a .tflite file's tensors (compressctl/macs.py)."""
+"""Multiply-accumulates from a Keras model's shapes and from a .tflite file's tensors (compressctl/litert/macs.py)."""
 
 import numpy as np
 import pytest
 
-from compressctl.macs import keras_macs, op_macs, tflite_macs
+from compressctl.litert.macs import keras_macs, op_macs, tflite_macs
 from tests.conftest import CHANNEL_MODELS, channel_cnn
 
 
 def to_tflite(model, path):
-    from compressctl.tfenv import tf
+    from compressctl.core.env import tf
 
     tensorflow = tf()
     spec = tensorflow.TensorSpec([1, *model.input_shape[1:]], tensorflow.float32)
@@ -47,7 +47,7 @@ def test_op_shapes():
 
 
 def test_pruned_tflite_counts_fewer(tmp_path):
-    from compressctl.channels import analyze, rebuild
+    from compressctl.model.channels import analyze, rebuild
 
     model = channel_cnn()
     analysis = analyze(model)

@@ -2,8 +2,8 @@ import subprocess
 
 import pytest
 
-from compressctl import manifest
-from compressctl.errors import UserError
+from compressctl.core.errors import UserError
+from compressctl.run import manifest
 
 
 @pytest.fixture()

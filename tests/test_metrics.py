@@ -1,10 +1,10 @@
-"""compressctl.metrics: each metric's direction, its score, and how a drop is measured."""
+"""compressctl.core.metrics: each metric's direction, its score, and how a drop is measured."""
 
 import numpy as np
 import pytest
 from sklearn.metrics import mean_absolute_error, mean_squared_error, roc_auc_score
 
-from compressctl import metrics
+from compressctl.core import metrics
 
 pytestmark = pytest.mark.unit
 

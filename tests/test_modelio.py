@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
-from compressctl.errors import UserError
-from compressctl.modelio import load_model, task_info
+from compressctl.core.errors import UserError
+from compressctl.model.loading import load_model, task_info
 from tests.conftest import build_tiny_cnn
 
 
 def keras():
-    from compressctl.tfenv import keras as k
+    from compressctl.core.env import keras as k
 
     return k()
 
@@ -39,7 +39,7 @@ def test_lambda_layers_need_trust(tmp_path, suffix):
 
 
 def test_keras3_model_is_rebuilt_in_tf_keras_and_checked_on_data(keras3_models, tiny_data):
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     x = np.load(tiny_data)["x_train"][:40]
     handle = load_model(keras3_models / "cnn.keras", samples=x)
@@ -59,7 +59,7 @@ def test_keras3_model_is_rebuilt_in_tf_keras_and_checked_on_data(keras3_models, 
 
 
 def test_keras3_conversion_is_refused_when_outputs_differ(keras3_models, monkeypatch):
-    from compressctl import keras3
+    from compressctl.model import keras3
 
     # A copy that misses the weights leaves tf_keras's fresh initialisation: the output check must catch it.
     monkeypatch.setattr(keras3, "_copy_weights", lambda model, weights, path: 0)
@@ -107,7 +107,7 @@ def test_custom_layers_need_custom_objects(tmp_path, monkeypatch):
 
 
 def test_inference_only_savedmodel(tmp_path):
-    from compressctl.tfenv import tf
+    from compressctl.core.env import tf
 
     tensorflow = tf()
     module = tensorflow.Module()
@@ -128,7 +128,7 @@ def test_inference_only_savedmodel(tmp_path):
 def test_logits_are_detected():
     k = keras()
     logits = k.Sequential([k.Input((4,)), k.layers.Dense(3)])
-    from compressctl.modelio import ModelHandle
+    from compressctl.model.loading import ModelHandle
 
     handle = ModelHandle(path=None, format="h5", keras=logits, input_shape=(4,), output_shape=(3,))
     assert task_info(handle, np.zeros((2, 4), np.float32)).from_logits

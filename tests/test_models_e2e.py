@@ -34,8 +34,8 @@ bench: {runs: 20, warmup: 2}
 
 
 def keras():
-    from compressctl.tfenv import keras as k
-    from compressctl.tfenv import seed_everything
+    from compressctl.core.env import keras as k
+    from compressctl.core.env import seed_everything
 
     seed_everything(0)
     return k()
@@ -133,7 +133,7 @@ def test_residual_batchnorm_model_with_logits(tmp_path, tiny_data):
 
 
 def test_inference_only_savedmodel_gets_post_training_targets_only(tmp_path, tiny_data):
-    from compressctl.tfenv import tf
+    from compressctl.core.env import tf
 
     tensorflow = tf()
     k = keras()
@@ -156,7 +156,9 @@ def test_inference_only_savedmodel_gets_post_training_targets_only(tmp_path, tin
 @pytest.fixture(scope="module")
 def sample_models(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("samples")
-    subprocess.run([sys.executable, "-m", "compressctl.samples", "--out", str(out)], check=True, timeout=600, cwd=REPO)
+    subprocess.run(
+        [sys.executable, "-m", "compressctl.model.samples", "--out", str(out)], check=True, timeout=600, cwd=REPO
+    )
     return out
 
 
@@ -219,7 +221,7 @@ gates:
     assert report["stages"][0]["sparsity"] == pytest.approx(0.5, abs=0.01)
     # Re-measure the int8 artifact's MAE here, on the file written.
     data = np.load(diabetes_npz)
-    from compressctl.runtime import load_interpreter, predict
+    from compressctl.litert.interpreter import load_interpreter, predict
 
     outputs = predict(load_interpreter(out / cpu["path"]), data["x_test"])
     assert cpu["metric_value"] == pytest.approx(float(np.mean(np.abs(outputs[:, 0] - data["y_test"]))), rel=1e-5)

@@ -8,10 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from compressctl import api, convert
-from compressctl.errors import StageError
-from compressctl.evaluate import TaskInfo, evaluate_tflite
-from compressctl.runtime import load_interpreter
+from compressctl import api
+from compressctl.backends import convert
+from compressctl.core.errors import StageError
+from compressctl.litert.evaluate import TaskInfo, evaluate_tflite
+from compressctl.litert.interpreter import load_interpreter
 from tests.conftest import REPO, write_recipe
 
 pytestmark = pytest.mark.slow
@@ -162,7 +163,7 @@ def test_convert_reports_python_level_failure(tmp_path):
 
 
 def test_interrupted_run_leaves_earlier_run_untouched(tmp_path, tiny_cnn_path, tiny_data, monkeypatch):
-    from compressctl import pipeline
+    from compressctl.run import pipeline
 
     recipe = write_recipe(tmp_path, f"model: {tiny_cnn_path}\ndata: {tiny_data}\nbench: {{runs: 10, warmup: 1}}\n")
     out = tmp_path / "run"

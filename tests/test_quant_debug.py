@@ -7,14 +7,14 @@ import sys
 import numpy as np
 import pytest
 
-from compressctl.quant_debug import float_ops, format_table, weight_precision
+from compressctl.litert.quant_debug import float_ops, format_table, weight_precision
 from tests.conftest import REPO, quadrant_data
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tiny_cnn_path):
     """A run-directory layout: the float32 baseline and a full-int8 artifact with its layer errors."""
-    from compressctl.convert import Converter
+    from compressctl.backends.convert import Converter
 
     root = tmp_path_factory.mktemp("run")
     (root / "baseline").mkdir()
@@ -86,8 +86,8 @@ def test_format_table_aligns_columns():
 
 def test_a_dynamic_artifact_hardly_smaller_names_the_float_weights_and_why(tiny_cnn_path, tmp_path):
     # The tiny CNN's kernels all hold under 1,024 values: the converter's dynamic-range pass keeps them float.
-    from compressctl.convert import Converter
-    from compressctl.quant_debug import float_weight_summary, not_smaller_note
+    from compressctl.backends.convert import Converter
+    from compressctl.litert.quant_debug import float_weight_summary, not_smaller_note
 
     path = tmp_path / "dynamic.tflite"
     with Converter() as converter:

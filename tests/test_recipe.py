@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compressctl.errors import UserError
-from compressctl.recipe import Recipe, json_schema, load_recipe, load_recipe_with_source, to_yaml
+from compressctl.core.errors import UserError
+from compressctl.recipe.schema import Recipe, json_schema, load_recipe, load_recipe_with_source, to_yaml
 from tests.conftest import REPO, write_recipe
 
 pytestmark = pytest.mark.unit
@@ -119,7 +119,7 @@ LAYERS = ["conv", "flatten", "fc1", "fc2"]
 
 
 def _check(tmp_path, text):
-    from compressctl.recipe import check_layer_names, load_recipe_with_source
+    from compressctl.recipe.schema import check_layer_names, load_recipe_with_source
 
     recipe, source = load_recipe_with_source(write_recipe(tmp_path, text))
     check_layer_names(recipe, LAYERS, source, "m")

@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from compressctl import bundled
-from compressctl.recipe import json_schema
-from compressctl.recipe_docs import render_recipe_docs
+from compressctl.recipe import bundled
+from compressctl.recipe.docs import render_recipe_docs
+from compressctl.recipe.schema import json_schema
 from compressctl.stages import STAGES
 from compressctl.targets import TARGETS
 from tests.conftest import REPO

@@ -1,9 +1,9 @@
-"""Recipe checks that need the model, before any stage trains (compressctl.recipe.check_stages)."""
+"""Recipe checks that need the model, before any stage trains (compressctl.recipe.schema.check_stages)."""
 
 import pytest
 
-from compressctl.errors import UserError
-from compressctl.recipe import check_stages, load_recipe_with_source
+from compressctl.core.errors import UserError
+from compressctl.recipe.schema import check_stages, load_recipe_with_source
 from tests.conftest import write_recipe
 
 

@@ -10,8 +10,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compressctl.errors import UserError
-from compressctl.recipe import Recipe, load_recipe
+from compressctl.core.errors import UserError
+from compressctl.recipe.schema import Recipe, load_recipe
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.unit

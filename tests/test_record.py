@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from compressctl import api
-from compressctl.errors import UserError
-from compressctl.record import RunRecord, StageRow, json_schema
+from compressctl.core.errors import UserError
+from compressctl.report.record import RunRecord, StageRow, json_schema
 from tests.conftest import REPO
 from tests.report.test_html import FIXTURES
 

@@ -3,7 +3,7 @@
 import pytest
 
 from compressctl import api
-from compressctl.errors import StageError
+from compressctl.core.errors import StageError
 from compressctl.stages.quantize import Quantize
 from tests.conftest import write_recipe
 

@@ -11,7 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from compressctl import api, manifest, runtime_check
+from compressctl import api
+from compressctl.run import manifest, runtime_check
 from tests.conftest import REPO, write_recipe
 
 pytestmark = pytest.mark.slow
@@ -27,7 +28,7 @@ def tflite_runtime_python():
 
 
 def test_gru_within_tflite_runtime_2_14_and_the_real_check_agrees(tmp_path, tflite_runtime_python, monkeypatch):
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -83,7 +84,8 @@ bench: {{runs: 10, warmup: 1}}
     assert manifest.verify(run)["ok"]
     # The command line, as `make runtime-check` runs it: 0 because every outcome matched the table.
     done = subprocess.run(
-        [sys.executable, "-m", "compressctl.runtime_check", "--python", tflite_runtime_python, "--no-write", str(run)],
+        [sys.executable, "-m", "compressctl.run.runtime_check", "--python", tflite_runtime_python, "--no-write",
+         str(run)],
         capture_output=True, text=True, cwd=REPO, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr

@@ -1,13 +1,13 @@
 """The op-version table and conversions that stay within a runtime (a GRU end to end: tests/test_runtime_check.py)."""
 
-from compressctl.runtime_compat import (
+from compressctl.litert.compat import (
     RuntimeRequirement,
     min_runtime,
     requirement_problem,
     within,
 )
+from compressctl.litert.op_versions import KNOWN_RELEASES, MIN_RUNTIME
 from compressctl.targets.base import Conversion
-from compressctl.tflite_op_versions import KNOWN_RELEASES, MIN_RUNTIME
 
 
 def test_table_holds_the_published_entries():

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from compressctl import samples
 from compressctl.datasets import open_source
 from compressctl.datasets.specs import CsvData, ImagesData, TfrecordData
+from compressctl.model import samples
 from tests.conftest import REPO, quadrant_data
 
 

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from compressctl.recipe import Recipe
-from compressctl.selective import budget_for, groups, kept_reasons
+from compressctl.litert.selective import budget_for, groups, kept_reasons
+from compressctl.recipe.schema import Recipe
 from tests.conftest import REPO
 
 
@@ -41,7 +41,7 @@ def test_kept_reasons_also_match_the_written_tensor_name():
 
 @pytest.mark.slow
 def test_cpu_int8_recipe_keeps_a_raw_feature_tabular_model_within_one_point(tmp_path, tabular_norm):
-    from compressctl.quant_debug import weight_precision
+    from compressctl.litert.quant_debug import weight_precision
 
     model, data = tabular_norm
     out = tmp_path / "run"
@@ -76,7 +76,7 @@ def test_cpu_int8_recipe_keeps_a_raw_feature_tabular_model_within_one_point(tmp_
 
 
 def test_a_large_int8_loss_gets_a_note_with_its_worst_layers_and_a_remedy():
-    from compressctl.quant_debug import metric_loss_note
+    from compressctl.litert.quant_debug import metric_loss_note
 
     quant = {"scheme": "int8", "layer_errors": [{"name": "norm/sub", "op": "SUB", "snr_db": 1.23, "rmse": 0.5}]}
     assert metric_loss_note(quant, "accuracy", 0.95, 0.93, "cpu") is None  # two points: no note

@@ -2,8 +2,8 @@
 
 import pytest
 
-from compressctl import selectors
-from compressctl.selectors import LayerInfo
+from compressctl.model import selectors
+from compressctl.model.selectors import LayerInfo
 from tests.conftest import write_recipe
 
 
@@ -95,7 +95,7 @@ def test_binding_a_selector_that_matches_nothing_names_its_field():
 
 def _se_model():
     """Rescaling → conv → hard-swish-like Multiply → squeeze-excite gate → Dense → Softmax layer."""
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()

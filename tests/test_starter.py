@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import yaml
 
-from compressctl.errors import UserError
-from compressctl.starter import (
+from compressctl.core.errors import UserError
+from compressctl.recipe.starter import (
     check_starter,
     label_facts,
     label_facts_file,

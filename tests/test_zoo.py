@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from benchmarks.zoo_models import CLASSES, FAMILIES, SHAPE, build_and_train
-from compressctl.errors import CompressctlError
+from compressctl.core.errors import CompressctlError
 from tests.conftest import REPO, cli, quadrant_data
 
 pytestmark = pytest.mark.slow

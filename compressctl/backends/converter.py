@@ -1,12 +1,12 @@
 """The TFLite converter backend: the modes it can produce, and the check that a target asks only for those.
 
-The conversion itself runs in compressctl/convert.py (a warm child process, see convert_worker.py);
+The conversion itself runs in compressctl/backends/convert.py (a warm child process, see convert_worker.py);
 this module is the backend's contract with the recipe.
 """
 
 from __future__ import annotations
 
-from compressctl.convert import Converter
+from compressctl.backends.convert import Converter
 
 NAME = "converter"
 # Modes the TFLite converter produces. Lower-bit weights (int4), weight-only and int16-activation

@@ -25,8 +25,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from compressctl.convert import Converter
-from compressctl.params import StrictModel, check_patterns
+from compressctl.backends.convert import Converter
+from compressctl.core.strict import StrictModel
+from compressctl.model.params import check_patterns
 
 NAME = "litert-quantizer"
 WORKER = [sys.executable, "-m", "compressctl.backends.litert_quantizer_worker"]
@@ -92,7 +93,7 @@ def scheme_label(mode: str, options: Options) -> str:
 
 def conversions(params) -> list:
     """The one conversion a target with ``backend: litert-quantizer`` asks for."""
-    from compressctl.targets.base import Conversion  # here: compressctl.targets imports this module
+    from compressctl.backends.conversion import Conversion
 
     options = params.litert_quantizer or Options()
     return [
@@ -141,7 +142,7 @@ WEIGHT_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV
 def float_ops(path: Path, options: dict) -> list[dict]:
     """Weight ops whose weights stayed float32: ``{name, op, reason}`` for report.json's
     quantization.float_ops (an override asked for float, or the quantizer left them)."""
-    from compressctl.runtime_compat import read_operators
+    from compressctl.litert.compat import read_operators
 
     found = []
     for op in read_operators(path):
@@ -162,7 +163,7 @@ def float_ops(path: Path, options: dict) -> list[dict]:
 def check_quantized(path: Path, options: dict) -> list[dict]:
     """float_ops, or a ValueError when the quantizer quantized no weight at all (a scheme it does not
     apply to this model's ops, such as blockwise granularity where it is unsupported, is not an error there)."""
-    from compressctl.runtime_compat import read_operators
+    from compressctl.litert.compat import read_operators
 
     floats = float_ops(path, options)
     weight_ops = [o for o in read_operators(path) if o["op"] in WEIGHT_OPS]

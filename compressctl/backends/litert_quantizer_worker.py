@@ -1,6 +1,6 @@
 """Child process that runs the LiteRT Quantizer, one JSON request per line on stdin.
 
-Same protocol as compressctl/convert_worker.py: each request writes request["out"] whole or not
+Same protocol as compressctl/backends/convert_worker.py: each request writes request["out"] whole or not
 at all and is answered {"ok": true} or {"error": ...}; a crash kills only this process.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import sys
 
-from compressctl import measure
+from compressctl.backends.convert_worker import serve
 from compressctl.backends.litert_quantizer import SCHEMES
-from compressctl.convert_worker import serve
+from compressctl.core import measure
 
 
 def _granularity(qtyping, spec: dict):

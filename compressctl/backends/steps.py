@@ -1,7 +1,7 @@
 """What the pipeline asks of a target's backend and runtime: the conversions to try, the LiteRT
 Quantizer run, and each artifact's runtime and quantization record.
 
-Kept apart from pipeline.py so the run directory logic there stays one loop over conversions.
+Kept apart from run/pipeline.py so the run directory logic there stays one loop over conversions.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import os
 from importlib import metadata
 from pathlib import Path
 
-from compressctl import runtime_compat
-from compressctl.errors import StageError
-from compressctl.events import Event
+from compressctl.core.errors import StageError
+from compressctl.core.events import Event
+from compressctl.litert import compat as runtime_compat
 
 CONVERTER_SCHEMES = {
     "int8": "int8",
@@ -41,7 +41,7 @@ def needs_calibration(conversion) -> bool:
 def float_tflite(ctx, saved_model: Path) -> Path:
     """The float TFLite file the LiteRT Quantizer starts from: the baseline when no stage changed
     the model, else the compressed model converted to float32 once per run."""
-    from compressctl.record import BASELINE_ARTIFACT
+    from compressctl.report.record import BASELINE_ARTIFACT
 
     if saved_model.name == "baseline_savedmodel":
         return ctx.staging / BASELINE_ARTIFACT
@@ -87,7 +87,7 @@ def requantize_dynamic(ctx, target, conversion, saved_model: Path, path: Path, p
     from dataclasses import replace
 
     from compressctl.backends import litert_quantizer
-    from compressctl.quant_debug import float_weight_summary
+    from compressctl.litert.quant_debug import float_weight_summary
 
     share, summary = float_weight_summary(path, conversion.mode)
     if share <= FLOAT_SHARE:
@@ -158,8 +158,6 @@ def tflite_runtime_python() -> str | None:
 def describe_artifact(target, conversion, path: Path, status: dict, emit) -> dict:
     """report.json's ``runtime`` and ``quantization`` for one artifact; a StageError when the
     artifact cannot run on the runtime the target requires (the next conversion is then tried)."""
-    from compressctl import runtime_check
-
     quantization = _quantization_record(conversion, path)
     name = runtime_name_version()
     checked = [{"runtime": name, "loads": bool(status["xnnpack"] or status["reference"]), "error": status["error"]}]
@@ -171,7 +169,7 @@ def describe_artifact(target, conversion, path: Path, status: dict, emit) -> dic
             python = tflite_runtime_python()
             if python:
                 emit(Event("step", f"{target.name}: loading the artifact with {required.label} ({python})"))
-                record["checked"].append(runtime_check.probe(path, python))
+                record["checked"].append(runtime_compat.probe(path, python))
             else:
                 record["note"] = (
                     "no tflite-runtime at hand: checked against the op-version table only "
@@ -189,7 +187,7 @@ def describe_artifact(target, conversion, path: Path, status: dict, emit) -> dic
 
 
 def runtime_name_version() -> str:
-    from compressctl.runtime import runtime_name
+    from compressctl.litert.interpreter import runtime_name
 
     name = runtime_name()
     try:

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from compressctl.errors import UserError
+from compressctl.core.errors import UserError
 
 # Samples held for shuffling by sources that cannot shuffle cheaply (file names): a fixed number,
 # so memory does not grow with the data set.
@@ -63,7 +63,7 @@ class DataSource:
 
     def subset(self, split: str, indices: np.ndarray):
         """Samples at sorted ``indices`` of the split, in order (one pass; formats override when they can seek)."""
-        from compressctl.tfenv import tf
+        from compressctl.core.env import tf
 
         tensorflow = tf()
         wanted = tensorflow.constant(np.asarray(indices, dtype=np.int64))
@@ -196,7 +196,7 @@ class DataSource:
 
     def guard(self, iterator):
         """Iterate, turning a decoding failure inside tf.data into one error line naming the source."""
-        from compressctl.tfenv import tf
+        from compressctl.core.env import tf
 
         errors = tf().errors
         try:

@@ -11,9 +11,9 @@ import csv
 import math
 from pathlib import Path
 
+from compressctl.core.errors import UserError
 from compressctl.datasets.base import SHUFFLE_BUFFER, DataSource
 from compressctl.datasets.specs import CsvData
-from compressctl.errors import UserError
 
 
 def _header(path: Path, split: str) -> list[str]:
@@ -98,7 +98,7 @@ class CsvSource(DataSource):
         return (len(self.features),)
 
     def elements(self, split: str, shuffle_seed: int | None = None):
-        from compressctl.tfenv import tf
+        from compressctl.core.env import tf
 
         tensorflow = tf()
         header = self.headers[split]

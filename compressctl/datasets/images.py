@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from compressctl.core.errors import UserError
 from compressctl.datasets.base import PARALLEL_CALLS, DataSource, label_to_class
 from compressctl.datasets.specs import ImagesData
-from compressctl.errors import UserError
 
 EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what image_dataset_from_directory reads
 _MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
@@ -75,7 +75,7 @@ class ImagesSource(DataSource):
         return (*self.spec.image_size, self.channels)
 
     def _decode(self, path, label):
-        from compressctl.tfenv import tf
+        from compressctl.core.env import tf
 
         tensorflow = tf()
         image = tensorflow.io.decode_image(
@@ -86,13 +86,13 @@ class ImagesSource(DataSource):
         return image, label
 
     def _finish(self, image, label):
-        from compressctl.tfenv import tf
+        from compressctl.core.env import tf
 
         tensorflow = tf()
         return tensorflow.cast(image, tensorflow.float32) * self.spec.scale, label_to_class(label, tensorflow)
 
     def _from_paths(self, paths: list[Path], labels: np.ndarray, shuffle_seed: int | None):
-        from compressctl.tfenv import tf
+        from compressctl.core.env import tf
 
         tensorflow = tf()
         dataset = tensorflow.data.Dataset.from_tensor_slices(([str(p) for p in paths], labels))
@@ -104,7 +104,7 @@ class ImagesSource(DataSource):
     def elements(self, split: str, shuffle_seed: int | None = None):
         if split == "train":
             return self._from_paths(self.paths[split], self.label_ids[split], shuffle_seed)
-        from compressctl.tfenv import keras
+        from compressctl.core.env import keras
 
         with contextlib.redirect_stdout(io.StringIO()):  # it prints "Found N files..." on stdout
             dataset = keras().utils.image_dataset_from_directory(
@@ -124,7 +124,7 @@ class ImagesSource(DataSource):
         return self._from_paths(chosen, self.label_ids[split][indices], None)
 
     def labels(self, split: str):
-        from compressctl.tfenv import tf
+        from compressctl.core.env import tf
 
         return tf().data.Dataset.from_tensor_slices(self.label_ids[split])
 

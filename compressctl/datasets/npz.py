@@ -1,4 +1,4 @@
-"""The ``.npz`` source: x_train, y_train, x_test, y_test arrays, checked as ``compressctl.data`` always has.
+"""The ``.npz`` source: x_train, y_train, x_test, y_test arrays, checked as ``compressctl.datasets.arrays`` always has.
 
 An npz is loaded whole by nature, so this source also keeps the arrays (``x_train`` ...) that the
 numpy training path and the distillation stage index directly.
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compressctl import data as npz_data
+from compressctl.datasets import arrays as npz_data
 from compressctl.datasets.base import TEST_BATCH, DataSource
 
 
@@ -35,7 +35,7 @@ class NpzSource(DataSource):
         return getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
 
     def elements(self, split: str, shuffle_seed: int | None = None):
-        from compressctl.tfenv import tf
+        from compressctl.core.env import tf
 
         tensorflow = tf()
         x, y = self._arrays(split)
@@ -70,7 +70,7 @@ class NpzSource(DataSource):
         return x[pick], y[pick]
 
     def fingerprint(self) -> str:
-        from compressctl.measure import sha256_file
+        from compressctl.core.measure import sha256_file
 
         if self._fingerprint is None:
             self._fingerprint = sha256_file(self.path)
@@ -93,7 +93,7 @@ class NpzSource(DataSource):
 
 
 def as_source(data) -> DataSource:
-    """A data source as it is, or a loaded ``compressctl.data.Dataset`` wrapped as the npz source."""
+    """A data source as it is, or a loaded ``compressctl.datasets.arrays.Dataset`` wrapped as the npz source."""
     return NpzSource(dataset=data) if isinstance(data, npz_data.Dataset) else data
 
 

@@ -12,9 +12,9 @@ import importlib
 import sys
 from pathlib import Path
 
+from compressctl.core.errors import UserError
 from compressctl.datasets.base import SHUFFLE_BUFFER, DataSource, label_to_class
 from compressctl.datasets.specs import PythonData
-from compressctl.errors import UserError
 
 
 class PythonSource(DataSource):
@@ -38,7 +38,7 @@ class PythonSource(DataSource):
             result = function()
         except Exception as exc:  # noqa: BLE001
             raise UserError(f"{spec.function}: raised {type(exc).__name__}: {exc}") from None
-        from compressctl.tfenv import tf
+        from compressctl.core.env import tf
 
         tensorflow = tf()
         if not (isinstance(result, tuple) and len(result) == 2):

@@ -11,9 +11,9 @@ import glob
 import math
 from pathlib import Path
 
+from compressctl.core.errors import UserError
 from compressctl.datasets.base import PARALLEL_CALLS, SHUFFLE_BUFFER, DataSource, label_to_class
 from compressctl.datasets.specs import FeatureSpec, TfrecordData
-from compressctl.errors import UserError
 
 
 class TfrecordSource(DataSource):
@@ -37,7 +37,7 @@ class TfrecordSource(DataSource):
             self._check_first(split)
 
     def _feature_map(self, names):
-        from compressctl.tfenv import tf
+        from compressctl.core.env import tf
 
         tensorflow = tf()
         specs = {**self.inputs, self.spec.label: self.label_spec}
@@ -47,13 +47,13 @@ class TfrecordSource(DataSource):
         }
 
     def _records(self, split: str, paths=None):
-        from compressctl.tfenv import tf
+        from compressctl.core.env import tf
 
         files = [str(p) for p in (paths or self.paths[split])]
         return tf().data.TFRecordDataset(files, compression_type=self.spec.compression or None)
 
     def _check_first(self, split: str) -> None:
-        from compressctl.tfenv import tf
+        from compressctl.core.env import tf
 
         tensorflow = tf()
         path = self.paths[split][0]
@@ -93,7 +93,7 @@ class TfrecordSource(DataSource):
         return (sum(math.prod(f.shape) for f in self.inputs.values()),)
 
     def _parse(self, record):
-        from compressctl.tfenv import tf
+        from compressctl.core.env import tf
 
         tensorflow = tf()
         parsed = tensorflow.io.parse_single_example(record, self._feature_map([*self.inputs, self.spec.label]))
@@ -110,7 +110,7 @@ class TfrecordSource(DataSource):
         return records.map(self._parse, num_parallel_calls=PARALLEL_CALLS, deterministic=True)
 
     def labels(self, split: str):
-        from compressctl.tfenv import tf
+        from compressctl.core.env import tf
 
         tensorflow = tf()
         label, features = self.spec.label, self._feature_map([self.spec.label])

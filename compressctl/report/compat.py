@@ -10,7 +10,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from compressctl.record import RunRecord
+    from compressctl.report.record import RunRecord
 
 
 def compat_rows(record: RunRecord) -> list[dict]:

@@ -13,10 +13,10 @@ import traceback
 from collections.abc import Callable
 from html import escape
 
-from compressctl import metrics
-from compressctl.record import RunRecord
+from compressctl.core import metrics
 from compressctl.report import quantization
 from compressctl.report.compat import compat_html
+from compressctl.report.record import RunRecord
 from compressctl.report.summary import TABLE_COLUMNS, artifact_rows, format_row, layer_table, notices, stage_measured
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from compressctl import metrics
-from compressctl.record import RunRecord
+from compressctl.core import metrics
 from compressctl.report import quantization
 from compressctl.report.compat import compat_markdown
+from compressctl.report.record import RunRecord
 from compressctl.report.summary import artifact_rows, layer_table, notices, stage_measured
 
 __all__ = ["artifact_rows", "render_markdown"]

@@ -11,9 +11,9 @@ import io
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from compressctl.record import RunRecord, StageRow
+    from compressctl.report.record import RunRecord, StageRow
 
-from compressctl import metrics
+from compressctl.core import metrics
 
 BASELINE_COLOR = "#8c8c8c"
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
@@ -30,7 +30,7 @@ STYLE = {
 }
 
 
-def _new_figure(width: float, height: float, ncols: int = 1):
+def new_figure(width: float, height: float, ncols: int = 1):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -47,7 +47,7 @@ def to_png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def _style():
+def figure_style():
     import matplotlib
 
     return matplotlib.rc_context(STYLE)
@@ -78,8 +78,8 @@ def size_plot(record: RunRecord) -> bytes:
     raw = [base.size_bytes] + [a.size_bytes for a in artifacts]
     gz = [base.gzip_bytes] + [a.gzip_bytes for a in artifacts]
     ratios = [(1.0, 1.0)] + [(a.compression_ratio, a.compression_ratio_gzip) for a in artifacts]
-    with _style():
-        fig, (ax,) = _new_figure(max(5.0, 1.6 * len(labels) + 2), 3.6)
+    with figure_style():
+        fig, (ax,) = new_figure(max(5.0, 1.6 * len(labels) + 2), 3.6)
         xs = list(range(len(labels)))
         width = 0.38
         ax.bar([x - width / 2 for x in xs], raw, width, label="size", color=RAW_COLOR)
@@ -105,8 +105,8 @@ def metric_plot(record: RunRecord) -> bytes:
     artifacts = record.artifacts
     base = record.baseline.metric_value
     drops = [g.threshold for g in record.gates if g.name == "max_metric_drop"]
-    with _style():
-        fig, (ax,) = _new_figure(6.4, max(1.6, 0.55 * len(artifacts) + 1.3))
+    with figure_style():
+        fig, (ax,) = new_figure(6.4, max(1.6, 0.55 * len(artifacts) + 1.3))
         ys = list(range(len(artifacts)))
         deltas = [scale * a.metric_delta for a in artifacts]
         limit = worse * scale * min(drops) if drops else None
@@ -146,9 +146,9 @@ def latency_plot(record: RunRecord) -> bytes:
     lat = [base.latency_ms] + [a.latency_ms for a in artifacts]
     speedups = [a.speedup for a in artifacts]
     colors = _colors(len(artifacts))
-    with _style():
+    with figure_style():
         height = max(2.0, 0.55 * len(labels) + 1.4)
-        fig, (ax, ax2) = _new_figure(9.0, height, ncols=2)
+        fig, (ax, ax2) = new_figure(9.0, height, ncols=2)
         ys = list(range(len(labels)))
         for y, latency, color in zip(ys, lat, colors, strict=True):
             ax.plot([latency.p50, latency.p99], [y, y], color=color, linewidth=6, alpha=0.35)
@@ -183,9 +183,9 @@ def layers_plot(stage: StageRow) -> bytes | None:
     if not with_sparsity and not with_unique:
         return None
     panels = [p for p in (with_sparsity, with_unique) if p]
-    with _style():
+    with figure_style():
         height = max(2.0, 0.3 * max(len(p) for p in panels) + 1.4)
-        fig, axes = _new_figure(4.6 * len(panels), height, ncols=len(panels))
+        fig, axes = new_figure(4.6 * len(panels), height, ncols=len(panels))
         axes = iter(axes)
         if with_sparsity:
             ax = next(axes)
@@ -226,8 +226,8 @@ def channels_plot(stage: StageRow) -> bytes | None:
     rows = [r for r in stage.layers if r.get("channels_before") is not None]
     if not rows:
         return None
-    with _style():
-        fig, (ax, ax2) = _new_figure(9.2, max(2.0, 0.34 * len(rows) + 1.4), ncols=2)
+    with figure_style():
+        fig, (ax, ax2) = new_figure(9.2, max(2.0, 0.34 * len(rows) + 1.4), ncols=2)
         ys = list(range(len(rows)))
         before = [r["channels_before"] for r in rows]
         after = [r["channels_after"] for r in rows]
@@ -272,8 +272,8 @@ def stages_plot(record: RunRecord) -> bytes | None:
     metric = record.metric.name
     scale = 100 if metrics.is_fraction(metric) else 1
     labels = [f"{i + 1}. {s.type}" for i, s in enumerate(stages)]
-    with _style():
-        fig, (ax, ax2) = _new_figure(9.0, 3.0, ncols=2)
+    with figure_style():
+        fig, (ax, ax2) = new_figure(9.0, 3.0, ncols=2)
         xs = list(range(len(stages) + 1))
         values = [scale * record.baseline.metric_value] + [scale * s.metric_value for s in stages]
         ax.plot(xs, values, "o-", color=RAW_COLOR)
@@ -304,8 +304,8 @@ def pareto_plot(rows: list[dict], by: str) -> bytes:
     metric = rows[0].get("metric", "metric") if rows else "metric"
     higher_is_better = rows[0].get("higher_is_better", True) if rows else True
     scale = 100 if metrics.is_fraction(metric) else 1
-    with _style():
-        fig, (ax,) = _new_figure(8.0, 4.8)
+    with figure_style():
+        fig, (ax,) = new_figure(8.0, 4.8)
         xs = [r[by] for r in rows]
         ys = [scale * r["metric_value"] for r in rows]
         p50 = [r["p50_ms"] for r in rows]

@@ -6,7 +6,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from compressctl.record import Artifact, RunRecord
+    from compressctl.report.record import Artifact, RunRecord
 
 SHOWN_LAYERS = 12
 
@@ -98,14 +98,14 @@ def html_section(record: RunRecord, figure, table) -> str:
 
 def layer_error_plot(artifact: Artifact) -> bytes | None:
     """Horizontal bars: SNR (dB) of the worst quantized ops of one artifact; lower is worse."""
-    from compressctl.report.plots import _new_figure, _style, to_png
+    from compressctl.report.plots import figure_style, new_figure, to_png
 
     rows = [r for r in (artifact.quantization.layer_errors if artifact.quantization else []) if r.snr_db is not None]
     rows = rows[:SHOWN_LAYERS]
     if not rows:
         return None
-    with _style():
-        fig, (ax,) = _new_figure(9.0, max(1.8, 0.32 * len(rows) + 1.0))
+    with figure_style():
+        fig, (ax,) = new_figure(9.0, max(1.8, 0.32 * len(rows) + 1.0))
         ys = list(range(len(rows)))
         values = [r.snr_db for r in rows]
         colors = ["#d62728" if v < 20 else "#ff7f0e" if v < 30 else "#2ca02c" for v in values]

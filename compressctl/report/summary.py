@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from compressctl import metrics
-from compressctl.record import RunRecord, StageRow
+from compressctl.core import metrics
+from compressctl.report.record import RunRecord, StageRow
 
 # Keys a stage may measure, in the order shown, with how to show each value.
 _MEASURED = (

@@ -21,13 +21,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compressctl.bench import TIMING_LOCK_ENV as LOCK_ENV
-from compressctl.errors import EXIT_GATE_FAILED, EXIT_OK, CompressctlError, UserError
-from compressctl.events import Emit, Event, ignore
+from compressctl.core.errors import EXIT_GATE_FAILED, EXIT_OK, CompressctlError, UserError
+from compressctl.core.events import Emit, Event, ignore
+from compressctl.litert.bench import TIMING_LOCK_ENV as LOCK_ENV
+from compressctl.recipe.search_spec import Dimension
 from compressctl.search import objective as obj
 from compressctl.search import record
 from compressctl.search.space import load_search_recipe, recipe_yaml, resolved_recipe
-from compressctl.search.spec import Dimension
 
 DEFAULT_CPUS_PER_TRIAL = 2
 EXIT_INTERRUPTED = 130
@@ -72,7 +72,7 @@ def _set_threads(cpus: int) -> None:
     The environment variables reach the conversion worker (a child process) too."""
     for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ[name] = str(cpus)
-    from compressctl.tfenv import tf
+    from compressctl.core.env import tf
 
     tensorflow = tf()
     try:
@@ -84,8 +84,8 @@ def _set_threads(cpus: int) -> None:
 
 def run_trial(spec: dict, params: dict, trial_id: str, run_dir: Path, cache_root: Path) -> dict:
     """One trial: the recipe with ``params`` applied, run end to end; its figures from its report.json."""
-    from compressctl import pipeline
-    from compressctl.recipe import Source
+    from compressctl.recipe.schema import Source
+    from compressctl.run import pipeline
 
     started = time.perf_counter()
     trial = {"id": trial_id, "params": params, "run_dir": f"trials/{trial_id}", "error": None}
@@ -394,7 +394,7 @@ def search(request: SearchRequest, emit: Emit = ignore) -> SearchResult:
                 if report.exists():
                     import json
 
-                    from compressctl import metrics
+                    from compressctl.core import metrics
 
                     header["metric"] = metrics.from_report(json.loads(report.read_text()))[0]
                     payload["metric"] = header["metric"]

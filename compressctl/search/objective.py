@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from compressctl import metrics
+from compressctl.core import metrics
 
 FIGURES = (
     "metric_value",

@@ -52,15 +52,15 @@ def load(path: Path) -> dict | None:
 
 
 def front_plot(search: dict, size_key: str) -> bytes | None:
-    from compressctl.report.plots import _new_figure, _style, to_png
+    from compressctl.report.plots import figure_style, new_figure, to_png
 
     measured = [t for t in search["trials"] if t.get(size_key) is not None]
     if not measured:
         return None
     front = set(search["pareto"])
     best = (search.get("best") or {}).get("trial")
-    with _style():
-        fig, (ax,) = _new_figure(7.5, 4.6)
+    with figure_style():
+        fig, (ax,) = new_figure(7.5, 4.6)
         for status, color in (("ok", "#1e7d32"), ("gate_failed", "#b3261e")):
             pts = [t for t in measured if t["status"] == status]
             if pts:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from compressctl import metrics
-from compressctl.events import Emit, Event, ignore
+from compressctl.core import metrics
+from compressctl.core.events import Emit, Event, ignore
 
 DEFAULT_LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
 DEFAULT_CLUSTERS = (4, 8, 16, 32)
@@ -74,11 +74,11 @@ def analyse(
     emit: Emit = ignore,
 ) -> dict:
     """The sensitivity table of one model on one data set (nothing written)."""
-    from compressctl.data import check_against_model, load_npz
-    from compressctl.errors import UserError
-    from compressctl.modelio import load_model, task_info
+    from compressctl.core.env import seed_everything
+    from compressctl.core.errors import UserError
+    from compressctl.datasets.arrays import check_against_model, load_npz
+    from compressctl.model.loading import load_model, task_info
     from compressctl.stages.base import kernel_weights, model_layers
-    from compressctl.tfenv import seed_everything
 
     data = load_npz(data_path)
     handle = load_model(model_path, trust_model=trust_model, custom_objects=custom_objects)
@@ -149,7 +149,7 @@ def _channel_sensitivity(model, layer, levels, data, task, baseline: float) -> d
     """
     import re
 
-    from compressctl.errors import CompressctlError, first_line
+    from compressctl.core.errors import CompressctlError, first_line
     from compressctl.stages import STAGES
     from compressctl.stages.base import StageContext
 

@@ -14,16 +14,16 @@ import math
 
 import yaml
 
-from compressctl.errors import UserError
-from compressctl.recipe import Recipe, Source, apply_override, read_with_overrides, validate
-from compressctl.recipe_errors import _node_at
-from compressctl.search.spec import Dimension
+from compressctl.core.errors import UserError
+from compressctl.recipe.errors import node_at
+from compressctl.recipe.schema import Recipe, Source, apply_override, read_with_overrides, validate
+from compressctl.recipe.search_spec import Dimension
 
 
 def _where(source: Source, loc: tuple) -> str:
     if source.node is None:
         return source.path
-    mark = _node_at(source.node, loc, want_key=True).start_mark
+    mark = node_at(source.node, loc, want_key=True).start_mark
     return f"{source.path}:{mark.line + 1}:{mark.column + 1}"
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from compressctl.events import Emit, ignore
-from compressctl.recipe import Source, parse_yaml, validate
+from compressctl.core.events import Emit, ignore
+from compressctl.recipe.schema import Source, parse_yaml, validate
+from compressctl.recipe.starter import label_facts_file, plan, starter_recipe
 from compressctl.search.sensitivity import layer_bound
 from compressctl.search.space import check_space
-from compressctl.starter import label_facts_file, plan, starter_recipe
 
 LOW = 0.3
 MAX_DROP = 0.02
@@ -57,7 +57,7 @@ def search_section(info: dict, sensitivity: dict) -> tuple[list[str], list[str]]
 def search_starter(
     model: str, data: str, recipe_path: str | Path, trust_model: bool = False, emit: Emit = ignore
 ) -> tuple[str, dict]:
-    from compressctl.inspection import inspect_model
+    from compressctl.recipe.inspection import inspect_model
     from compressctl.search.sensitivity import analyse
 
     info = inspect_model(model, trust_model=trust_model)

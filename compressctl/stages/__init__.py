@@ -6,7 +6,7 @@ validator, ``inspect``, ``init`` and the reference docs read this registry, so a
 one module (plus its tests) and nothing else.
 """
 
-from compressctl.registry import discover
+from compressctl.core.registry import discover
 from compressctl.stages.base import Stage
 
 STAGE_TYPES: tuple[type[Stage], ...] = tuple(sorted(discover(__name__, Stage), key=lambda cls: (cls.order, cls.type)))

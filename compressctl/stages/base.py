@@ -7,10 +7,10 @@ from typing import ClassVar
 
 import numpy as np
 
+from compressctl.core.errors import StageError, UserError, first_line
+from compressctl.core.events import Emit, Event, ignore
 from compressctl.datasets import DataSource
-from compressctl.errors import StageError, UserError, first_line
-from compressctl.evaluate import TaskInfo
-from compressctl.events import Emit, Event, ignore
+from compressctl.litert.evaluate import TaskInfo
 
 # Weight names that hold a layer's multiplicative parameters (what pruning and clustering act on).
 KERNEL_SUFFIXES = ("kernel:0", "depthwise_kernel:0", "pointwise_kernel:0", "recurrent_kernel:0", "embeddings:0")
@@ -23,7 +23,7 @@ class StageContext:
     batch_size: int = 64
     seed: int = 0
     emit: Emit = ignore
-    # tf.distribute.Strategy the training stages fine-tune under (compressctl.distribute); None: one device.
+    # tf.distribute.Strategy the training stages fine-tune under (compressctl.model.distribute); None: one device.
     strategy: object | None = None
     # training.steps_per_epoch: at most this many batches per epoch; None: the whole train split.
     max_steps_per_epoch: int | None = None
@@ -44,10 +44,10 @@ class StageContext:
         distribute: bool = True,
     ):
         """Compile and fine-tune on the train split, reporting batches and epochs as events."""
-        from compressctl.tfenv import keras
+        from compressctl.core.env import keras
 
         if distribute and self.strategy is not None:
-            from compressctl.distribute import replicated
+            from compressctl.model.distribute import replicated
 
             # Variables must live under the strategy: train a copy built in its scope, copy the weights back.
             with replicated(self.strategy, model) as copy:
@@ -233,7 +233,7 @@ def require_keras(model, stage: str) -> None:
 
 def is_graph_model(model) -> bool:
     """A Sequential or functional model: one with a config that can be cloned or rebuilt."""
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     return isinstance(model, keras().Sequential) or bool(getattr(model, "_is_graph_network", False))
 
@@ -249,7 +249,7 @@ def require_graph_model(model, stage: str, action: str = "rebuild") -> None:
 
 def rebuild_from_config(model, config: dict, stage: str):
     """A new, freshly initialised model of the same kind as ``model`` from an edited config."""
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     k = keras()
     cls = k.Sequential if isinstance(model, k.Sequential) else k.Model
@@ -264,7 +264,7 @@ def clone_with(model, wrap, stage: str):
 
     ``wrap`` returns the layer itself to leave it alone (weights shared, not re-initialised).
     """
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     k = keras()
     require_graph_model(model, stage, "wrap")

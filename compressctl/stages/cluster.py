@@ -7,8 +7,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from compressctl.errors import first_line
-from compressctl.params import FineTune, LayerSelection, check_per_layer, first_match
+from compressctl.core.errors import first_line
+from compressctl.model.params import FineTune, LayerSelection, check_per_layer, first_match
 from compressctl.stages.base import (
     Stage,
     StageContext,
@@ -64,7 +64,7 @@ class Cluster(Stage):
         reason = unweighted(layer, "cluster")
         if reason:
             return reason
-        from compressctl.tfenv import tfmot
+        from compressctl.core.env import tfmot
 
         tfmot()
         from tensorflow_model_optimization.python.core.clustering.keras import clustering_registry
@@ -81,7 +81,7 @@ class Cluster(Stage):
 
     def apply(self, model, ctx: StageContext) -> StageResult:
         require_keras(model, "cluster")
-        from compressctl.tfenv import tfmot
+        from compressctl.core.env import tfmot
 
         mot = tfmot()
         from tensorflow_model_optimization.python.core.clustering.keras.experimental import cluster as experimental

@@ -7,9 +7,10 @@ from typing import Literal
 
 from pydantic import Field, model_serializer, model_validator
 
-from compressctl.distribute import replica_note
-from compressctl.errors import StageError, UserError
-from compressctl.params import FineTune, StrictModel
+from compressctl.core.errors import StageError, UserError
+from compressctl.core.strict import StrictModel
+from compressctl.model.distribute import replica_note
+from compressctl.model.params import FineTune
 from compressctl.stages.base import (
     Stage,
     StageContext,
@@ -150,7 +151,7 @@ class Distill(Stage):
 
 def width_student(model, width: float, seed: int):
     """The model's architecture with hidden layers ``width`` times as wide, freshly initialised."""
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     config = copy.deepcopy(model.get_config())
     keep = _output_layers(config)
@@ -220,7 +221,7 @@ def _output_layers(config: dict) -> set[str]:
 
 def load_student(path: str, teacher, ctx: StageContext):
     """A student model from a file: trainable Keras, same input and output shapes and output kind."""
-    from compressctl.modelio import load_model, task_info
+    from compressctl.model.loading import load_model, task_info
 
     handle = load_model(path)
     if not handle.trainable:

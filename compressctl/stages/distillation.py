@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from compressctl.errors import StageError, first_line
-from compressctl.events import Event
+from compressctl.core.errors import StageError, first_line
+from compressctl.core.events import Event
 from compressctl.stages.base import StageContext, steps_per_epoch
 
 # Probabilities are floored before their log is taken: a softmax output that underflowed to 0 would
@@ -34,7 +34,7 @@ def train_student(
     ``batches`` yields (inputs, labels, hard labels, teacher logits); ``teacher_batches`` makes it.
     For regression the soft term is the squared difference to the teacher's outputs (no temperature).
     """
-    from compressctl.tfenv import keras, tf
+    from compressctl.core.env import keras, tf
 
     tensorflow, k = tf(), keras()
     task = ctx.task

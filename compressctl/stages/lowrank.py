@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from compressctl.params import FineTune, LayerSelection
+from compressctl.model.params import FineTune, LayerSelection
 from compressctl.stages.base import (
     Stage,
     StageContext,
@@ -92,7 +92,7 @@ class LowRank(Stage):
     def apply(self, model, ctx: StageContext) -> StageResult:
         require_keras(model, "lowrank")
         require_graph_model(model, "lowrank")
-        from compressctl.tfenv import keras
+        from compressctl.core.env import keras
 
         p = self.params
         config = model.get_config()

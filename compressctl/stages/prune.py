@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from compressctl.errors import first_line
-from compressctl.params import FineTune, LayerSelection, check_per_layer, first_match
+from compressctl.core.errors import first_line
+from compressctl.model.params import FineTune, LayerSelection, check_per_layer, first_match
 from compressctl.stages.base import (
     Stage,
     StageContext,
@@ -60,7 +60,7 @@ class Prune(Stage):
         reason = unweighted(layer, "prune")
         if reason:
             return reason
-        from compressctl.tfenv import tfmot
+        from compressctl.core.env import tfmot
 
         mot = tfmot()
         from tensorflow_model_optimization.python.core.sparsity.keras import prune_registry
@@ -81,7 +81,7 @@ class Prune(Stage):
 
     def apply(self, model, ctx: StageContext) -> StageResult:
         require_keras(model, "prune")
-        from compressctl.tfenv import tfmot
+        from compressctl.core.env import tfmot
 
         mot = tfmot()
         p = self.params

@@ -2,7 +2,7 @@
 
 Weight pruning zeroes weights inside dense kernels, which at batch 1 do the same work; removing a
 filter removes its share of the layer's and the next layer's work on every runtime. Each channel
-group (compressctl.channels) is ranked by a criterion, its lowest ``ratio`` is removed, and a
+group (compressctl.model.channels) is ranked by a criterion, its lowest ``ratio`` is removed, and a
 thinner model is rebuilt with the surviving weights copied.
 """
 
@@ -14,8 +14,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from compressctl.errors import UserError
-from compressctl.params import FineTune, LayerSelection, check_patterns, first_match
+from compressctl.core.errors import UserError
+from compressctl.model.params import FineTune, LayerSelection, check_patterns, first_match
 from compressctl.stages.base import Stage, StageContext, StageResult, require_graph_model, require_keras
 
 CRITERIA = ("l1", "l2", "gamma", "taylor")
@@ -84,7 +84,7 @@ class PruneChannels(Stage):
 
     @classmethod
     def supports(cls, layer) -> bool | str:
-        from compressctl.channels import PRODUCERS
+        from compressctl.model.channels import PRODUCERS
 
         kind = type(layer).__name__
         if hasattr(layer, "layers"):
@@ -113,7 +113,7 @@ class PruneChannels(Stage):
 
     def plan(self, model, analysis) -> tuple[dict, list[dict], list[tuple[tuple, str]]]:
         """Kept-channel counts per group, layers left whole (with why), and problems (recipe field, message)."""
-        from compressctl.channels import keep_count
+        from compressctl.model.channels import keep_count
 
         p = self.params
         names = [layer.name for layer in model.layers if type(layer).__name__ != "InputLayer"]
@@ -203,7 +203,7 @@ class PruneChannels(Stage):
 
     def _taylor(self, model, analysis, ctx: StageContext) -> dict[str, np.ndarray]:
         """Molchanov et al. (2019): (Σ over a filter's weights of gradient × weight)², summed over batches."""
-        from compressctl.tfenv import tf
+        from compressctl.core.env import tf
 
         tensorflow = tf()
         producers = [name for g in analysis.groups.values() if not g.fixed for name in g.producers]
@@ -235,8 +235,8 @@ class PruneChannels(Stage):
 
     def apply(self, model, ctx: StageContext) -> StageResult:
         require_keras(model, self.type)
-        from compressctl.channels import PRODUCERS, rebuild
-        from compressctl.macs import keras_macs
+        from compressctl.litert.macs import keras_macs
+        from compressctl.model.channels import PRODUCERS, rebuild
 
         require_graph_model(model, self.type)
         analysis = _analyze(model)
@@ -285,7 +285,7 @@ class PruneChannels(Stage):
 
     @staticmethod
     def _unchanged(model, skipped: list[dict], note: str) -> StageResult:
-        from compressctl.macs import keras_macs
+        from compressctl.litert.macs import keras_macs
 
         params, macs = int(model.count_params()), keras_macs(model)["total"]
         return StageResult(
@@ -359,7 +359,7 @@ def _train_batches(ctx: StageContext, batch: int, count: int):
 
 def _analyze(model):
     """The model's channel analysis, or why there is none (a sentence for the user)."""
-    from compressctl.channels import analyze
+    from compressctl.model.channels import analyze
 
     try:
         return analyze(model)

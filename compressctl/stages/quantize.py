@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from compressctl.distribute import replica_note
-from compressctl.errors import StageError, first_line
-from compressctl.params import FineTune, LayerSelection
+from compressctl.core.errors import StageError, first_line
+from compressctl.model.distribute import replica_note
+from compressctl.model.params import FineTune, LayerSelection
 from compressctl.stages.base import (
     Stage,
     StageContext,
@@ -59,7 +59,7 @@ class Quantize(Stage):
             return True
         if _is_preprocessing(layer):
             return f"no QAT support for {kind}: a preprocessing layer, which TFMOT has no quantize config for"
-        from compressctl.tfenv import keras
+        from compressctl.core.env import keras
 
         if isinstance(layer, keras().layers.RNN):
             return f"no QAT support for {kind}: TFMOT has no quantize config for recurrent layers"
@@ -82,7 +82,7 @@ class Quantize(Stage):
 
     def apply(self, model, ctx: StageContext) -> StageResult:
         require_keras(model, "quantize")
-        from compressctl.tfenv import tfmot
+        from compressctl.core.env import tfmot
 
         mot = tfmot()
         qk = mot.quantization.keras
@@ -157,7 +157,7 @@ _REGISTRY = []
 def _registry():
     """TFMOT's default 8-bit registry (built once; TensorFlow is imported only when asked)."""
     if not _REGISTRY:
-        from compressctl.tfenv import tfmot
+        from compressctl.core.env import tfmot
 
         tfmot()
         from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (

@@ -4,7 +4,7 @@ Each target is a ``Target`` subclass in a module of its own here, found by readi
 a new target is one module (plus its tests) and nothing else.
 """
 
-from compressctl.registry import discover
+from compressctl.core.registry import discover
 from compressctl.targets.base import Target
 
 TARGETS: dict[str, type[Target]] = {cls.type: cls for cls in discover(__name__, Target)}

@@ -8,18 +8,15 @@ mapping and the compiler's output there). Everything else in the run directory i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from compressctl.events import Emit
-from compressctl.params import StrictModel
-from compressctl.runtime_compat import RUNTIME_HELP, RuntimeRequirement
-
-# Backends that turn the float SavedModel into a .tflite file; the pipeline maps each to its code.
-Backend = Literal["converter", "litert-quantizer"]
+from compressctl.backends.conversion import Backend, Conversion  # noqa: F401 - the targets import them from here
+from compressctl.core.events import Emit
+from compressctl.core.strict import StrictModel
+from compressctl.litert.compat import RUNTIME_HELP, RuntimeRequirement
 
 
 class TargetParams(StrictModel):
@@ -46,23 +43,6 @@ class QuantizedTargetParams(TargetParams):
 
     def calibration_size(self) -> int:
         return self.calibration_samples
-
-
-@dataclass(frozen=True)
-class Conversion:
-    """One way to convert: tried in order until one yields an artifact that loads and runs."""
-
-    mode: str  # float32 | float16 | dynamic | int8
-    io_dtype: str = "float32"
-    integer_only: bool = False
-    sparsity: bool = False
-    label: str = ""
-    fallback_reason: str = ""  # why this is a fallback (empty for the first choice)
-    # What writes the file (compressctl/backends): "converter" converts the SavedModel in a child
-    # process; "litert-quantizer" quantizes the float TFLite file with ``options``.
-    backend: Backend = "converter"
-    options: dict = field(default_factory=dict)
-    per_tensor_dense: bool = False  # one scale per Dense kernel: older FULLY_CONNECTED versions
 
 
 class Target:

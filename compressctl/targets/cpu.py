@@ -36,7 +36,7 @@ class CpuTarget(Target):
             description="When int8 conversion fails or crashes: dynamic converts dynamic-range instead; "
             "none fails the target.",
         )
-        # issue 10: accuracy-aware int8 (selective.py)
+        # issue 10: accuracy-aware int8 (litert/selective.py)
         max_metric_drop: float | None = Field(
             None,
             ge=0,

@@ -25,8 +25,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from compressctl.errors import StageError
-from compressctl.runtime_compat import read_operators
+from compressctl.core.errors import StageError
+from compressctl.litert.compat import read_operators
 from compressctl.targets.base import Conversion, QuantizedTargetParams, Target
 from compressctl.targets.edgetpu_compiler import compile_model, parse_compiler_output, parse_operator_table
 from compressctl.targets.edgetpu_ops import (
@@ -106,8 +106,8 @@ class EdgeTpuTarget(Target):
         return [Conversion("int8", io_dtype=self.params.io_dtype, integer_only=True, label="full int8 (Edge TPU)")]
 
     def finish(self, path, folder, emit) -> dict:
-        from compressctl.events import Event
-        from compressctl.runtime import load_interpreter
+        from compressctl.core.events import Event
+        from compressctl.litert.interpreter import load_interpreter
 
         path, folder = Path(path), Path(folder)
         graph = graph_from_interpreter(load_interpreter(path, xnnpack=False))

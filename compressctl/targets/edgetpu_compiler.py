@@ -135,7 +135,7 @@ def compile_model(executable: str, path: Path, folder: Path, timeout_s: float) -
         detail = f": {compiler['errors'][0]}" if compiler["errors"] else ""
         status = f"compiler failed ({failure}{detail}), prediction only"
         return {"compiled": False, "status": status, "compiler": compiler}
-    from compressctl import measure
+    from compressctl.core import measure
 
     facts = measure.file_facts(compiled_path)
     mapping = {

@@ -86,7 +86,7 @@ UNCHECKED = {
 # Op versions: edgetpu_compiler 16.0 came out with TFLite 2.5's runtime (pycoral 2.0.0 pairs it with
 # tflite_runtime 2.5.0.post1, https://github.com/google-coral/pycoral/releases/tag/v2.0.0), and a
 # compiler reads only the op versions its TFLite knew. So an op version that TFLite's op-version
-# table (compressctl/tflite_op_versions.py) dates after 2.5.0 is predicted to stay on the CPU.
+# table (compressctl/litert/op_versions.py) dates after 2.5.0 is predicted to stay on the CPU.
 COMPILER_TFLITE = "2.5.0"
 
 SOFTMAX_MAX_ELEMENTS = 16_000
@@ -242,7 +242,7 @@ def add_op_versions(graph: dict, operators: list[dict]) -> dict:
 
 
 def _version_too_new(op: dict) -> str:
-    from compressctl.tflite_op_versions import MIN_RUNTIME, version_key
+    from compressctl.litert.op_versions import MIN_RUNTIME, version_key
 
     version = op.get("version")
     needs = MIN_RUNTIME.get((op["op"], version)) if version else None

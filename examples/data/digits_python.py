@@ -2,7 +2,7 @@
 
     compressctl run examples/data/digits-python.yaml
 
-Here the datasets stream the digits' PNG folders written by `python -m compressctl.samples`, decoding
+Here the datasets stream the digits' PNG folders written by `python -m compressctl.model.samples`, decoding
 each file when it is read; any tf.data pipeline works the same way (a database reader, a generator).
 """
 

@@ -6,8 +6,8 @@ import pytest
 
 from compressctl import api
 from compressctl.backends import litert_quantizer
-from compressctl.runtime import load_interpreter
-from compressctl.runtime_compat import read_operators
+from compressctl.litert.compat import read_operators
+from compressctl.litert.interpreter import load_interpreter
 from tests.conftest import write_recipe
 from tests.test_pipeline import remeasure
 

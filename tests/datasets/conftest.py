@@ -12,7 +12,7 @@ from tests.conftest import quadrant_data
 
 def write_images(root: Path, data: dict, rgb: bool = False) -> Path:
     """``root/{train,test}/<class>/<i>.png`` from the arrays (8-bit)."""
-    from compressctl.tfenv import tf
+    from compressctl.core.env import tf
 
     for split in ("train", "test"):
         for i, (x, y) in enumerate(zip(data[f"x_{split}"], data[f"y_{split}"], strict=True)):
@@ -35,7 +35,7 @@ def write_csv(path: Path, x: np.ndarray, y: np.ndarray, label: str = "label") ->
 
 
 def write_tfrecord(path: Path, x: np.ndarray, y: np.ndarray) -> Path:
-    from compressctl.tfenv import tf
+    from compressctl.core.env import tf
 
     tensorflow = tf()
     with tensorflow.io.TFRecordWriter(str(path)) as writer:

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from compressctl.core.errors import UserError
 from compressctl.datasets import open_source
 from compressctl.datasets.specs import CsvData
-from compressctl.errors import UserError
 from tests.datasets.conftest import write_csv
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from compressctl import api
-from compressctl.errors import UserError
-from compressctl.evaluate import TaskInfo, evaluate_tflite
+from compressctl.core.errors import UserError
+from compressctl.litert.evaluate import TaskInfo, evaluate_tflite
 from tests.conftest import quadrant_data, write_recipe
 from tests.datasets.conftest import write_csv, write_images
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 def decoded_test_split(root):
     """The test images decoded here with numpy-side code, in class-folder order, scaled like the recipe."""
-    from compressctl.tfenv import tf
+    from compressctl.core.env import tf
 
     xs, ys = [], []
     for label, folder in enumerate(sorted(p for p in (root / "test").iterdir() if p.is_dir())):
@@ -65,7 +65,7 @@ bench: {{runs: 10, warmup: 2, rounds: 1}}
 
 
 def test_distill_and_int8_from_csv(tmp_path):
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     data = quadrant_data()
     for split in ("train", "test"):

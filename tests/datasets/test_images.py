@@ -3,9 +3,9 @@ import shutil
 import numpy as np
 import pytest
 
+from compressctl.core.errors import UserError
 from compressctl.datasets import open_source
 from compressctl.datasets.specs import ImagesData
-from compressctl.errors import UserError
 
 
 def spec(root, **extra):
@@ -100,7 +100,7 @@ def test_scale_accepts_a_fraction_and_refuses_nonsense():
 
 def test_capped_epochs_take_the_next_batches_of_one_reshuffled_stream(image_dirs, tiny_cnn):
     """training.steps_per_epoch on a streamed split: each epoch takes `cap` batches, the stream repeats."""
-    from compressctl.evaluate import TaskInfo
+    from compressctl.litert.evaluate import TaskInfo
     from compressctl.stages.base import StageContext
 
     events = []

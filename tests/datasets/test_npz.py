@@ -1,9 +1,9 @@
 import numpy as np
 
-from compressctl.data import load_npz
 from compressctl.datasets import open_source
+from compressctl.datasets.arrays import load_npz
 from compressctl.datasets.npz import NpzSource
-from compressctl.evaluate import TaskInfo
+from compressctl.litert.evaluate import TaskInfo
 from compressctl.stages.base import StageContext
 
 

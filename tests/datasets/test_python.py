@@ -3,9 +3,9 @@ import sys
 import numpy as np
 import pytest
 
+from compressctl.core.errors import UserError
 from compressctl.datasets import open_source
 from compressctl.datasets.specs import PythonData
-from compressctl.errors import UserError
 
 MODULE = """
 import numpy as np

@@ -1,8 +1,8 @@
 import pytest
 
+from compressctl.core.errors import UserError
 from compressctl.datasets.specs import CsvData, ImagesData, NpzData
-from compressctl.errors import UserError
-from compressctl.recipe import load_recipe
+from compressctl.recipe.schema import load_recipe
 
 
 def test_a_plain_string_stays_a_path_and_a_mapping_is_chosen_by_format(tmp_path):

@@ -3,9 +3,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from compressctl.core.errors import UserError
 from compressctl.datasets import open_source
 from compressctl.datasets.specs import TfrecordData
-from compressctl.errors import UserError
 from tests.datasets.conftest import write_tfrecord
 
 

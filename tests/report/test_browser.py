@@ -14,7 +14,7 @@ import pytest
 
 from compressctl import api
 from compressctl.cli import in_ci
-from compressctl.record import RunRecord
+from compressctl.report.record import RunRecord
 from compressctl.report.summary import artifact_rows
 from tests.conftest import REPO, write_recipe
 from tests.report.test_html import PNG_SIGNATURE, Page, decode_png

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from compressctl.record import RunRecord
 from compressctl.report import render_html, render_markdown
+from compressctl.report.record import RunRecord
 
 pytestmark = pytest.mark.unit
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from compressctl.record import RunRecord
 from compressctl.report import render_html
 from compressctl.report.html import png_size
+from compressctl.report.record import RunRecord
 from compressctl.report.summary import artifact_rows
 
 pytestmark = pytest.mark.unit

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from compressctl.record import RunRecord
 from compressctl.report import html, render_markdown
+from compressctl.report.record import RunRecord
 from compressctl.report.summary import layer_table
 from tests.report.test_html import Page
 from tests.test_record import fixture

@@ -26,7 +26,7 @@ def test_layer_bound_is_the_first_level_past_the_allowed_drop():
 
 
 def _keras():
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     return keras()
 
@@ -59,7 +59,7 @@ def _tabular(k):
 
 
 def _lenet5(k):
-    from compressctl.samples import lenet5
+    from compressctl.model.samples import lenet5
 
     return lenet5(width=0.2), (28, 28, 1), 10
 

@@ -3,7 +3,7 @@
 import pytest
 
 from compressctl import api
-from compressctl.errors import UserError
+from compressctl.core.errors import UserError
 from compressctl.search.space import load_search_recipe, resolved_recipe
 from tests.conftest import write_recipe
 
@@ -100,9 +100,9 @@ def test_bundled_search_recipe_is_valid():
 
 @pytest.mark.unit
 def test_a_sparsity_dimension_samples_the_density_on_a_log_scale():
+    from compressctl.recipe.search_spec import Dimension
     from compressctl.search.engine import sampled_params
     from compressctl.search.space import to_optuna
-    from compressctl.search.spec import Dimension
 
     dim = Dimension(sparsity=(0.5, 0.98))
     dist = to_optuna({"s": dim})["s"]

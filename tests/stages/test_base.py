@@ -2,8 +2,8 @@
 
 import pytest
 
-from compressctl.data import Dataset
-from compressctl.evaluate import TaskInfo
+from compressctl.datasets.arrays import Dataset
+from compressctl.litert.evaluate import TaskInfo
 from compressctl.stages.base import StageContext
 from tests.conftest import diabetes_data
 
@@ -12,7 +12,7 @@ from tests.conftest import diabetes_data
     ("metric", "loss"), [("mae", "MeanAbsoluteError"), ("mse", "MeanSquaredError"), ("rmse", "MeanSquaredError")]
 )
 def test_regression_tasks_fine_tune_on_their_error(diabetes_mlp_path, metric, loss):
-    from compressctl.modelio import load_model
+    from compressctl.model.loading import load_model
 
     model = load_model(diabetes_mlp_path).keras
     events = []
@@ -30,7 +30,7 @@ def _advances(events):
 
 
 def test_steps_per_epoch_caps_every_epoch_of_an_in_memory_split(tiny_cnn, tiny_data):
-    from compressctl.data import load_npz
+    from compressctl.datasets.arrays import load_npz
 
     events = []
     task = TaskInfo(binary=False, from_logits=False)
@@ -47,7 +47,7 @@ def test_steps_per_epoch_caps_every_epoch_of_an_in_memory_split(tiny_cnn, tiny_d
 
 def test_capped_pruning_schedule_counts_the_capped_steps(tiny_cnn, tiny_data):
     """The polynomial schedule ends at 70 % of the steps actually run, so the target is still reached."""
-    from compressctl.data import load_npz
+    from compressctl.datasets.arrays import load_npz
     from compressctl.stages.base import kernel_arrays
     from compressctl.stages.prune import Prune
 
@@ -61,7 +61,7 @@ def test_capped_pruning_schedule_counts_the_capped_steps(tiny_cnn, tiny_data):
 
 
 def test_distillation_takes_at_most_the_capped_batches(tiny_cnn, tiny_data):
-    from compressctl.data import load_npz
+    from compressctl.datasets.arrays import load_npz
     from compressctl.stages.distill import Distill
 
     events = []

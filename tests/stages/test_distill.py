@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from compressctl.data import Dataset
-from compressctl.errors import UserError
-from compressctl.evaluate import TaskInfo
+from compressctl.core.errors import UserError
+from compressctl.datasets.arrays import Dataset
+from compressctl.litert.evaluate import TaskInfo
 from compressctl.stages.base import StageContext
 from compressctl.stages.distill import Distill, Student, width_student
 from compressctl.stages.distillation import soft_kl, to_logits
@@ -32,7 +32,7 @@ def test_student_forms():
 
 
 def test_soft_targets_and_kl():
-    from compressctl.tfenv import tf
+    from compressctl.core.env import tf
 
     tensorflow = tf()
     probabilities = np.array([[0.7, 0.2, 0.1], [1.0, 0.0, 0.0]], np.float32)
@@ -97,7 +97,7 @@ def test_width_student_of_a_residual_batchnorm_model(stage_ctx):
 
 def binary_setup():
     """Blob in the top-left (0) or top-right (1) quadrant, and a trained sigmoid model for it."""
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     data = quadrant_data(classes=2, seed=3)
     seed_everything(0)
@@ -139,7 +139,7 @@ def test_student_from_a_file(tiny_cnn, stage_ctx, tmp_path):
 
 
 def test_student_file_with_other_output_shape_is_refused(tiny_cnn, stage_ctx, tmp_path):
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     k = keras()
     other = k.Sequential([k.layers.Input((8, 8, 1)), k.layers.Flatten(), k.layers.Dense(5, activation="softmax")])
@@ -150,7 +150,7 @@ def test_student_file_with_other_output_shape_is_refused(tiny_cnn, stage_ctx, tm
 
 
 def test_student_file_emitting_logits_for_a_probability_teacher_is_refused(tiny_cnn, stage_ctx, tmp_path):
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     k = keras()
     other = k.Sequential([k.layers.Input((8, 8, 1)), k.layers.Flatten(), k.layers.Dense(3)])
@@ -166,7 +166,7 @@ def test_missing_student_file_names_it(tiny_cnn, stage_ctx, tmp_path):
 
 
 def test_logit_teacher_and_student(stage_ctx):
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -196,7 +196,7 @@ def regression_ctx(metric="mae"):
 
 
 def test_width_student_of_a_regression_model_learns_the_teachers_outputs(diabetes_mlp_path):
-    from compressctl.modelio import load_model
+    from compressctl.model.loading import load_model
 
     teacher = load_model(diabetes_mlp_path).keras
     ctx = regression_ctx()

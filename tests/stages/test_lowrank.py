@@ -5,7 +5,7 @@ import pytest
 from pydantic import ValidationError
 
 from compressctl import api
-from compressctl.errors import UserError
+from compressctl.core.errors import UserError
 from compressctl.stages.lowrank import LowRank
 from tests.conftest import write_recipe
 
@@ -17,7 +17,7 @@ def params(**kw):
 
 def residual_model():
     """Functional, with a 1×1 projection inside a residual block, BatchNorm, and two Dense layers."""
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -122,7 +122,7 @@ def test_high_energy_factorization_of_a_trained_model_stays_close(tiny_cnn, stag
 
 
 def test_strided_1x1_convolution(stage_ctx):
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     k = keras()
     inputs = k.Input((8, 8, 4))
@@ -139,7 +139,7 @@ def test_strided_1x1_convolution(stage_ctx):
 
 
 def test_sequential_without_input_layer_keeps_its_input_shape(stage_ctx):
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     k = keras()
     model = k.Sequential([k.layers.Dense(40, input_shape=(30,), name="d1"), k.layers.Dense(2, name="d2")])
@@ -168,7 +168,7 @@ def test_nothing_to_factorize_returns_the_model(tiny_cnn, stage_ctx):
 
 
 def test_subclassed_model_is_refused(stage_ctx):
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     k = keras()
 

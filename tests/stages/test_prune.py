@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from compressctl.errors import UserError
+from compressctl.core.errors import UserError
 from compressctl.stages.base import kernel_arrays
 from compressctl.stages.prune import Prune
 

@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from compressctl import api
-from compressctl.channels import analyze, keep_count
-from compressctl.errors import UserError
+from compressctl.core.errors import UserError
+from compressctl.model.channels import analyze, keep_count
 from compressctl.stages.prune_channels import PruneChannels
 from tests.conftest import ARCH_EXPECTED, ARCH_MODELS, CHANNEL_MODELS, REPO, write_recipe, zero_channels
 
@@ -26,8 +26,8 @@ def sample(model, n=8):
 
 def run_tflite(model, x, path_dir):
     """Convert to float32 TFLite (batch 1) and run every sample through the LiteRT interpreter."""
-    from compressctl.runtime import load_interpreter
-    from compressctl.tfenv import tf
+    from compressctl.core.env import tf
+    from compressctl.litert.interpreter import load_interpreter
 
     tensorflow = tf()
     spec = tensorflow.TensorSpec([1, *model.input_shape[1:]], tensorflow.float32)
@@ -255,7 +255,7 @@ def test_each_construct_loses_its_all_zero_channels_and_the_outputs_stay(kind, s
 
 
 def test_a_model_with_nothing_to_thin_says_so_and_goes_on(stage_ctx):
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
     from tests.conftest import custom_double_layer
 
     k = keras()
@@ -274,12 +274,12 @@ def test_a_model_with_nothing_to_thin_says_so_and_goes_on(stage_ctx):
 
 
 def test_a_tracer_failure_is_a_note_not_the_internal_message(stage_ctx, monkeypatch):
-    import compressctl.channels
+    import compressctl.model.channels
 
     def broken(model):
         raise TypeError("'int' object is not subscriptable")
 
-    monkeypatch.setattr(compressctl.channels, "analyze", broken)
+    monkeypatch.setattr(compressctl.model.channels, "analyze", broken)
     model = CHANNEL_MODELS["cnn"]()
     assert stage(ratio=0.5).check(model) == []
     result = stage(ratio=0.5).apply(model, stage_ctx)
@@ -292,10 +292,10 @@ def test_a_tracer_failure_is_a_note_not_the_internal_message(stage_ctx, monkeypa
 @pytest.mark.slow
 def test_mobilenet_v3_small_through_fast_cpu_settings(tmp_path):
     """keras.applications.MobileNetV3Small once failed the stage with "'int' object is not subscriptable"."""
-    from compressctl.data import load_npz
-    from compressctl.evaluate import TaskInfo
+    from compressctl.core.env import keras, seed_everything
+    from compressctl.datasets.arrays import load_npz
+    from compressctl.litert.evaluate import TaskInfo
     from compressctl.stages.base import StageContext
-    from compressctl.tfenv import keras, seed_everything
     from tests.conftest import quadrant_data
 
     seed_everything(0)
@@ -313,7 +313,7 @@ def test_mobilenet_v3_small_through_fast_cpu_settings(tmp_path):
 
 
 def test_separable_convolution_is_ranked_by_its_pointwise_filters(stage_ctx):
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     k = keras()
     inputs = k.Input((8, 8, 1))

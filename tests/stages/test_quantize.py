@@ -35,7 +35,7 @@ def test_exclude_leaves_layers_unquantized(tiny_cnn, stage_ctx):
 
 
 def residual_bn_model():
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -62,8 +62,8 @@ def test_qat_folds_batchnorm_in_residual_models(stage_ctx):
 
 
 def test_supports_names_why_a_layer_gets_no_qat():
+    from compressctl.core.env import keras
     from compressctl.stages.quantize import Quantize
-    from compressctl.tfenv import keras
 
     k = keras()
 
@@ -79,11 +79,11 @@ def test_supports_names_why_a_layer_gets_no_qat():
 
 
 def test_pcqat_leaves_normalization_unannotated_and_keeps_its_adapted_state(tabular_norm):
-    from compressctl.data import load_npz
-    from compressctl.evaluate import TaskInfo
+    from compressctl.core.env import keras
+    from compressctl.datasets.arrays import load_npz
+    from compressctl.litert.evaluate import TaskInfo
     from compressctl.stages.base import StageContext
     from compressctl.stages.quantize import Quantize
-    from compressctl.tfenv import keras
 
     model_path, data_path = tabular_norm
     model = keras().models.load_model(str(model_path), compile=False)

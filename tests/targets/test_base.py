@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from compressctl.record import Artifact
+from compressctl.report.record import Artifact
 from compressctl.targets import TARGETS
 from compressctl.targets.base import QuantizedTargetParams, Target, TargetParams
 from compressctl.targets.cpu import CpuTarget

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from compressctl.recipe import Recipe
+from compressctl.recipe.schema import Recipe
 from tests.conftest import REPO, write_recipe
 
 

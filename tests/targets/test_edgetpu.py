@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from compressctl import api
-from compressctl.errors import StageError, UserError
+from compressctl.core.errors import StageError, UserError
 from compressctl.targets import edgetpu
 from compressctl.targets.edgetpu import (
     AFTER_FALLBACK,
@@ -314,8 +314,8 @@ def test_a_compiler_failure_is_recorded_not_raised(tmp_path, model_in_folder, kw
 
 def convert_for_edgetpu(keras_model, shape, calibration, work: Path, io_dtype: str = "uint8") -> Path:
     """A batch-1 SavedModel of ``keras_model`` converted the way the target converts."""
-    from compressctl.convert import convert
-    from compressctl.tfenv import tf
+    from compressctl.backends.convert import convert
+    from compressctl.core.env import tf
 
     tensorflow = tf()
     spec = tensorflow.TensorSpec([1, *shape], tensorflow.float32, name="input")
@@ -335,7 +335,7 @@ def convert_for_edgetpu(keras_model, shape, calibration, work: Path, io_dtype: s
 
 
 def mapping_of(path: Path) -> dict:
-    from compressctl.runtime import load_interpreter
+    from compressctl.litert.interpreter import load_interpreter
 
     return predict_mapping(edgetpu.graph_from_interpreter(load_interpreter(path, xnnpack=False)))
 
@@ -370,7 +370,7 @@ def test_tiny_cnn_is_predicted_to_run_wholly_on_the_edge_tpu(tmp_path, tiny_cnn,
 
 
 def test_an_op_the_edge_tpu_lacks_sends_it_and_what_follows_to_the_cpu(tmp_path):
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -399,7 +399,7 @@ def test_an_op_the_edge_tpu_lacks_sends_it_and_what_follows_to_the_cpu(tmp_path)
 
 
 def test_an_int8_lstm_keeps_int16_state_and_falls_back(tmp_path):
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -409,7 +409,7 @@ def test_an_int8_lstm_keeps_int16_state_and_falls_back(tmp_path):
     assert isinstance(edgetpu.keras_layer_support(model.get_layer("lstm")), str)
     calibration = np.random.default_rng(0).random((10, 6, 4), dtype=np.float32)
     path = convert_for_edgetpu(model, (6, 4), calibration, tmp_path)
-    from compressctl.runtime import load_interpreter
+    from compressctl.litert.interpreter import load_interpreter
 
     g = edgetpu.graph_from_interpreter(load_interpreter(path, xnnpack=False))
     checks = check_artifact(g)
@@ -421,7 +421,7 @@ def test_an_int8_lstm_keeps_int16_state_and_falls_back(tmp_path):
 
 
 def test_keras_layer_rules(tiny_cnn):
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     k = keras()
     assert [edgetpu.keras_layer_support(layer) for layer in tiny_cnn.layers] == [True, True, True, True]
@@ -439,7 +439,7 @@ def test_keras_layer_rules(tiny_cnn):
 
 
 def fully_integer_batch_1(path: Path) -> None:
-    from compressctl.runtime import load_interpreter
+    from compressctl.litert.interpreter import load_interpreter
 
     interpreter = load_interpreter(path, xnnpack=False)
     g = edgetpu.graph_from_interpreter(interpreter)
@@ -514,7 +514,7 @@ def test_finish_refuses_an_artifact_that_is_not_fully_integer(tmp_path, monkeypa
         [("ADD", [0, 2], [1])], {0: ("float32", (1, 5)), 2: ("float32", (1, 5)), 1: ("float32", (1, 5))}
     )
     monkeypatch.setattr(edgetpu, "graph_from_interpreter", lambda interpreter: float_graph)
-    monkeypatch.setattr("compressctl.runtime.load_interpreter", lambda path, xnnpack=True: None)
+    monkeypatch.setattr("compressctl.litert.interpreter.load_interpreter", lambda path, xnnpack=True: None)
     target = EdgeTpuTarget(EdgeTpuTarget.Params(type="edgetpu"))
     with pytest.raises(StageError, match="not fully integer"):
         target.finish(tmp_path / "model.tflite", tmp_path, lambda event: None)

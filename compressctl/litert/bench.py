@@ -1,0 +1,106 @@
+"""Latency of TFLite artifacts: warm-up, then timed invocations, alternating between models.
+
+Timing the baseline and each artifact in turn, round after round, in one process means a busy
+neighbour on a shared machine slows them all alike, so their ratio (the speed-up) stays honest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from compressctl.core.events import Emit, Event, ignore
+from compressctl.litert import interpreter as runtime
+
+
+def latency_stats(seconds: list[float]) -> dict:
+    ms = np.asarray(seconds, dtype=np.float64) * 1000.0
+    return {
+        "p50": round(float(np.percentile(ms, 50)), 5),
+        "p90": round(float(np.percentile(ms, 90)), 5),
+        "p99": round(float(np.percentile(ms, 99)), 5),
+        "mean": round(float(ms.mean()), 5),
+        "runs": int(len(ms)),
+    }
+
+
+def _prepared(interpreter, sample: np.ndarray):
+    detail = interpreter.get_input_details()[0]
+    value = runtime.quantize_input(sample[:1], detail)
+    interpreter.set_tensor(detail["index"], value)
+    return interpreter
+
+
+def bench_alternating(
+    models: dict[str, Path],
+    sample: np.ndarray,
+    runs: int = 200,
+    warmup: int = 20,
+    rounds: int = 5,
+    threads: int = 1,
+    xnnpack: dict[str, bool] | None = None,
+    emit: Emit = ignore,
+) -> dict[str, dict]:
+    """Latency statistics per model name, every model timed in each of ``rounds`` rounds."""
+    xnnpack = xnnpack or {}
+    interpreters = {
+        name: _prepared(runtime.load_interpreter(path, threads, xnnpack.get(name, True)), sample)
+        for name, path in models.items()
+    }
+    for interpreter in interpreters.values():
+        for _ in range(warmup):
+            interpreter.invoke()
+    per_round = max(1, runs // rounds)
+    timings: dict[str, list[float]] = {name: [] for name in interpreters}
+    total = per_round * rounds * len(interpreters)
+    emit(Event("task_begin", "timing", total=total))
+    done = 0
+    for _ in range(rounds):
+        for name, interpreter in interpreters.items():
+            invoke = interpreter.invoke
+            bucket = timings[name]
+            for _ in range(per_round):
+                start = time.perf_counter()
+                invoke()
+                bucket.append(time.perf_counter() - start)
+            done += per_round
+            emit(Event("task_advance", "timing", total=total, completed=done))
+    emit(Event("task_end", "timing"))
+    return {name: latency_stats(values) for name, values in timings.items()}
+
+
+def measured_on(threads: int, xnnpack: bool = True) -> str:
+    from compressctl.core.cpu_features import cpu_features, simd_suffix
+
+    machine = platform.machine() or "cpu"
+    # The suffix names the instruction set that decides int8 speed (avx2, avx512-vnni, dotprod, ...).
+    return f"host-cpu-{machine}-{'xnnpack' if xnnpack else 'reference'}-{threads}t-{simd_suffix(cpu_features())}"
+
+
+# ``compressctl search`` sets this to a lock file path in each trial's environment; the pipeline
+# takes the lock (``fcntl.flock``) while it times, so two trials on one machine never time against
+# each other. Unset (a plain ``compressctl run``), the lock does nothing. Trials on different
+# machines time on different CPUs anyway; each report says where it timed.
+TIMING_LOCK_ENV = "COMPRESSCTL_TIMING_LOCK"
+
+
+@contextlib.contextmanager
+def timing_lock():
+    """A machine-wide lock around latency timing, so concurrent search trials are timed one at a time."""
+    path = os.environ.get(TIMING_LOCK_ENV)
+    if not path:
+        yield
+        return
+    import fcntl
+
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

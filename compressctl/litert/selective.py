@@ -1,0 +1,178 @@
+"""Accuracy-aware int8 conversion: keep the worst-quantized ops in float until the metric is within budget.
+
+After the full-int8 conversion, the conversion worker measures each op's quantization error
+(quant_debug.py). When the artifact loses more than the target's metric budget, the ops with the
+lowest SNR are kept in float (the TFLite quantizer's denylisted nodes), one group at a time
+(1, 1, 2, 4, … ops, worst first), re-quantizing the same calibration, until the artifact is within
+budget or every op is float. The budget is checked on train samples (``selection_samples`` of
+them, drawn from the seed), never on the test split that the report's metric comes from; the
+report's figures are then measured on the test split like any artifact's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from compressctl.core import metrics
+from compressctl.core.errors import StageError
+from compressctl.core.events import Emit, Event
+
+SELECTION_SAMPLES = 300
+
+
+@dataclass
+class Budget:
+    """What a target may lose, and where the loss is measured."""
+
+    max_drop: float
+    source: str  # "target" or "gates.max_metric_drop"
+
+
+def budget_for(target, recipe) -> Budget | None:
+    """The target's ``max_metric_drop``, else the recipe's gate when it applies to this target."""
+    own = getattr(target.params, "max_metric_drop", None)
+    if own is not None:
+        return Budget(float(own), "target")
+    gates = recipe.gates
+    if gates is None or gates.max_metric_drop is None:
+        return None
+    if gates.targets and target.name not in gates.targets:
+        return None
+    return Budget(float(gates.max_metric_drop), "gates.max_metric_drop")
+
+
+def groups(n: int) -> list[int]:
+    """How many of the worst ops are float after each step: 1, 2, 4, 8, … then all."""
+    counts, k = [], 1
+    while k < n:
+        counts.append(k)
+        k *= 2
+    counts.append(n)
+    return counts
+
+
+def record(path: Path, answer: dict, scheme: str, kept: dict[str, str] | None = None) -> dict:
+    """``artifacts[].quantization`` for a converter-quantized artifact."""
+    from compressctl.litert.quant_debug import float_ops
+
+    info = answer.get("quantization") or {}
+    out = {
+        "backend": "converter",
+        "scheme": scheme,
+        "float_ops": float_ops(path, kept),
+        "layer_errors": info.get("layer_errors", []),
+        "layer_errors_method": "TFLite QuantizationDebugger: each quantized op against the float op on the same "
+        "inputs, on the calibration samples",
+    }
+    if "error" in info:
+        out["layer_errors_error"] = info["error"]
+    return out
+
+
+def within_budget(
+    *,
+    convert,
+    path: Path,
+    answer: dict,
+    budget: Budget,
+    baseline_path: Path,
+    data,
+    task,
+    seed: int,
+    emit: Emit,
+    label: str,
+) -> tuple[dict, list[str]]:
+    """Keep ops in float until ``path`` is within ``budget``; returns (selective record, notes).
+
+    ``convert(quantization)`` re-converts ``path`` and returns the worker's answer.
+    """
+    from compressctl.core import measure
+    from compressctl.litert.evaluate import evaluate_tflite
+
+    x, y = data.labeled_sample(SELECTION_SAMPLES, seed + 1)
+    n = len(x)
+    float_metric = evaluate_tflite(baseline_path, x, y, task)
+    full_size = measure.file_facts(path)["size_bytes"]
+
+    def drop() -> float:
+        return metrics.drop(task.metric, float_metric, evaluate_tflite(path, x, y, task))
+
+    first = drop()
+    ranked = list((answer.get("quantization") or {}).get("layer_errors") or [])
+    steps = [{"float_ops": 0, "metric_drop": round(first, 6), "size_bytes": full_size}]
+    selective = {
+        "max_metric_drop": budget.max_drop,
+        "budget_from": budget.source,
+        "checked_on": f"{n} train samples (float32 baseline TFLite vs artifact)",
+        "full_int8": {"metric_drop": round(first, 6), "size_bytes": full_size},
+        "steps": steps,
+        "kept_in_float": [],
+        "within_budget": first <= budget.max_drop,
+        "size_cost_bytes": 0,
+    }
+    if first <= budget.max_drop:
+        return selective, []
+    if not ranked:
+        reason = (answer.get("quantization") or {}).get("error", "no layer errors were measured")
+        return selective, [f"full int8 loses {100 * first:.2f} points on train samples; no op could be "
+                           f"ranked to keep in float ({reason})"]  # fmt: skip
+
+    def attempt(count: int) -> dict:
+        emit(Event("step", f"{label}: keeping the {count} op(s) with the largest int8 error in float"))
+        try:
+            if count:
+                convert({"layer_errors": True, "float_nodes": [r["name"] for r in ranked[:count]]})
+            else:
+                convert({"layer_errors": True})
+        except StageError as exc:
+            raise StageError(f"selective quantization with {count} op(s) in float failed: {exc}") from None
+        size = measure.file_facts(path)["size_bytes"]
+        return {"float_ops": count, "metric_drop": round(drop(), 6), "size_bytes": size}
+
+    for count in groups(len(ranked)):
+        steps.append(attempt(count))
+        if steps[-1]["metric_drop"] <= budget.max_drop:
+            break
+    else:
+        # Never within budget: keep the step that lost least, with the fewest ops in float.
+        best = min(steps, key=lambda step: (step["metric_drop"], step["float_ops"]))
+        if best is not steps[-1]:
+            chosen = attempt(best["float_ops"])
+            chosen["chosen_after_all_steps"] = True
+            steps.append(chosen)
+    kept = ranked[: steps[-1]["float_ops"]]
+    size = steps[-1]["size_bytes"]
+    selective.update(
+        {
+            "kept_in_float": [
+                {"name": r["name"], "op": r["op"], "snr_db": r["snr_db"], "rmse": r["rmse"]} for r in kept
+            ],
+            "within_budget": steps[-1]["metric_drop"] <= budget.max_drop,
+            "size_cost_bytes": size - full_size,
+        }
+    )
+    verdict = "within" if selective["within_budget"] else "still over"
+    note = (
+        f"full int8 lost {100 * first:.2f} points (budget {100 * budget.max_drop:.2f}, on {n} train "
+        f"samples); {len(kept)} op(s) with the largest int8 error kept in float, {verdict} budget at "
+        f"{100 * steps[-1]['metric_drop']:.2f} points, size {size - full_size:+,} bytes"
+    )
+    return selective, [note]
+
+
+def kept_reasons(selective: dict | None) -> dict[str, str]:
+    """Output tensor name → why it was kept in float, for ``quant_debug.float_ops``."""
+    if not selective:
+        return {}
+    reasons = {}
+    for r in selective.get("kept_in_float", []):
+        reason = (
+            f"kept in float: int8 error SNR {r['snr_db']:.1f} dB, RMSE {r['rmse']:.4g} "
+            f"(metric budget {selective['max_metric_drop']})"
+        )
+        reasons[r["name"]] = reason
+        # The debugger names a tensor with a trailing index digit the written artifact does not have.
+        if r["name"][-1:].isdigit():
+            reasons.setdefault(r["name"][:-1], reason)
+    return reasons
