@@ -1,0 +1,116 @@
+"""The package layout: a short root, every module in an import layer, no import cycle, no private imports.
+
+The layers themselves are checked by import-linter (``make lint``); these tests check that its
+contracts cover every module, so a new module cannot slip outside them.
+"""
+
+from __future__ import annotations
+
+import ast
+import pkgutil
+
+import grimp
+import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: tomli, a dependency of import-linter there
+    import tomli as tomllib
+
+import compressctl
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.unit
+
+ROOT_MODULES_AT_MOST = 4  # __init__, __main__, api and at most one more
+
+
+def _contracts() -> list[dict]:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    return config["tool"]["importlinter"]["contracts"]
+
+
+def _layered() -> list[str]:
+    """Every package or module named by a layer of a layers contract."""
+    names = []
+    for contract in _contracts():
+        if contract["type"] == "layers":
+            for layer in contract["layers"]:
+                names += [part.strip() for part in layer.replace(":", "|").split("|")]
+    return names
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return grimp.build_graph("compressctl", include_external_packages=False)
+
+
+def test_the_package_root_holds_at_most_four_modules():
+    modules = [info.name for info in pkgutil.iter_modules(compressctl.__path__) if not info.ispkg]
+    assert len(modules) + 1 <= ROOT_MODULES_AT_MOST, f"package root: __init__ and {sorted(modules)}"
+
+
+def test_every_module_sits_in_a_layer(graph):
+    layered = _layered()
+    outside = sorted(
+        module
+        for module in graph.modules
+        if module != "compressctl" and not any(module == name or module.startswith(name + ".") for name in layered)
+    )
+    assert not outside, f"modules in no layer of [tool.importlinter]: {outside}"
+
+
+def test_every_layer_names_a_module(graph):
+    assert not [name for name in _layered() if name not in graph.modules]
+
+
+def _cycles(graph) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan), lazy imports included."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in sorted(graph.find_modules_directly_imported_by(module)):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_two_modules_import_each_other(graph):
+    assert _cycles(graph) == []
+
+
+def test_no_module_imports_a_private_name_of_another():
+    found = []
+    for path in sorted((REPO / "compressctl").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("compressctl"):
+                found += [
+                    f"{path.relative_to(REPO)}:{node.lineno} {node.module}.{alias.name}"
+                    for alias in node.names
+                    if alias.name.startswith("_") and not alias.name.startswith("__")
+                ]
+    assert found == []
