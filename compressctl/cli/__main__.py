@@ -1,0 +1,3 @@
+from compressctl.cli import main
+
+main()
