@@ -6,6 +6,7 @@
   file (weight-only int8/int4, dynamic int8, static int8/int16 activations, per-op overrides).
 
 A target picks one with ``backend:``; ``artifacts[].quantization.backend`` in report.json says which ran.
+May import model/, litert/, datasets/, report/ and core/; never a target, a stage or anything above them.
 """
 
 BACKENDS = ("converter", "litert-quantizer")

@@ -2,6 +2,7 @@
 
 ``open_source`` takes the recipe's ``data``: a plain path (an ``.npz``, as always) or a
 ``{format: ...}`` spec. Modules import TensorFlow only inside the functions that need it.
+May import core/ only.
 """
 
 from __future__ import annotations

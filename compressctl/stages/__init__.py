@@ -3,7 +3,8 @@
 Each technique is a ``Stage`` subclass (see ``base.Stage``) in a module of its own here; they are
 found by reading the package, and ``STAGE_TYPES`` lists them in their legal order. The recipe
 validator, ``inspect``, ``init`` and the reference docs read this registry, so a new technique is
-one module (plus its tests) and nothing else.
+one module (plus its tests) and nothing else. May import backends/, model/, litert/, datasets/, report/
+and core/; never a target, the recipe or anything above it, and a stage module never another.
 """
 
 from compressctl.core.registry import discover
