@@ -147,7 +147,7 @@ def written_reports_validate(tmp_path_factory):
     assert not problems, "report.json files that do not validate, or whose analysis failed:\n" + "\n".join(problems)
 
 
-# Models for structured pruning (compressctl.model.channels, stages/prune_channels.py, litert/macs.py): one of
+# Models for structured pruning (compressctl.model.channels, stages/prune_channels.py, model/macs.py): one of
 # each kind the channel analysis must follow. Untrained and seeded; BatchNormalization statistics
 # are randomised so that they matter.
 

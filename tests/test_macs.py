@@ -1,9 +1,10 @@
-"""Multiply-accumulates from a Keras model's shapes and from a .tflite file's tensors (compressctl/litert/macs.py)."""
+"""MACs from a Keras model's shapes and from a .tflite file's tensors (model/macs.py, litert/macs.py)."""
 
 import numpy as np
 import pytest
 
-from compressctl.litert.macs import keras_macs, op_macs, tflite_macs
+from compressctl.litert.macs import op_macs, tflite_macs
+from compressctl.model.macs import keras_macs
 from tests.conftest import CHANNEL_MODELS, channel_cnn
 
 

@@ -235,8 +235,8 @@ class PruneChannels(Stage):
 
     def apply(self, model, ctx: StageContext) -> StageResult:
         require_keras(model, self.type)
-        from compressctl.litert.macs import keras_macs
         from compressctl.model.channels import PRODUCERS, rebuild
+        from compressctl.model.macs import keras_macs
 
         require_graph_model(model, self.type)
         analysis = _analyze(model)
@@ -285,7 +285,7 @@ class PruneChannels(Stage):
 
     @staticmethod
     def _unchanged(model, skipped: list[dict], note: str) -> StageResult:
-        from compressctl.litert.macs import keras_macs
+        from compressctl.model.macs import keras_macs
 
         params, macs = int(model.count_params()), keras_macs(model)["total"]
         return StageResult(
