@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compressctl.storage import bits_per_param, breakdown
+from compressctl.litert.storage import bits_per_param, breakdown
 
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory, tiny_cnn_path, tiny_data):
     """The tiny CNN as float32, calibrated int8 and, with 80 % of fc1's weights zeroed, int8 with sparsity."""
-    from compressctl.convert import Converter
-    from compressctl.tfenv import keras
+    from compressctl.backends.convert import Converter
+    from compressctl.core.env import keras
 
     root = tmp_path_factory.mktemp("storage")
     calibration = np.load(tiny_data)["x_train"][:32]

@@ -48,7 +48,7 @@ _OP_LAYER = []
 def output_config_class():
     """A registered QuantizeConfig that fake-quantizes a layer's output only (8-bit, asymmetric)."""
     if not _CONFIG:
-        from compressctl.tfenv import keras, tfmot
+        from compressctl.core.env import keras, tfmot
 
         mot = tfmot()
         quantizers = mot.quantization.keras.quantizers
@@ -90,7 +90,7 @@ def op_layer_class():
     if not _OP_LAYER:
         from tf_keras.src.layers.core.tf_op_layer import get_symbol_from_name
 
-        from compressctl.tfenv import keras
+        from compressctl.core.env import keras
 
         k = keras()
 
@@ -118,7 +118,7 @@ def op_layer_class():
 
 def _constant_operands(layer) -> bool:
     """True when the op's one call takes a single tensor first and only constants after it."""
-    from compressctl.tfenv import tf
+    from compressctl.core.env import tf
 
     nodes = layer._inbound_nodes  # noqa: SLF001 - Keras keeps a layer's calls only here
     if len(nodes) != 1:

@@ -20,7 +20,7 @@ _CLASS = []
 
 def _held_class():
     if not _CLASS:
-        from compressctl.tfenv import keras
+        from compressctl.core.env import keras
 
         k = keras()
 
@@ -56,7 +56,7 @@ def is_held(layer) -> bool:
 
 def release(model):
     """``model`` with every stand-in replaced by the layer it holds (the original instance)."""
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     if not any(is_held(layer) for layer in model.layers):
         return model

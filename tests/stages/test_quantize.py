@@ -110,7 +110,7 @@ def test_inspect_gives_the_stage_s_own_answer(tabular_norm):
 def test_qat_trains_around_custom_layers_its_clones_cannot_rebuild(stage_ctx):
     """TFMOT rebuilds every layer from its config; a custom layer whose config does not rebuild it
     used to fail QAT with "Unable to clone model". It is left unannotated, and kept as it was."""
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -186,7 +186,7 @@ def test_qat_then_edgetpu_on_a_savedmodel_with_registered_custom_layers(tmp_path
     import subprocess
     import sys
 
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
     from tests.conftest import REPO, quadrant_data, train, write_recipe
 
     (tmp_path / "issue18_layers.py").write_text(CUSTOM_LAYERS)

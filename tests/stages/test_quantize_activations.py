@@ -15,7 +15,7 @@ from tests.targets.test_edgetpu import convert_for_edgetpu
 
 def block(kind: str):
     """Conv → BatchNorm → the activation under test → pooling → softmax head, on 8×8×3 inputs."""
-    from compressctl.tfenv import keras, seed_everything, tf
+    from compressctl.core.env import keras, seed_everything, tf
 
     seed_everything(0)
     k = keras()
@@ -49,8 +49,8 @@ def block(kind: str):
 
 
 def quadrant_ctx():
-    from compressctl.data import Dataset
-    from compressctl.evaluate import TaskInfo
+    from compressctl.datasets.arrays import Dataset
+    from compressctl.litert.evaluate import TaskInfo
     from compressctl.stages.base import StageContext
     from tests.conftest import quadrant_data
 
@@ -60,7 +60,7 @@ def quadrant_ctx():
 
 def not_8bit(path):
     """(op, tensor, dtype) for every op tensor that is neither 8-bit nor an int32 constant."""
-    from compressctl.runtime import load_interpreter
+    from compressctl.litert.interpreter import load_interpreter
     from compressctl.targets.edgetpu_ops import graph_from_interpreter
 
     graph = graph_from_interpreter(load_interpreter(path, xnnpack=False))
@@ -93,7 +93,7 @@ def test_qat_annotates_the_activation_and_every_tensor_converts_to_int8(kind, tm
 
 def test_qat_model_with_the_new_configs_saves_and_loads_under_quantize_scope(tmp_path):
     """The run cache stores QAT models as SavedModels and loads them under quantize_scope."""
-    from compressctl.tfenv import keras, tfmot
+    from compressctl.core.env import keras, tfmot
 
     ctx = quadrant_ctx()
     model = Quantize(Quantize.Params(type="quantize", epochs=1)).apply(block("se_hard"), ctx).model
@@ -112,7 +112,7 @@ def test_post_training_int8_of_every_activation_is_integer_only(tmp_path):
 
 
 def test_supports_accepts_element_wise_ops_with_constants_only():
-    from compressctl.tfenv import keras
+    from compressctl.core.env import keras
 
     k = keras()
     inputs = k.Input((4,))
@@ -166,7 +166,7 @@ def test_float_ops_are_named_with_their_layers():
 
 
 def mobilenet_v3_small():
-    from compressctl.tfenv import keras, seed_everything
+    from compressctl.core.env import keras, seed_everything
 
     seed_everything(0)
     return keras().applications.MobileNetV3Small(input_shape=(32, 32, 3), weights=None, classes=10)
@@ -190,9 +190,9 @@ def test_mobilenet_v3_small_post_training_is_int8_and_the_edge_tpu_names_hard_sw
 @pytest.mark.slow
 def test_mobilenet_v3_small_after_qat_is_int8_and_predicted_wholly_on_the_edge_tpu(tmp_path):
     """The run recipes/edgetpu.yaml makes; it used to exit 3 with 9 float tensors (multiply_12/mul)."""
-    from compressctl.data import Dataset
-    from compressctl.evaluate import TaskInfo
-    from compressctl.runtime import load_interpreter
+    from compressctl.datasets.arrays import Dataset
+    from compressctl.litert.evaluate import TaskInfo
+    from compressctl.litert.interpreter import load_interpreter
     from compressctl.stages.base import StageContext
     from compressctl.targets.edgetpu import predict_mapping
     from compressctl.targets.edgetpu_ops import graph_from_interpreter
