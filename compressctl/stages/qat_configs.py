@@ -117,17 +117,25 @@ def op_layer_class():
 
 
 def _constant_operands(layer) -> bool:
-    """True when the op's one call takes a single tensor first and only constants after it."""
+    """True when every call of the op takes a single tensor first and only constants after it.
+
+    A layer the training stages before QAT left as it was is called once per model they built around
+    it (pruning and clustering clone the model and share the unwrapped layers), so it has a node per
+    model; every one of them must be a call on one tensor.
+    """
     from compressctl.core.env import tf
 
     nodes = layer._inbound_nodes  # noqa: SLF001 - Keras keeps a layer's calls only here
-    if len(nodes) != 1:
+    if not nodes:
         return False
-    args, kwargs = nodes[0].call_args, nodes[0].call_kwargs
-    if not args or not hasattr(args[0], "shape"):
-        return False
-    rest = tf().nest.flatten([list(args[1:]), kwargs])
-    return not any(hasattr(value, "shape") and hasattr(value, "dtype") for value in rest)
+    for node in nodes:
+        args, kwargs = node.call_args, node.call_kwargs
+        if not args or not hasattr(args[0], "shape"):
+            return False
+        rest = tf().nest.flatten([list(args[1:]), kwargs])
+        if any(hasattr(value, "shape") and hasattr(value, "dtype") for value in rest):
+            return False
+    return True
 
 
 def rewrite(layer):

@@ -207,3 +207,17 @@ def test_mobilenet_v3_small_after_qat_is_int8_and_predicted_wholly_on_the_edge_t
     assert not_8bit(path) == []
     mapping = predict_mapping(graph_from_interpreter(load_interpreter(path, xnnpack=False)))
     assert mapping["first_cpu_op"] is None and mapping["ops_on_tpu"] == mapping["ops_total"]
+
+
+def test_qat_after_pruning_still_annotates_the_element_wise_ops(tmp_path):
+    """Pruning shares the layers it leaves unwrapped with its clone, so `x + 3.0` is called once per model."""
+    from compressctl.stages.prune import Prune
+
+    ctx = quadrant_ctx()
+    pruned = Prune(Prune.Params(type="prune", target_sparsity=0.5, epochs=1)).apply(block("hard_swish"), ctx).model
+    result = Quantize(Quantize.Params(type="quantize", epochs=1)).apply(pruned, ctx)
+    assert result.skipped_layers == []
+    wrapped = {type(layer.layer).__name__ for layer in result.model.layers if hasattr(layer, "quantize_config")}
+    assert "ElementwiseOp" in wrapped
+    path = convert_for_edgetpu(result.model, (8, 8, 3), ctx.data.x_train[:32], tmp_path, io_dtype="int8")
+    assert not_8bit(path) == []
