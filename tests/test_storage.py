@@ -64,3 +64,24 @@ def test_a_sparse_encoding_is_its_own_entry_and_smaller_than_dense(converted):
     assert "int8-sparse" in by, by  # fc1, 80 % zeros
     sparse = by["int8-sparse"]
     assert sparse["bytes"] < sparse["params"]  # fewer stored bytes than values: the zeros are not stored
+
+
+def test_every_artifact_of_a_run_records_where_its_bytes_go(tmp_path, tiny_cnn_path, tiny_data):
+    """report.json's storage and other_bytes add up to size_bytes; report.md and report.html show them."""
+    from compressctl import api
+    from tests.conftest import REPO
+
+    out = tmp_path / "run"
+    result = api.run(
+        str(REPO / "recipes" / "cpu-int8.yaml"),
+        ["bench.runs=5", "bench.warmup=1"],
+        model=str(tiny_cnn_path),
+        data=str(tiny_data),
+        out=str(out),
+    )
+    (artifact,) = result.report["artifacts"]
+    assert sum(e["bytes"] for e in artifact["storage"]) + artifact["other_bytes"] == artifact["size_bytes"]
+    assert artifact["storage"] == breakdown(out / artifact["path"])["storage"]
+    assert {e["encoding"] for e in artifact["storage"]} == {"int8", "int32"}
+    assert "## Stored bytes" in (out / "report.md").read_text()
+    assert 'id="plot-storage"' in (out / "report.html").read_text()

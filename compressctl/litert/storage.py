@@ -44,8 +44,11 @@ def _buffer_bytes(model, index: int) -> int:
     return size
 
 
-def breakdown(path: str | Path) -> dict:
-    """``{"storage": [entry, …], "other_bytes": n, "size_bytes": n}`` for one .tflite file, largest entry first."""
+def breakdown(path: str | Path, sized: bool = True) -> dict:
+    """``{"storage": [entry, …], "other_bytes": n, "size_bytes": n}`` for one .tflite file, largest entry first.
+
+    ``sized=False`` leaves ``size_bytes`` out (a record that states the size already).
+    """
     from ai_edge_litert import schema_py_generated as schema
 
     blob = Path(path).read_bytes()
@@ -77,7 +80,8 @@ def breakdown(path: str | Path) -> dict:
             entry.bytes += size
     listed = sorted(entries.values(), key=lambda e: -e.bytes)
     other = len(blob) - sum(e.bytes for e in listed)
-    return {"storage": [e.as_dict() for e in listed], "other_bytes": other, "size_bytes": len(blob)}
+    found = {"storage": [e.as_dict() for e in listed], "other_bytes": other}
+    return {**found, "size_bytes": len(blob)} if sized else found
 
 
 def bits_per_param(storage: list[dict]) -> float | None:

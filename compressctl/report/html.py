@@ -174,6 +174,16 @@ def _plots(record: RunRecord) -> str:
             lambda: plots.size_plot(record),
         )
     ]
+    if any(a.storage for a in record.artifacts):
+        figures.append(
+            figure(
+                "plot-storage",
+                "where the stored bytes go",
+                "Bytes of each artifact's .tflite file by the encoding of its constant tensors (read from the "
+                "flatbuffer), and the rest: graph, quantization parameters, metadata and alignment.",
+                lambda: plots.storage_plot(record),
+            )
+        )
     if record.artifacts:
         figures.append(
             figure(

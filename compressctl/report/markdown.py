@@ -6,7 +6,7 @@ from compressctl.core import metrics
 from compressctl.report import quantization
 from compressctl.report.compat import compat_markdown
 from compressctl.report.record import RunRecord
-from compressctl.report.summary import artifact_rows, layer_table, notices, stage_measured
+from compressctl.report.summary import artifact_rows, kib, layer_table, notices, stage_measured
 
 __all__ = ["artifact_rows", "render_markdown"]
 
@@ -15,6 +15,21 @@ def _table(headers: list[str], rows: list[list[str]], numeric: set[int]) -> list
     align = ["---:" if i in numeric else "---" for i in range(len(headers))]
     lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _storage_lines(record: RunRecord) -> list[str]:
+    """Where each artifact's stored bytes go, by encoding of its constant tensors."""
+    rows = []
+    for a in record.artifacts:
+        if not a.storage:
+            continue
+        parts = [f"{e.encoding} {kib(e.bytes)} ({e.params:,} values)" for e in a.storage]
+        parts.append(f"other {kib(a.other_bytes or 0)}")
+        bits = a.bits_per_weight()
+        rows.append([a.target, kib(a.size_bytes), f"{bits:.2f}" if bits else "", "; ".join(parts)])
+    if not rows:
+        return []
+    return ["", "## Stored bytes", "", *_table(["artifact", "size", "bits/value", "by encoding"], rows, {1, 2})]
 
 
 def render_markdown(record: RunRecord) -> str:
@@ -38,6 +53,7 @@ def render_markdown(record: RunRecord) -> str:
             f"| {r['delta']} | {r['p50']} | {r['speedup']} |"
         )
     lines += [f"\n**{lead}** {text}" for _, lead, text in notices(record)]
+    lines += _storage_lines(record)
     lines += quantization.markdown_lines(record)  # artifact notes, float ops, layer-wise error
     if record.stages:
         lines += ["", "## Stages", "", "| stage | seconds | " + metric + " | measured |", "| --- | ---: | ---: | --- |"]

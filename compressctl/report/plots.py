@@ -96,6 +96,46 @@ def size_plot(record: RunRecord) -> bytes:
         return to_png(fig)
 
 
+ENCODING_COLORS = {"float32": "#4c72b0", "float16": "#64b5cd", "int8": "#55a868", "int4": "#8172b3", "int32": "#ccb974"}
+
+
+def storage_plot(record: RunRecord) -> bytes | None:
+    """Each artifact's stored bytes, stacked by encoding of its constant tensors, and the other bytes."""
+    artifacts = [a for a in record.artifacts if a.storage]
+    if not artifacts:
+        return None
+    encodings = sorted(
+        {e.encoding for a in artifacts for e in a.storage},
+        key=lambda name: list(ENCODING_COLORS).index(name) if name in ENCODING_COLORS else 99,
+    )
+    with figure_style():
+        fig, (ax,) = new_figure(7.0, 0.6 * len(artifacts) + 1.6)
+        ys = list(range(len(artifacts)))
+        left = [0.0] * len(artifacts)
+        extra = iter(PALETTE[4:])
+        for encoding in [*encodings, "other"]:
+            widths = []
+            for a in artifacts:
+                if encoding == "other":
+                    widths.append(a.other_bytes or 0)
+                else:
+                    widths.append(sum(e.bytes for e in a.storage if e.encoding == encoding))
+            color = BASELINE_COLOR if encoding == "other" else ENCODING_COLORS.get(encoding) or next(extra, "#999999")
+            ax.barh(ys, widths, left=left, label=encoding, color=color)
+            left = [x + w for x, w in zip(left, widths, strict=True)]
+        for y, a in zip(ys, artifacts, strict=True):
+            bits = a.bits_per_weight()
+            text = f"{_kib(a.size_bytes)}" + (f", {bits:.2f} bits/value" if bits else "")
+            ax.annotate(text, (left[y], y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=7)
+        ax.set_yticks(ys, [a.target for a in artifacts])
+        ax.invert_yaxis()
+        ax.set_xlim(0, max(left) * 1.35)
+        ax.set_xlabel("bytes in the stored file")
+        ax.set_title("Where the stored bytes go")
+        _legend_outside(ax)
+        return to_png(fig)
+
+
 def metric_plot(record: RunRecord) -> bytes:
     """Each artifact's metric change against the baseline, in percentage points, with the gate."""
     metric, higher_is_better = record.metric.name, record.metric.higher_is_better

@@ -300,6 +300,15 @@ class QuantizationInfo(_Record):
     error: str | None = Field(None, description="Why the quantization analysis failed (the artifact is kept).")
 
 
+class StorageEntry(_Record):
+    """The constant tensors of one encoding in the stored file (compressctl.litert.storage)."""
+
+    encoding: str = Field(description="float32, float16, int8, int4, int32, …; -sparse when sparse-encoded.")
+    tensors: int
+    params: int = Field(description="Values the tensors hold (their dense shape).")
+    bytes: int = Field(description="Bytes they take in the file.")
+
+
 class Artifact(_Record):
     target: str
     type: str
@@ -324,9 +333,20 @@ class Artifact(_Record):
     speedup: float = Field(description="Baseline p50 / artifact p50, timed alternately in one process.")
     measured_on: str
     macs: int | None = None
+    storage: list[StorageEntry] = Field(
+        default_factory=list, description="Where the stored bytes go: constant tensors by encoding, largest first."
+    )
+    other_bytes: int | None = Field(
+        None, description="Bytes outside the constant tensors (graph, metadata, alignment); storage + this = size."
+    )
     runtime: RuntimeInfo | None = None
     quantization: QuantizationInfo | None = None
     notes: list[str] = Field(default_factory=list, description="What a reader should know about this artifact.")
+
+    def bits_per_weight(self) -> float | None:
+        """Stored bits per value over every constant tensor (None when the record has no storage)."""
+        params = sum(e.params for e in self.storage)
+        return 8 * sum(e.bytes for e in self.storage) / params if params else None
 
     @property
     def label(self) -> str:

@@ -29,7 +29,7 @@ from compressctl.core.events import Emit, Event, EventLog, ignore
 from compressctl.core.metrics import is_regression
 from compressctl.datasets import DataSource, open_source
 from compressctl.datasets.npz import for_task
-from compressctl.litert import bench, macs
+from compressctl.litert import bench, macs, storage
 from compressctl.litert import interpreter as runtime
 from compressctl.litert.evaluate import TaskInfo, evaluate_tflite_source
 from compressctl.model.distribute import check_tf_config, make_strategy
@@ -352,6 +352,7 @@ def _artifact_record(ctx: _Run, built: _Built, baseline: Baseline, metric: float
         speedup=speedup,
         measured_on=bench.measured_on(ctx.recipe.bench.threads, built.xnnpack),
         macs=macs.tflite_macs(ctx.staging / f["path"])["total"],
+        **storage.breakdown(ctx.staging / f["path"], sized=False),
     )
 
 
