@@ -106,11 +106,12 @@ def test_report_html_in_headless_chromium(chromium, real_run, tmp_path):
     report = json.loads((real_run / "report.json").read_text())
     html = (real_run / "report.html").read_text()
     embedded = html.count("data:image/png;base64,")
-    # size, metric, latency, a per-layer plot for prune and for cluster, stages; and the layer-wise
-    # quantization error of each quantized artifact (both int8 and dynamic-range here).
+    # size, stored bytes by encoding, metric, latency, a per-layer plot for prune and for cluster, stages;
+    # and the layer-wise quantization error of each quantized artifact (both int8 and dynamic-range here).
     quantized = [a for a in report["artifacts"] if (a.get("quantization") or {}).get("layer_errors")]
     assert len(quantized) == 2
-    assert embedded == 6 + len(quantized)
+    assert embedded == 7 + len(quantized)
+    assert 'id="plot-storage"' in html
 
     # A test copy: the page's policy forbids scripts, so the copy allows inline ones for the check,
     # and adds one undecodable image to prove that the check can fail.
