@@ -79,7 +79,7 @@ def _train(family: str, data_path: Path, out: Path, epochs: int) -> tuple[Path, 
 def _row(run: dict, label: str) -> dict:
     record = run.get("record")
     if record is None:
-        return {"recipe": label, "exit_code": run["exit_code"], "error": run.get("error", "")}
+        return [{"recipe": label, "exit_code": run["exit_code"], "error": run.get("error", "")}]
     report = record.to_dict() if hasattr(record, "to_dict") else record
     base = report["baseline"]
     rows = []
