@@ -26,8 +26,8 @@ GOALS = {"lenet5_digits": (2.0, 1.0), "residual_cnn": (1.5, 1.5)}
 
 def residual_cnn(out: Path) -> tuple[Path, Path]:
     """The residual CNN with BatchNormalization of tests/test_models_e2e.py, trained on the same data."""
+    from benchmarks.zoo_models import quadrant_data
     from compressctl.core.env import keras, seed_everything
-    from tests.conftest import quadrant_data
 
     data_path, model_path = out / "quadrant.npz", out / "models" / "residual_cnn"
     data = quadrant_data()

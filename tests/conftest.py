@@ -18,6 +18,8 @@ os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="compressctl-test-cache-"
 
 REPO = Path(__file__).resolve().parent.parent
 
+from benchmarks.zoo_models import quadrant_data  # noqa: E402 - the suite's and the benchmarks' one data maker
+
 
 def pytest_sessionfinish(session, exitstatus):
     """The unit tier (``-m unit``) promises never to import TensorFlow: hold it to that."""
@@ -27,24 +29,6 @@ def pytest_sessionfinish(session, exitstatus):
     if items and all(item.get_closest_marker("unit") for item in items) and "tensorflow" in sys.modules:
         session.exitstatus = 1
         print("\nerror: a test marked `unit` imported TensorFlow; mark it otherwise or keep TensorFlow out of it")
-
-
-def quadrant_data(n_train=300, n_test=90, seed=0, shape=(8, 8, 1), classes=3):
-    """Images whose class is the quadrant holding a bright blob: learnable in a few epochs."""
-    rng = np.random.default_rng(seed)
-
-    def make(n):
-        y = rng.integers(0, classes, n)
-        x = rng.normal(0.1, 0.05, (n, *shape)).astype(np.float32)
-        h, w = shape[0] // 2, shape[1] // 2
-        for i, label in enumerate(y):
-            r, c = divmod(int(label), 2)
-            x[i, r * h : (r + 1) * h, c * w : (c + 1) * w] += 0.8
-        return np.clip(x, 0, 1), y
-
-    x_train, y_train = make(n_train)
-    x_test, y_test = make(n_test)
-    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
 @pytest.fixture(scope="session")
