@@ -88,6 +88,16 @@ def stage_ctx(tiny_data):
     return StageContext(data=load_npz(tiny_data), task=TaskInfo(binary=False, from_logits=False), batch_size=32)
 
 
+@pytest.fixture(scope="session")
+def sample_models(tmp_path_factory) -> Path:
+    """The bundled samples (`make sample-models`) built afresh: a clean clone has no sample_models/."""
+    out = tmp_path_factory.mktemp("samples")
+    subprocess.run(
+        [sys.executable, "-m", "compressctl.model.samples", "--out", str(out)], check=True, timeout=600, cwd=REPO
+    )
+    return out
+
+
 def cli(*args, cwd=REPO, env=None, timeout=600):
     """``compressctl ARGS`` in a child process, as a user runs it: the completed process, text output."""
     command = [sys.executable, "-m", "compressctl", *map(str, args)]

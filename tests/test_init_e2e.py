@@ -114,7 +114,6 @@ def test_init_recipe_runs_to_completion(family, families, tmp_path):
 # issue 18: `init` writes gates it can meet. Each model's recipe is written by the CLI (`init --data`,
 # which reads the labels' spread) and run as written: its gates, derived from the model, must pass.
 
-SAMPLES = REPO / "sample_models"
 
 
 def digits_32_rgb(n_train=700, n_test=300):
@@ -166,8 +165,8 @@ def _run_meets_gates(recipe_path: Path, out: Path) -> dict:
 
 
 @pytest.mark.parametrize("sample", ["lenet5_digits", "mlp_digits"])
-def test_init_gates_are_met_on_the_digits_samples(sample, tmp_path):
-    text = _init(SAMPLES / sample, SAMPLES / "digits.npz", tmp_path / "recipe.yaml")
+def test_init_gates_are_met_on_the_digits_samples(sample, tmp_path, sample_models):
+    text = _init(sample_models / sample, sample_models / "digits.npz", tmp_path / "recipe.yaml")
     recipe = yaml.safe_load(text)
     assert recipe["gates"]["max_metric_drop"] == 0.01
     assert 3.0 <= recipe["gates"]["min_compression_ratio"] < 4  # big Dense layers: near 4× less the margin
@@ -175,11 +174,11 @@ def test_init_gates_are_met_on_the_digits_samples(sample, tmp_path):
     assert set(gates) == {"max_metric_drop", "min_compression_ratio"}
 
 
-def test_init_gates_are_met_on_the_breast_cancer_sample(tmp_path):
+def test_init_gates_are_met_on_the_breast_cancer_sample(tmp_path, sample_models):
     recipe_path = tmp_path / "recipe.yaml"
-    text = _init(SAMPLES / "mlp_breast_cancer", None, recipe_path)
+    text = _init(sample_models / "mlp_breast_cancer", None, recipe_path)
     # --data takes an npz; the sample's data is CSV, named in the recipe as a user would.
-    folder = SAMPLES / "breast_cancer"
+    folder = sample_models / "breast_cancer"
     spec = f"data: {{format: csv, train: {folder / 'train.csv'}, test: {folder / 'test.csv'}, label: diagnosis}}"
     text = text.replace(next(line for line in text.splitlines() if line.startswith("# data:")), spec)
     recipe_path.write_text(text)

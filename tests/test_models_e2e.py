@@ -153,15 +153,6 @@ def test_inference_only_savedmodel_gets_post_training_targets_only(tmp_path, tin
     remeasure(tmp_path / "out", tiny_data)
 
 
-@pytest.fixture(scope="module")
-def sample_models(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("samples")
-    subprocess.run(
-        [sys.executable, "-m", "compressctl.model.samples", "--out", str(out)], check=True, timeout=600, cwd=REPO
-    )
-    return out
-
-
 def test_cli_run_of_bundled_cpu_int8_recipe_on_lenet5(tmp_path, sample_models):
     out = tmp_path / "run"
     result = cli_run(

@@ -123,7 +123,7 @@ def test_a_crashing_converter_falls_back_and_other_targets_finish(tmp_path, tiny
     crash = tmp_path / "crash_worker.py"
     crash.write_text(
         "import os, signal, sys\n"
-        "from compressctl import convert_worker\n"
+        "from compressctl.backends import convert_worker\n"
         "def handle(spec):\n"
         "    if spec['mode'] == 'int8':\n"
         "        os.kill(os.getpid(), signal.SIGSEGV)\n"
