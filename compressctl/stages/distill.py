@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Literal
 
 from pydantic import Field, model_serializer, model_validator
@@ -165,15 +166,105 @@ def width_student(model, width: float, seed: int):
         scaled = _scale(entry, width)
         if scaled is not None:
             rows.append({"layer": name, "width_before": scaled[0], "width_after": scaled[1]})
+    channels = _follow_reshapes(model, config, {row["layer"]: row["width_after"] for row in rows})
     keras().utils.set_random_seed(seed)
     try:
         student = rebuild_from_config(model, config, "distill")
     except StageError as exc:
+        named = _misfit(config, channels) or re.search(r'layer "([^"]+)"', str(exc))  # Keras's name for it
+        where = f" at layer {(named if isinstance(named, str) else named.group(1))!r}" if named else ""
         raise StageError(
-            f"{exc} (a width-{width:g} student must fit together: layers whose sizes are tied to another "
-            "layer's, such as a Reshape after a Dense or a residual Add with the input, do not scale)"
+            f"stage distill: a width-{width:g} student of this model does not fit together{where}: a layer's size is "
+            "tied to another's in a way the stage cannot follow (a residual Add with the model's input, a "
+            "Reshape to a shape the thinner tensor cannot take); give a student model file instead "
+            "(student: {model: PATH})"
         ) from None
     return student, rows
+
+
+def _follow_reshapes(model, config: dict, scaled: dict[str, int]) -> dict[str, int | None]:
+    """Give each Reshape the thinner tensor's shape: squeeze-excite's (1, 1, C), a Dense's (7, 7, C).
+
+    Channel counts (the last axis) are followed through the graph in the config's order: a width-bearing
+    layer has its scaled count, a Concatenate the sum of its inputs', and any other layer whose last
+    axis equals its first input's passes that input's count on.
+    """
+    old = {layer.name: _last_axis(layer) for layer in model.layers}
+    new: dict[str, int | None] = {}
+    previous = None
+    for entry in config["layers"]:
+        cfg = entry["config"]
+        name = cfg.get("name")
+        inputs = _inbound(entry) if "inbound_nodes" in entry else ([previous] if previous else [])
+        inputs = [i for i in inputs if i in new]
+        first = inputs[0] if inputs else None
+        if name in scaled:
+            new[name] = scaled[name]
+        elif entry.get("class_name") == "Concatenate" and cfg.get("axis", -1) == -1 and inputs:
+            counts = [new[i] for i in inputs]
+            new[name] = sum(counts) if None not in counts else old.get(name)
+        elif first is not None and old.get(name) == old.get(first):
+            new[name] = new[first]
+        else:
+            new[name] = old.get(name)
+        if entry.get("class_name") == "Reshape" and first is not None:
+            target = _retarget(list(cfg["target_shape"]), model.get_layer(first), old[first], new[first])
+            if target is not None:
+                cfg["target_shape"] = target
+                new[name] = target[-1] if target[-1] != -1 else new[name]
+        previous = name
+    return new
+
+
+MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")
+
+
+def _misfit(config: dict, channels: dict[str, int | None]) -> str | None:
+    """The first element-wise merge whose inputs' channel counts no longer agree (1 broadcasts)."""
+    for entry in config["layers"]:
+        if entry.get("class_name") in MERGES and "inbound_nodes" in entry:
+            counts = {channels.get(name) for name in _inbound(entry)} - {None, 1}
+            if len(counts) > 1:
+                return entry["config"].get("name")
+    return None
+
+
+def _retarget(target: list, producer, old_last: int | None, new_last: int | None) -> list | None:
+    """``target`` rewritten for an input whose last axis went from ``old_last`` to ``new_last``."""
+    if old_last is None or new_last is None or old_last == new_last:
+        return None
+    try:
+        shape = [int(d) for d in producer.output.shape[1:]]
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if -1 in target:
+        return target[:-1] + [new_last] if target[-1] == old_last else None
+    total = 1
+    for d in shape:
+        total *= d
+    head = 1
+    for d in target[:-1]:
+        head *= d
+    new_total = total // old_last * new_last
+    if head * target[-1] != total or new_total % head:
+        return None
+    return target[:-1] + [new_total // head]
+
+
+def _last_axis(layer) -> int | None:
+    try:
+        last = layer.output.shape[-1]
+    except (AttributeError, IndexError, TypeError, ValueError, RuntimeError):
+        return None  # a layer called more than once, or one without a single output
+    return int(last) if last is not None else None
+
+
+def _inbound(entry: dict) -> list[str]:
+    names = []
+    for node in entry.get("inbound_nodes") or []:
+        if isinstance(node, list):
+            names.extend(ref[0] for ref in node if isinstance(ref, list) and ref and isinstance(ref[0], str))
+    return names
 
 
 def _width_of(entry: dict) -> dict | None:

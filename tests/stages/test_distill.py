@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from compressctl.core.errors import UserError
+from compressctl.core.errors import StageError, UserError
 from compressctl.datasets.arrays import Dataset
 from compressctl.litert.evaluate import TaskInfo
 from compressctl.stages.base import StageContext
 from compressctl.stages.distill import Distill, Student, width_student
 from compressctl.stages.distillation import soft_kl, to_logits
-from tests.conftest import quadrant_data
+from tests.conftest import arch_squeeze_excite, quadrant_data
 from tests.stages.test_lowrank import residual_model
 
 
@@ -93,6 +93,52 @@ def test_width_student_of_a_residual_batchnorm_model(stage_ctx):
     assert student.get_layer("bn_b").get_weights()[0].shape == (8,)
     outputs = student.predict(stage_ctx.data.x_test[:4], verbose=0)
     assert outputs.shape == (4, 3) and np.allclose(outputs.sum(1), 1, atol=1e-5)
+
+
+def test_width_student_follows_squeeze_excite_reshapes():
+    # se2: GAP → Dense → Dense → Reshape((1, 1, C)): the Reshape's C follows the thinner gate.
+    model = arch_squeeze_excite()
+    student, rows = width_student(model, 0.5, seed=0)
+    widths = {row["layer"]: row["width_after"] for row in rows}
+    assert student.get_layer("se2_reshape").get_config()["target_shape"] == (1, 1, widths["se2_expand"])
+    x = np.random.default_rng(0).random((2, 8, 8, 3), dtype=np.float32)
+    assert student(x).shape == model(x).shape
+    assert student.count_params() < model.count_params() / 2
+
+
+def test_width_student_follows_a_reshape_of_a_dense_output():
+    from compressctl.core.env import keras
+
+    k = keras()
+    model = k.Sequential(
+        [
+            k.layers.Input((16,)),
+            k.layers.Dense(4 * 4 * 8, activation="relu", name="project"),
+            k.layers.Reshape((4, 4, 8), name="unflatten"),
+            k.layers.Conv2D(6, 3, name="conv"),
+            k.layers.Flatten(name="flatten"),
+            k.layers.Dense(3, activation="softmax", name="out"),
+        ]
+    )
+    student, rows = width_student(model, 0.5, seed=0)
+    assert {row["layer"]: row["width_after"] for row in rows} == {"project": 64, "conv": 3}
+    assert tuple(student.get_layer("unflatten").get_config()["target_shape"]) == (4, 4, 4)
+    assert student(np.zeros((1, 16), np.float32)).shape == (1, 3)
+
+
+def test_width_student_that_cannot_fit_names_the_layer_and_the_remedy():
+    from compressctl.core.env import keras
+
+    k = keras()
+    inputs = k.Input((6,))
+    h = k.layers.Dense(6, name="hidden")(inputs)
+    x = k.layers.Add(name="skip")([inputs, h])  # tied to the model's input width: cannot scale
+    model = k.Model(inputs, k.layers.Dense(2, activation="softmax", name="out")(x))
+    with pytest.raises(StageError) as info:
+        width_student(model, 0.5, seed=0)
+    message = str(info.value)
+    assert "'skip'" in message and "student: {model: PATH}" in message
+    assert "Exception encountered" not in message and "Traceback" not in message
 
 
 def binary_setup():
