@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import REPO, breast_cancer_split, cli, quadrant_data
+from tests.conftest import breast_cancer_split, cli, quadrant_data
 
 pytestmark = pytest.mark.slow
 
@@ -113,7 +113,6 @@ def test_init_recipe_runs_to_completion(family, families, tmp_path):
 
 # issue 18: `init` writes gates it can meet. Each model's recipe is written by the CLI (`init --data`,
 # which reads the labels' spread) and run as written: its gates, derived from the model, must pass.
-
 
 
 def digits_32_rgb(n_train=700, n_test=300):
