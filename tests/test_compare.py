@@ -9,7 +9,7 @@ from compressctl.report.compare import compare_reports, dominates, pareto_flags,
 from compressctl.report.record import RunRecord
 from compressctl.report.summary import format_row
 from tests.conftest import cli
-from tests.report.test_html import FIXTURES, Page, decode_png
+from tests.helpers.pages import FIXTURES, Page, decode_png
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,7 @@ import pytest
 from compressctl.recipe.schema import Gates
 from compressctl.report.record import Gate, RunRecord
 from compressctl.run.gates import describe, evaluate_gates, metric_drop
-from tests.test_record import fixture
+from tests.helpers.pages import fixture
 
 pytestmark = pytest.mark.unit
 

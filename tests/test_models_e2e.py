@@ -14,7 +14,7 @@ import pytest
 
 from compressctl import api
 from tests.conftest import REPO, write_recipe
-from tests.test_pipeline import remeasure
+from tests.helpers.remeasure import remeasure
 
 pytestmark = pytest.mark.slow
 

@@ -14,16 +14,12 @@ from compressctl import api
 from compressctl.core.errors import UserError
 from compressctl.report.record import RunRecord, StageRow, json_schema
 from tests.conftest import REPO
-from tests.report.test_html import FIXTURES
+from tests.helpers.pages import FIXTURES, fixture
 
 pytestmark = pytest.mark.unit
 
 SCHEMA_FILE = REPO / "docs" / "report.schema.json"
 NAMES = ("cpu-int8", "deep-compression")
-
-
-def fixture(name: str) -> dict:
-    return json.loads((FIXTURES / f"{name}.report.json").read_text())
 
 
 def test_committed_report_schema_is_what_compressctl_schema_report_prints():

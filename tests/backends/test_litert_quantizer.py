@@ -9,7 +9,7 @@ from compressctl.backends import litert_quantizer
 from compressctl.litert.compat import read_operators
 from compressctl.litert.interpreter import load_interpreter
 from tests.conftest import write_recipe
-from tests.test_pipeline import remeasure
+from tests.helpers.remeasure import remeasure
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from compressctl.cli import in_ci
 from compressctl.report.record import RunRecord
 from compressctl.report.summary import artifact_rows
 from tests.conftest import REPO, write_recipe
-from tests.report.test_html import PNG_SIGNATURE, Page, decode_png
+from tests.helpers.pages import PNG_SIGNATURE, Page, decode_png
 
 pytestmark = pytest.mark.slow
 

@@ -1,10 +1,7 @@
 """report.html rendered from real report.json files (fixtures copied from runs of the bundled recipes)."""
 
-import base64
 import json
 import re
-from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 
@@ -12,11 +9,9 @@ from compressctl.report import render_html
 from compressctl.report.html import png_size
 from compressctl.report.record import RunRecord
 from compressctl.report.summary import artifact_rows
+from tests.helpers.pages import FIXTURES, PNG_SIGNATURE, Page, decode_png
 
 pytestmark = pytest.mark.unit
-
-FIXTURES = Path(__file__).parent / "fixtures"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def load(name: str) -> dict:
@@ -25,43 +20,6 @@ def load(name: str) -> dict:
 
 def record(report: dict) -> RunRecord:
     return RunRecord.model_validate(report)
-
-
-class Page(HTMLParser):
-    """The parts of a page the tests look at: images, table cells, scripts, links, text."""
-
-    def __init__(self, text: str):
-        super().__init__()
-        self.images, self.cells, self.scripts, self.links, self.text = [], [], 0, [], []
-        self._in_cell = False
-        self.feed(text)
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "img":
-            self.images.append(attrs)
-        elif tag in ("td", "th"):
-            self._in_cell = True
-            self.cells.append("")
-        elif tag == "script":
-            self.scripts += 1
-        elif tag in ("link", "a") and (attrs.get("href") or "").startswith(("http", "//")):
-            self.links.append(attrs["href"])
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th"):
-            self._in_cell = False
-
-    def handle_data(self, data):
-        self.text.append(data)
-        if self._in_cell:
-            self.cells[-1] += data
-
-
-def decode_png(src: str) -> bytes:
-    prefix = "data:image/png;base64,"
-    assert src.startswith(prefix)
-    return base64.b64decode(src[len(prefix) :], validate=True)
 
 
 @pytest.fixture(scope="module")

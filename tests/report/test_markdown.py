@@ -7,8 +7,7 @@ import pytest
 from compressctl.report import html, render_markdown
 from compressctl.report.record import RunRecord
 from compressctl.report.summary import layer_table
-from tests.report.test_html import Page
-from tests.test_record import fixture
+from tests.helpers.pages import Page, fixture
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ from compressctl.stages.base import StageContext
 from compressctl.stages.distill import Distill, Student, width_student
 from compressctl.stages.distillation import soft_kl, to_logits
 from tests.conftest import arch_squeeze_excite, quadrant_data
-from tests.stages.test_lowrank import residual_model
+from tests.helpers.models import residual_model
 
 
 def params(**kw):

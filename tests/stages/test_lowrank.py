@@ -8,30 +8,12 @@ from compressctl import api
 from compressctl.core.errors import UserError
 from compressctl.stages.lowrank import LowRank
 from tests.conftest import write_recipe
+from tests.helpers.models import residual_model
 
 
 def params(**kw):
     kw.setdefault("epochs", 0)
     return LowRank.Params(type="lowrank", **kw)
-
-
-def residual_model():
-    """Functional, with a 1×1 projection inside a residual block, BatchNorm, and two Dense layers."""
-    from compressctl.core.env import keras, seed_everything
-
-    seed_everything(0)
-    k = keras()
-    inputs = k.Input((8, 8, 1))
-    h = k.layers.Conv2D(16, 3, padding="same", name="conv_a")(inputs)
-    h = k.layers.BatchNormalization(name="bn_a")(h)
-    h = k.layers.ReLU(name="relu_a")(h)
-    r = k.layers.Conv2D(16, 1, name="proj")(h)
-    r = k.layers.BatchNormalization(name="bn_b")(r)
-    h = k.layers.Add(name="add")([h, r])
-    h = k.layers.GlobalAveragePooling2D(name="gap")(h)
-    h = k.layers.Dense(32, activation="relu", name="fc")(h)
-    outputs = k.layers.Dense(3, activation="softmax", name="head")(h)
-    return k.Model(inputs, outputs)
 
 
 def plant_rank(layer, rank, seed=0):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from compressctl.stages.quantize import Quantize
-from tests.targets.test_edgetpu import convert_for_edgetpu
+from tests.helpers.models import convert_for_edgetpu
 
 
 def block(kind: str):

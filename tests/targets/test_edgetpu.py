@@ -34,6 +34,7 @@ from compressctl.targets.edgetpu import (
     predict_mapping,
 )
 from tests.conftest import REPO, write_recipe
+from tests.helpers.models import convert_for_edgetpu
 
 FIXTURES = Path(__file__).parent / "fixtures" / "edgetpu"
 TINY_CNN_OPS = ["QUANTIZE", "CONV_2D", "RESHAPE", "FULLY_CONNECTED", "FULLY_CONNECTED", "SOFTMAX", "QUANTIZE"]
@@ -310,28 +311,6 @@ def test_a_compiler_failure_is_recorded_not_raised(tmp_path, model_in_folder, kw
 
 
 # --- real models (TensorFlow) ----------------------------------------------------------------------
-
-
-def convert_for_edgetpu(keras_model, shape, calibration, work: Path, io_dtype: str = "uint8") -> Path:
-    """A batch-1 SavedModel of ``keras_model`` converted the way the target converts."""
-    from compressctl.backends.convert import convert
-    from compressctl.core.env import tf
-
-    tensorflow = tf()
-    spec = tensorflow.TensorSpec([1, *shape], tensorflow.float32, name="input")
-    module = tensorflow.Module()
-    module.model = keras_model
-    function = tensorflow.function(lambda x: {"output": keras_model(x, training=False)})
-    saved = work / "saved_model"
-    tensorflow.saved_model.save(
-        module, str(saved), signatures={"serving_default": function.get_concrete_function(spec)}
-    )
-    out = work / "edgetpu" / "model.tflite"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    (conversion,) = EdgeTpuTarget(EdgeTpuTarget.Params(type="edgetpu", io_dtype=io_dtype)).conversions()
-    convert(saved, out, conversion.mode, work / "convert", calibration=calibration, io_dtype=conversion.io_dtype,
-            integer_only=conversion.integer_only)  # fmt: skip
-    return out
 
 
 def mapping_of(path: Path) -> dict:

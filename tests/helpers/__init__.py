@@ -1,0 +1,1 @@
+"""What several test modules share: re-measurement, model builders, report pages. No tests here."""
