@@ -22,6 +22,10 @@ from compressctl.stages.base import (
 )
 from compressctl.stages.qat_configs import output_only, own_config, rewrite
 from compressctl.stages.qat_hold import forget, held, release
+from compressctl.stages.qat_ranges import calibrate
+
+# Training samples the activation ranges are measured on before QAT trains (stages/qat_ranges.py).
+RANGE_SAMPLES = 256
 
 
 class Quantize(Stage):
@@ -126,6 +130,8 @@ class Quantize(Stage):
         else:  # pragma: no cover - every layer refused
             raise StageError("stage quantize: TFMOT could not quantize any selected layer")
         _refresh_preprocessing(qat)
+        samples = ctx.data.calibration(RANGE_SAMPLES, ctx.seed)
+        calibrated = calibrate(model, qat, samples)
         # TFMOT does not support QAT under tf.distribute: it trains on one device whatever the strategy.
         ctx.fit(
             qat, self.params.epochs, self.params.learning_rate, self.params.batch_size, "quantize", distribute=False
@@ -139,11 +145,9 @@ class Quantize(Stage):
             layers.append(row)
         if "sparsity" in self.params.preserve:
             measured["sparsity"] = sparsity["measured"]["sparsity"]
-        notes = (
-            [replica_note(ctx.strategy, "TFMOT does not support QAT under tf.distribute")]
-            if ctx.strategy is not None
-            else []
-        )
+        notes = [f"activation ranges start from {calibrated} measured on {len(samples)} training samples"]
+        if ctx.strategy is not None:
+            notes.append(replica_note(ctx.strategy, "TFMOT does not support QAT under tf.distribute"))
         return StageResult(model=qat, measured=measured, layers=layers, skipped_layers=skipped, notes=notes)
 
 
