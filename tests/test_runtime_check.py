@@ -97,3 +97,45 @@ def test_runtime_check_refuses_a_missing_runtime_or_run(tmp_path, capsys):
     assert "no such Python" in capsys.readouterr().err
     assert runtime_check.main(["--python", sys.executable, str(tmp_path)]) == 2
     assert "not a run directory (no report.json)" in capsys.readouterr().err
+
+
+def test_every_kind_of_artifact_is_claimed_only_for_runtimes_that_run_it(
+    tmp_path, tflite_runtime_python, tiny_cnn_path, tiny_data
+):
+    # One artifact of each kind the targets write, each loaded and invoked by the real tflite-runtime 2.14:
+    # an artifact whose claimed oldest runtime is 2.14 or older must run there.
+    recipe = write_recipe(
+        tmp_path,
+        f"""
+model: {tiny_cnn_path}
+data: {tiny_data}
+targets:
+  - {{type: cpu, name: int8, calibration_samples: 32}}
+  - {{type: cpu, name: dynamic, mode: dynamic}}
+  - {{type: gpu, name: fp16}}
+  - {{type: cpu, name: int4, backend: litert-quantizer, mode: dynamic-int4}}
+  - {{type: cpu, name: weight-int4, backend: litert-quantizer, mode: weight-only-int4}}
+  - {{type: cpu, name: weight-int8, backend: litert-quantizer, mode: weight-only-int8}}
+  - {{type: cpu, name: int16x8, backend: litert-quantizer, mode: int16x8, calibration_samples: 32}}
+bench: {{runs: 3, warmup: 1}}
+""",
+    )
+    run = tmp_path / "run"
+    result = api.run(str(recipe), out=str(run))
+    assert result.report["failed_targets"] == []
+    lines = []
+    assert runtime_check.check_run(run, tflite_runtime_python, write=False, out=lines.append), "\n".join(lines)
+    artifacts = {a["target"]: a["runtime"] for a in result.report["artifacts"]}
+    # INT4 weights in float ops: TFLite's versioning numbers no such kernel, so no runtime is promised.
+    assert artifacts["int4"]["min_tflite_version"] is None, artifacts["int4"]
+    assert any("INT4 weights and FLOAT32 input" in entry for entry in artifacts["int4"]["not_in_table"])
+    # DEQUANTIZE of INT4 weights is v6 (TFLite 2.18), whatever version the file declares.
+    dequantize = next(o for o in artifacts["weight-int4"]["ops"] if o["op"] == "DEQUANTIZE")
+    assert (dequantize["version"], dequantize["declared"]) == (6, 1)
+    assert artifacts["weight-int4"]["min_tflite_version"] == "2.18.0"
+    verdicts = dict(line.split(": ", 1) for line in lines)
+    for name, runtime in artifacts.items():
+        claim = runtime["min_tflite_version"]
+        verdict = next(v for path, v in verdicts.items() if f"/{name}/" in path)
+        if claim is not None and tuple(map(int, claim.split("."))) <= (2, 14, 0):
+            assert verdict.startswith("tflite-runtime 2.14.0 runs"), (name, claim, verdict)

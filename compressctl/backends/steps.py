@@ -180,8 +180,9 @@ def describe_artifact(target, conversion, path: Path, status: dict, emit) -> dic
             raise StageError(problem)
     if conversion.backend != "converter":
         record["note"] = (
-            "the LiteRT Quantizer writes version 1 for every op, whatever its types need, so the op-version "
-            "table says little about this artifact: only a real load (`checked`) does"
+            "the LiteRT Quantizer writes version 1 for every op, whatever its types need: the versions here "
+            "follow the tensor types where TFLite numbers INT4 kernels (`declared` keeps the file's), and only "
+            "a real load (`checked`) proves the rest"
         )
     return {"runtime": record, "quantization": quantization}
 

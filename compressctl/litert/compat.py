@@ -71,7 +71,7 @@ def _builtin_names() -> dict[int, str]:
 
 def read_operators(path: str | Path, subgraph: int | None = None) -> list[dict]:
     """Every operator of every subgraph (or of ``subgraph`` alone, in execution order):
-    ``{op, version, outputs, inputs}``.
+    ``{op, version, outputs, inputs, output_types}``.
 
     ``outputs`` are tensor names; ``inputs`` are ``{name, type, constant}`` (constant: the tensor
     holds data in the file, as weights do).
@@ -97,11 +97,13 @@ def read_operators(path: str | Path, subgraph: int | None = None) -> list[dict]:
         for o in range(subgraph.OperatorsLength()):
             operator = subgraph.Operators(o)
             op, version = codes[operator.OpcodeIndex()]
-            outputs, inputs = [], []
+            outputs, inputs, output_types = [], [], []
             for k in range(operator.OutputsLength()):
                 index = operator.Outputs(k)
                 if index >= 0:
-                    outputs.append((subgraph.Tensors(index).Name() or b"").decode(errors="replace"))
+                    tensor = subgraph.Tensors(index)
+                    outputs.append((tensor.Name() or b"").decode(errors="replace"))
+                    output_types.append(types.get(tensor.Type(), str(tensor.Type())))
             for k in range(operator.InputsLength()):
                 index = operator.Inputs(k)
                 if index < 0:
@@ -115,14 +117,58 @@ def read_operators(path: str | Path, subgraph: int | None = None) -> list[dict]:
                         "constant": bool(data is not None and (data.DataLength() > 0 or data.Offset() > 0)),
                     }
                 )
-            operators.append({"op": op, "version": version, "outputs": outputs, "inputs": inputs})
+            operators.append(
+                {"op": op, "version": version, "outputs": outputs, "inputs": inputs, "output_types": output_types}
+            )
     return operators
 
 
 def op_versions(path: str | Path) -> list[dict]:
-    """``[{op, version, count}]``, sorted by op and version."""
-    counts = Counter((o["op"], o["version"]) for o in read_operators(path))
-    return [{"op": op, "version": v, "count": n} for (op, v), n in sorted(counts.items())]
+    """``[{op, version, count}]`` (``declared`` added where the tensor types imply a newer version), sorted."""
+    return _counted(read_operators(path))
+
+
+def _counted(operators: list[dict]) -> list[dict]:
+    counts = Counter()
+    for operator in operators:
+        implied = implied_version(operator)
+        version = max(operator["version"], implied) if isinstance(implied, int) else operator["version"]
+        counts[(operator["op"], version, operator["version"] if version != operator["version"] else None)] += 1
+    return [
+        {"op": op, "version": v, "count": n, **({"declared": d} if d is not None else {})}
+        for (op, v, d), n in sorted(counts.items(), key=lambda item: (item[0][0], item[0][1], item[0][2] or 0))
+    ]
+
+
+def implied_version(operator: dict) -> int | str | None:
+    """The op version TFLite gives an op with these tensor types, when it involves INT4 tensors.
+
+    From ``GetBuiltinOperatorVersion`` (tensorflow/lite/tools/versioning/op_version.cc): TFLite
+    numbers INT4 kernels as versions of their own, and a writer that does not (the LiteRT Quantizer
+    0.10 writes CONV_2D v1 with INT4 weights) would otherwise claim a runtime that refuses the file.
+    A combination that table gives no version (a float op with INT4 weights) comes back as a string
+    saying so; None when no INT4 tensor is involved.
+    """
+    inputs = [i["type"] for i in operator["inputs"]]
+    outputs = operator.get("output_types") or []
+    if "INT4" not in inputs and "INT4" not in outputs:
+        return None
+    op = operator["op"]
+    first, second = (inputs + [None, None])[:2]
+    out = outputs[0] if outputs else None
+    if op == "DEQUANTIZE" and first == "INT4":
+        return 6
+    if op == "QUANTIZE":
+        return 4
+    if op in ("CONV_2D", "DEPTHWISE_CONV_2D") and (first, second, out) == ("INT8", "INT4", "INT8"):
+        return 7
+    if op == "FULLY_CONNECTED" and (first, second, out) in (("INT8", "INT4", "INT8"), ("INT16", "INT4", "INT16")):
+        return 10 if first == "INT8" else 13
+    if op == "EMBEDDING_LOOKUP" and second == "INT4":
+        return 4
+    if op == "GATHER" and first == "INT4":
+        return 7
+    return f"{op} with INT4 {'weights' if second == 'INT4' else 'tensors'} and {first} input"
 
 
 def min_runtime(ops: list[dict]) -> tuple[str | None, list[str]]:
@@ -136,8 +182,13 @@ def min_runtime(ops: list[dict]) -> tuple[str | None, list[str]]:
 
 def describe(path: str | Path, checked: list[dict] | None = None) -> dict:
     """report.json's ``artifacts[].runtime``: ops with versions, the minimum runtime, real checks."""
-    ops = op_versions(path)
+    operators = read_operators(path)
+    ops = _counted(operators)
     minimum, unknown = min_runtime(ops)
+    # INT4 combinations TFLite's versioning has no number for: no runtime can be promised.
+    untabled = sorted({v for o in operators if isinstance(v := implied_version(o), str)})
+    if untabled:
+        minimum, unknown = None, unknown + [f"{what} (no op version in TFLite's versioning)" for what in untabled]
     record = {"ops": ops, "min_tflite_version": minimum, "checked": list(checked or []), "table": SOURCE}
     if unknown:
         record["not_in_table"] = unknown

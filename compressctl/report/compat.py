@@ -13,17 +13,18 @@ if TYPE_CHECKING:
     from compressctl.report.record import RunRecord
 
 
+def _op_text(o) -> str:
+    declared = f" (declared v{o.declared}: its INT4 tensors make it v{o.version})" if o.declared is not None else ""
+    return f"{o.op} v{o.version}" + (f" ×{o.count}" if o.count > 1 else "") + declared
+
+
 def compat_rows(record: RunRecord) -> list[dict]:
     rows = []
     for a in record.artifacts:
         runtime, quantization = a.runtime, a.quantization
         if not runtime and not quantization:
             continue
-        ops = (
-            ", ".join(f"{o.op} v{o.version}" + (f" ×{o.count}" if o.count > 1 else "") for o in runtime.ops)
-            if runtime
-            else ""
-        )
+        ops = ", ".join(_op_text(o) for o in runtime.ops) if runtime else ""
         checked = "; ".join(
             f"{c.runtime}: " + ("runs" if c.loads else f"FAILS ({c.error})")
             for c in (runtime.checked if runtime else [])

@@ -232,8 +232,11 @@ class EdgeTpuRecord(_Record):
 
 class OpVersion(_Record):
     op: str
-    version: int
+    version: int = Field(description="The version its tensor types give it (TFLite's op_version.cc); >= declared.")
     count: int
+    declared: int | None = Field(
+        None, description="The version the file declares, where its INT4 tensors imply a newer one (absent otherwise)."
+    )
 
 
 class RuntimeCheck(_Record):
