@@ -2,7 +2,7 @@
 
 Every pair must end in exit 0 (gates met) or 1 (a gate missed), never 2 (the recipe refused the
 model) or 3 (a stage or target failed), and every artifact written must load and run in LiteRT.
-The models are small versions of each family (tests/zoo.py), trained for two epochs on 32×32
+The models are small versions of each family (benchmarks/zoo_models.py), trained for two epochs on 32×32
 quadrant images; training is capped at two batches an epoch and timing at a few runs.
 """
 
@@ -20,13 +20,16 @@ from tests.conftest import REPO, cli, quadrant_data
 
 pytestmark = pytest.mark.slow
 
-RECIPES = ["cpu-int8", "cpu-int4", "edgetpu", "fast-cpu"]
+# Every bundled recipe `run` takes (search.yaml runs deep-compression's stages: prune → cluster → PCQAT).
+RECIPES = ["cpu-int8", "cpu-int4", "gpu-fp16", "edgetpu", "fast-cpu", "deep-compression", "lowrank-distill"]
 # Few timing runs, few calibration samples, training capped: the pairs test that things run.
 QUICK = ["bench.runs=3", "bench.warmup=1", "bench.rounds=1", "training.steps_per_epoch=2"]
+ONE_EPOCH = {"fast-cpu": 1, "deep-compression": 3, "lowrank-distill": 2}  # stages whose epochs drop to one
+CALIBRATED = ("cpu-int8", "edgetpu", "deep-compression", "lowrank-distill")  # full-int8 targets: 16 samples
 PER_RECIPE = {
-    "cpu-int8": ["targets.0.calibration_samples=16"],
-    "edgetpu": ["targets.0.calibration_samples=16"],
-    "fast-cpu": ["stages.0.epochs=1"],
+    recipe: [f"stages.{i}.epochs=1" for i in range(ONE_EPOCH.get(recipe, 0))]
+    + (["targets.0.calibration_samples=16"] if recipe in CALIBRATED else [])
+    for recipe in RECIPES
 }
 
 _BUILT: dict[str, object] = {}
