@@ -172,6 +172,33 @@ def check_quantized(path: Path, options: dict) -> list[dict]:
     return floats
 
 
+# What each int4 scheme writes, for a target bound to a runtime (litert/compat.py: versions follow tensor types):
+# weight-only int4 dequantizes INT4 weights (DEQUANTIZE v6); dynamic int4 feeds them to float ops, a kernel
+# TFLite's op versioning gives no version, so no runtime can be promised to run it.
+INT4_OPS = {"weight-only-int4": ("DEQUANTIZE", 6), "dynamic-int4": None}
+
+
+def check_runtime(mode: str, runtime) -> None:
+    """A ValueError when an int4 ``mode`` cannot be promised to run on ``runtime`` (a RuntimeRequirement)."""
+    from compressctl.litert.op_versions import MIN_RUNTIME, version_key
+
+    if runtime is None or mode not in INT4_OPS:
+        return
+    op = INT4_OPS[mode]
+    if op is None:
+        raise ValueError(
+            f"{mode} writes float ops with INT4 weights, which TFLite's op versioning gives no version, so no "
+            f"{runtime.label} can be promised to run it: use weight-only-int4 (TFLite "
+            f"{MIN_RUNTIME[INT4_OPS['weight-only-int4']]}) or weight-only-int8, or drop `runtime`"
+        )
+    needed = MIN_RUNTIME[op]
+    if version_key(runtime.version)[:2] < version_key(needed)[:2]:
+        raise ValueError(
+            f"{mode} needs TFLite {needed} ({op[0]} of INT4 weights is op version {op[1]}); the target requires "
+            f"{runtime.label}: use weight-only-int8 or a newer runtime"
+        )
+
+
 def check_option(field: str, value, backend: str, mode: str | None = None) -> None:
     """A ValueError for a target field that does not apply to ``backend`` (and ``mode``)."""
     blockwise = field == "litert_quantizer" and value is not None and value.granularity == "blockwise"

@@ -60,6 +60,8 @@ class CpuTarget(Target):
         def _mode_of_backend(cls, mode, info: ValidationInfo):
             if info.data.get("backend", "converter") == "converter":
                 converter_backend.check_mode(mode)
+            else:
+                litert_backend.check_runtime(mode, info.data.get("runtime"))
             return mode
 
         @field_validator("io_dtype", "sparse", "litert_quantizer")
