@@ -1,0 +1,248 @@
+"""The Ray Tune loop of a search: the Optuna searcher, the trial registry, Tune's run and its trial events."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compressctl.core.events import Emit, Event
+from compressctl.recipe.search_spec import Dimension
+from compressctl.search import objective as obj
+from compressctl.search import record
+from compressctl.search.ray_trials import Registry, sampled_params, trainable
+
+REGISTRY_NAME = "compressctl-trials"
+
+
+@dataclass(kw_only=True)
+class TuneLoop:
+    """What one Tune loop runs on: the resolved search, its finished trials and where each new one goes."""
+
+    ray: Any  # the ray module, connected
+    recipe: Any  # the resolved recipe (its search section)
+    data: dict  # the recipe as data, before validation
+    source: Any  # the recipe's Source (text, sha256)
+    space: dict[str, Dimension]
+    keys: dict[str, str]  # sampler name → recipe key
+    done: list[dict]  # trials finished before this loop (--resume)
+    trials: list[dict]  # every finished trial; the loop appends to it
+    out: Path
+    target: str
+    size_key: str
+    concurrent: int
+    cpus: int
+    budget: float | None
+    remaining: int
+    write_record: Callable[[], object]
+    interrupted: dict  # {"flag": bool}, set by the driver's signal handler
+    emit: Emit
+
+
+def make_sampler(name: str, seed: int, space: dict[str, Dimension], keys: dict[str, str]):
+    """The Optuna sampler the recipe names (TPE unless random or grid)."""
+    import optuna
+
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        inner = {internal: list(space[key].choice) for internal, key in keys.items()}
+        return optuna.samplers.GridSampler(inner, seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def run_tune(request, loop: TuneLoop) -> None:
+    """Run the remaining trials on Ray Tune; each finished or failed one goes into loop.trials at once."""
+    from ray import tune as ray_tune
+    from ray.tune.search import ConcurrencyLimiter
+
+    from compressctl.search import tune_hooks
+
+    searcher = _searcher(loop)
+    namespace = f"s{os.getpid()}x{int(time.time() * 1000) % 10**9}"
+    driver_node = loop.ray.get_runtime_context().get_node_id()
+    registry = _start_registry(loop, namespace, driver_node)
+    spec = _trial_spec(request, loop, namespace, driver_node)
+    tune_hooks.ACTIVE.clear()
+    tune_hooks.ACTIVE.update(_hooks(loop, registry, spec["space"]), interrupted=loop.interrupted)
+    resourced = ray_tune.with_resources(ray_tune.with_parameters(trainable, spec=spec), {"cpu": loop.cpus})
+    loop.emit(
+        Event(
+            "step",
+            f"running {loop.remaining} trial(s), {loop.concurrent} at a time, {loop.cpus} CPU(s) each, "
+            f"on Ray {loop.ray.__version__}",
+        )
+    )
+    storage = tempfile.mkdtemp(prefix=".tune-", dir=loop.out)
+    tuner = ray_tune.Tuner(
+        resourced,
+        tune_config=ray_tune.TuneConfig(
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=loop.concurrent),
+            num_samples=loop.remaining,
+            time_budget_s=loop.budget,
+            reuse_actors=False,
+        ),
+        run_config=ray_tune.RunConfig(
+            name="tune",
+            storage_path=storage,
+            callbacks=[tune_hooks.Recorder()],
+            stop=tune_hooks.Interrupted(),
+            verbose=0,
+            failure_config=ray_tune.FailureConfig(max_failures=0, fail_fast=False),
+        ),
+    )
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no progress tables from Tune
+    try:
+        if not loop.interrupted["flag"]:
+            tuner.fit()
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
+
+
+def _searcher(loop: TuneLoop):
+    """Optuna behind Tune, told the trials a resumed search already finished."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    from compressctl.search.space import to_optuna
+
+    spec_search = loop.recipe.search
+    inverse = {key: internal for internal, key in loop.keys.items()}
+    distributions = {inverse[k]: d for k, d in to_optuna(loop.space).items()}
+    pareto = spec_search.objective == "pareto"
+    searcher = OptunaSearch(
+        space=distributions,
+        metric=["size", "metric"] if pareto else "score",
+        mode=["min", "max"] if pareto else "min",
+        # A resumed search continues from a new seed: the same seed would propose the finished trials again.
+        sampler=make_sampler(spec_search.sampler, spec_search.seed + len(loop.done), loop.space, loop.keys),
+    )
+    tell_finished(searcher, loop.done, inverse, loop.space, pareto, spec_search.objective, loop.size_key)
+    return searcher
+
+
+def _start_registry(loop: TuneLoop, namespace: str, driver_node: str):
+    """The trial registry actor, pinned to the driver's node; numbering goes on after the finished trials."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    first = max((int(t["id"]) for t in loop.done), default=0) + 1
+    return (
+        loop.ray.remote(Registry)
+        .options(
+            name=REGISTRY_NAME,
+            namespace=namespace,
+            num_cpus=0,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=driver_node, soft=False),
+        )
+        .remote(str(loop.out), first)
+    )
+
+
+def _trial_spec(request, loop: TuneLoop, namespace: str, driver_node: str) -> dict:
+    """What every trial's worker is handed (plain data: Tune pickles it)."""
+    return {
+        "recipe_path": request.recipe,
+        "recipe_text": loop.source.text,
+        "recipe_sha256": loop.source.sha256,
+        "data": loop.data,
+        "trust_model": request.trust_model,
+        "custom_objects": request.custom_objects,
+        "target": loop.target,
+        "objective": loop.recipe.search.objective,
+        "size_key": loop.size_key,
+        "keys": loop.keys,
+        "space": {key: dim.to_json() for key, dim in loop.space.items()},
+        "cpus_per_trial": loop.cpus,
+        "registry": REGISTRY_NAME,
+        "namespace": namespace,
+        "driver_node": driver_node,
+        "out": str(loop.out),
+        "cwd": os.getcwd(),
+    }
+
+
+def _hooks(loop: TuneLoop, registry, space_json: dict) -> dict:
+    """What tune_hooks calls as trials finish or fail: record the trial, say so, rewrite search.json."""
+
+    def on_result(result: dict) -> None:
+        loop.trials.append({k: result.get(k) for k in record.TRIAL_KEYS})
+        announce(loop.trials[-1], loop.emit)
+        loop.write_record()
+
+    def on_error(trial) -> None:
+        trial_id = loop.ray.get(registry.id_for.remote(trial.trial_id))
+        params = sampled_params(trial.config or {}, loop.keys, space_json)
+        failed = {"id": trial_id, "params": params, "status": "failed", "error": error_line(trial),
+                  "run_dir": f"trials/{trial_id}", "seconds": None, **dict.fromkeys(obj.FIGURES)}  # fmt: skip
+        loop.trials.append(failed)
+        announce(failed, loop.emit)
+        loop.write_record()
+
+    return {"on_result": on_result, "on_error": on_error}
+
+
+def tell_finished(searcher, done, inverse, space, pareto, objective, size_key) -> None:
+    """Give the sampler the trials a resumed search already ran, as evaluated (not run again)."""
+    if not done:
+        return
+    import optuna
+
+    from compressctl.search.space import to_optuna
+
+    distributions = {inverse[k]: d for k, d in to_optuna(space).items()}
+    study = searcher._ot_study  # OptunaSearch's evaluated_rewards takes one objective only
+    for trial in done:
+        params = {inverse[k]: space[k].unsampled(v) for k, v in trial["params"].items() if k in inverse}
+        if len(params) != len(distributions):
+            continue  # the space changed since: the sampler learns nothing from this trial
+        scored = obj.score(trial, objective, size_key)
+        values = [scored["size"], scored["metric"]] if pareto else [scored["score"]]
+        system_attrs = {}
+        sampler = study.sampler
+        if isinstance(sampler, optuna.samplers.GridSampler):
+            # The grid sampler skips grid points by their id among its (shuffled) grid.
+            point = tuple(params[name] for name in sampler._param_names)
+            if point in sampler._all_grids:
+                system_attrs = {"grid_id": sampler._all_grids.index(point), "search_space": sampler._search_space}
+        try:
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params=params, distributions=distributions, values=values, system_attrs=system_attrs
+                )
+            )
+        except ValueError:
+            continue  # a value outside the current space
+
+
+def error_line(trial) -> str:
+    """One line on why a trial's worker failed (crashed, killed, out of memory)."""
+    text = ""
+    path = getattr(trial, "error_file", None)
+    if path and Path(path).exists():
+        text = Path(path).read_text(errors="replace")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    died = next((ln for ln in lines if "OutOfMemoryError" in ln or "died" in ln.lower()), None)
+    # Ray says why on a later line: the worker's exit type and detail (a signal, the OOM killer, ...).
+    detail = next((ln[ln.index("Worker exit type") :] for ln in lines if "Worker exit type" in ln), None)
+    shown = " ".join(x for x in (died, detail) if x) or (lines[-1] if lines else "")
+    return f"worker crashed: {shown}"[:400] if shown else "worker crashed (no error recorded)"
+
+
+def announce(trial: dict, emit) -> None:
+    """One line per finished trial: a warning when it failed, else its figures."""
+    if trial["status"] == "failed":
+        emit(Event("warn", f"trial {trial['id']} failed: {trial['error']}"))
+        return
+    emit(
+        Event(
+            "step",
+            f"trial {trial['id']} {trial['status']}: metric {trial['metric_value']:.4f} "
+            f"({100 * trial['metric_delta']:+.2f} pt), gzip {trial['gzip_bytes']:,} B "
+            f"({trial['compression_ratio_gzip']:.1f}×), {trial['seconds']:.0f} s",
+        )
+    )
