@@ -1,7 +1,7 @@
 """Ray Tune callback and stopper of a running search (driver side; imports Ray).
 
 Tune pickles its run configuration, so these hold no state of their own: they act on ACTIVE,
-the one search this driver process is running, set by compressctl.search.engine.
+the one search this driver process is running, set by compressctl.search.tune_loop.
 """
 
 from __future__ import annotations
