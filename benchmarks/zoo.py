@@ -140,7 +140,9 @@ def _guides(model: Path, data_path: Path, baseline_bytes: int, baseline_gzip: in
             cwd=REPO,
         )
         if proc.returncode != 0:
-            rows.append({"recipe": guide.replace("_", " "), "error": proc.stderr.strip().splitlines()[-1][:300]})
+            rows.append(
+                {"recipe": f"TFMOT {guide.replace('_', ' ')}", "error": proc.stderr.strip().splitlines()[-1][:300]}
+            )
             continue
         blob = out.read_bytes()
         gz = len(gzip.compress(blob, 9, mtime=0))
