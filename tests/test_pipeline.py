@@ -137,7 +137,7 @@ def test_convert_reports_python_level_failure(tmp_path):
 
 
 def test_interrupted_run_leaves_earlier_run_untouched(tmp_path, tiny_cnn_path, tiny_data, monkeypatch):
-    from compressctl.run import pipeline
+    from compressctl.run import measuring
 
     recipe = write_recipe(tmp_path, f"model: {tiny_cnn_path}\ndata: {tiny_data}\nbench: {{runs: 10, warmup: 1}}\n")
     out = tmp_path / "run"
@@ -147,7 +147,7 @@ def test_interrupted_run_leaves_earlier_run_untouched(tmp_path, tiny_cnn_path, t
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline.bench, "bench_alternating", interrupted)
+    monkeypatch.setattr(measuring.bench, "bench_alternating", interrupted)  # where the run times models
     with pytest.raises(KeyboardInterrupt):
         api.run(str(recipe), out=str(out))
     assert (out / "report.json").read_bytes() == before
