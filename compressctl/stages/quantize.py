@@ -210,6 +210,11 @@ def _guarded(scheme, mot):
     The sparsity- and cluster-preserving registries call every layer without trainable weights
     supported, Normalization included, and then ask the default registry for its config, which
     raises; a layer that feeds a quantized one is asked even when it was not annotated.
+
+    Each layer's config comes from a registry of its own: the cluster-preserving registry hands
+    every Conv2D one shared weight quantizer, which turns its ``preserve_sparsity`` off for good
+    when it meets a layer without zeros, so every convolution after that one lost its zeros in
+    PCQAT (EfficientNet: 2 % of the 81 % left after QAT).
     """
     base_registry = scheme.get_quantize_registry()
 
@@ -218,7 +223,8 @@ def _guarded(scheme, mot):
             return Quantize.supports(layer) is True and (output_only(layer) or base_registry.supports(layer))
 
         def get_quantize_config(self, layer):
-            return own_config(layer, base_registry) or base_registry.get_quantize_config(layer)
+            own = scheme.get_quantize_registry()  # fresh quantizers: no state shared between layers
+            return own_config(layer, own) or own.get_quantize_config(layer)
 
     class GuardedScheme(mot.quantization.keras.QuantizeScheme):
         def get_layout_transformer(self):

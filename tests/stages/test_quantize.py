@@ -27,6 +27,34 @@ def test_pqat_preserves_sparsity(tiny_cnn, stage_ctx):
     assert np.all(kernel[zeros_before] == 0)
 
 
+def test_pcqat_keeps_the_zeros_of_a_convolution_after_one_without_zeros(stage_ctx):
+    # TFMOT's cluster-preserving registry shares one Conv2D weight quantizer, which stops preserving
+    # sparsity for good at the first layer without zeros; each layer gets its own here.
+    from compressctl.core.env import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    inputs = k.Input((8, 8, 1))
+    h = k.layers.Conv2D(8, 3, padding="same", activation="relu", name="dense_conv")(inputs)
+    h = k.layers.Conv2D(8, 3, padding="same", activation="relu", name="sparse_conv")(h)
+    outputs = k.layers.Dense(3, activation="softmax", name="out")(k.layers.GlobalAveragePooling2D()(h))
+    model = k.Model(inputs, outputs)
+    rng = np.random.default_rng(0)
+    for name, zeros in (("dense_conv", 0.0), ("sparse_conv", 0.8)):
+        kernel, bias = model.get_layer(name).get_weights()
+        values = rng.choice([-0.3, -0.1, 0.1, 0.3], size=kernel.shape).astype(np.float32)  # four clusters
+        values[rng.random(kernel.shape) < zeros] = 0
+        model.get_layer(name).set_weights([values, bias])
+    before = float(np.mean(model.get_layer("sparse_conv").get_weights()[0] == 0))
+    result = Quantize(Quantize.Params(type="quantize", epochs=1, preserve=["sparsity", "clusters"])).apply(
+        model, stage_ctx
+    )
+    (kernel,) = kernel_arrays(result.model.get_layer("quant_sparse_conv"))
+    assert before > 0.75 and float(np.mean(kernel == 0)) == pytest.approx(before)
+    # Clusters are per output channel for convolutions: four values and the zeros in each.
+    assert max(np.unique(kernel[..., c]).size for c in range(kernel.shape[-1])) <= 5
+
+
 def test_exclude_leaves_layers_unquantized(tiny_cnn, stage_ctx):
     result = Quantize(Quantize.Params(type="quantize", epochs=1, exclude=["fc2"])).apply(tiny_cnn, stage_ctx)
     layers = {layer.name: type(layer).__name__ for layer in result.model.layers}
