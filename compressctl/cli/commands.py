@@ -379,7 +379,7 @@ def init(
         # The metric gate of a regression model is sized from the train labels' spread (issue 18).
         labels = label_facts_file(data)
         text = starter_recipe(info, model, data, "recipe.yaml" if out == "-" else out, labels=labels)
-        chosen = plan(info, labels)
+        chosen = plan(info)
         if out == "-":
             if json_:
                 ui.print_json({"recipe": text, "stages": [s["type"] for s in chosen["stages"]]})

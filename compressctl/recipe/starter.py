@@ -7,8 +7,8 @@ The choices, in the spirit of Deep Compression: prune every layer TFMOT can prun
 layer of under 1,024 weights, which has little to spare), and the big Dense layers (those holding at
 least a tenth of the parameters, and 4,096 or more) to 90 % (80 % for the output layer), because
 fully connected layers carry most of the redundancy; cluster to 16 shared values, keeping the zeros;
-quantization-aware training preserving both when any layer supports QAT, except on a regression
-output beyond QAT's initial ±6 activation range (it would be clipped while fine-tuning); a full-int8
+quantization-aware training preserving both when any layer supports QAT (its activation ranges
+start from the model's measured ones, so a regression output of any range keeps it); a full-int8
 CPU target; gates a first run should meet (issue 18), each derived in a comment:
 
 - ``max_metric_drop`` keeps the user's budget: one point for accuracy and auc; for a regression
@@ -45,7 +45,6 @@ DEFAULT_SPARSITY = 0.5
 BIG_DENSE_MIN_PARAMS = 4_096
 SMALL_LAYER_PARAMS = 1_024
 SMALL_LAYER_SPARSITY = 0.3
-QAT_INITIAL_RANGE = 6.0  # TFMOT's moving-average activation quantizers start at [-6, 6]
 
 # Gates (issue 18).
 ACCURACY_BUDGET = 0.01  # one point of accuracy (or auc)
@@ -101,11 +100,8 @@ def schema_reference(recipe_path: Path) -> str:
         return schema.as_posix()
 
 
-def plan(info: dict, labels: dict | None = None) -> dict:
-    """What the recipe will do and why: stages (as dicts), per-layer choices, notes.
-
-    ``labels``: ``label_facts`` of the train labels, when known (a regression output's range decides QAT).
-    """
+def plan(info: dict) -> dict:
+    """What the recipe will do and why: stages (as dicts), per-layer choices, notes."""
     layers = info.get("layers") or []
     total = info.get("params") or sum(row["params"] for row in layers) or 1
     notes = []
@@ -147,14 +143,7 @@ def plan(info: dict, labels: dict | None = None) -> dict:
         stages.append({"type": "cluster", "number_of_clusters": 16, "preserve_sparsity": bool(prunable), "epochs": 3})
     else:
         notes.append("no layer TFMOT can cluster")
-    reach = _regression_reach(info, labels)
-    if reach is not None and reach > QAT_INITIAL_RANGE:
-        notes.append(
-            f"no quantization-aware training: the regression output reaches {reach:.4g}, and QAT's activation "
-            f"ranges start at ±{QAT_INITIAL_RANGE:g} and follow a slow moving average, so the output would be "
-            "clipped while it fine-tunes; the int8 target calibrates the output's range instead"
-        )
-    elif any(row.get("quantize") is True for row in layers):
+    if any(row.get("quantize") is True for row in layers):
         preserve = [kind for kind, stage in (("sparsity", "prune"), ("clusters", "cluster")) if _has(stages, stage)]
         stages.append({"type": "quantize", "preserve": preserve, "epochs": 2})
         unsupported = [row["name"] for row in layers if row.get("quantize") is not True and row["params"]]
@@ -319,13 +308,6 @@ def size_gate(info: dict) -> dict:
     return {"value": gate, "comments": [*derivation, margin]}
 
 
-def _regression_reach(info: dict, labels: dict | None) -> float | None:
-    """The largest label magnitude of a regression model (one linear output, float labels), else None."""
-    if labels is None or not labels["float"] or not _linear_single(info):
-        return None
-    return max(abs(labels.get("min", 0.0)), abs(labels.get("max", 0.0)))
-
-
 def _linear_single(info: dict) -> bool:
     return info.get("output_units") == 1 and info.get("output_activation") in (None, "linear")
 
@@ -360,7 +342,7 @@ def starter_recipe(
     recipe_path = Path(recipe_path)
     metric = metric_gate(info, labels)
     size = size_gate(info)
-    chosen = plan(info, labels)
+    chosen = plan(info)
     name = f"{_name_for(model)}-compressed"
     params = info.get("params") or 0
     stage_kinds = " → ".join(s["type"] for s in chosen["stages"]) or "no fine-tuning"
