@@ -1,7 +1,7 @@
 """What the pipeline asks of a target's backend and runtime: the conversions to try, the LiteRT
 Quantizer run, and each artifact's runtime and quantization record.
 
-Kept apart from run/pipeline.py so the run directory logic there stays one loop over conversions.
+Kept apart from run/building.py so building a target there stays one loop over conversions.
 """
 
 from __future__ import annotations
