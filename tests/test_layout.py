@@ -116,26 +116,25 @@ def test_no_module_imports_a_private_name_of_another():
     assert found == []
 
 
-def test_no_test_module_imports_another():
-    # What tests share lives in tests/conftest.py and tests/helpers/; a test module is never a library.
-    found = []
-    for path in sorted((REPO / "tests").rglob("test_*.py")):
+def _imported(folder: str, pattern: str = "*.py"):
+    """(path:line, module name) for every import statement of the files under ``folder``."""
+    for path in sorted((REPO / folder).rglob(pattern)):
         for node in ast.walk(ast.parse(path.read_text())):
             names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
             names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
-            found += [
-                f"{path.relative_to(REPO)}:{node.lineno} {name}"
-                for name in names
-                if name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("test_")
-            ]
+            yield from ((f"{path.relative_to(REPO)}:{node.lineno}", name) for name in names)
+
+
+def test_no_test_module_imports_another():
+    # What tests share lives in tests/conftest.py and tests/helpers/; a test module is never a library.
+    found = [
+        f"{where} {name}"
+        for where, name in _imported("tests", "test_*.py")
+        if name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("test_")
+    ]
     assert found == []
 
 
 def test_benchmarks_import_no_tests():
-    found = []
-    for path in sorted((REPO / "benchmarks").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
-            names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
-            found += [f"{path.relative_to(REPO)}:{node.lineno} {n}" for n in names if n.split(".")[0] == "tests"]
+    found = [f"{where} {name}" for where, name in _imported("benchmarks") if name.split(".")[0] == "tests"]
     assert found == []
