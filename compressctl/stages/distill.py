@@ -136,7 +136,10 @@ class Distill(Stage):
         teacher_params = int(model.count_params())
         p = self.params
         batches = teacher_batches(ctx, model, p.batch_size or ctx.batch_size)
-        train_student(student, batches, ctx, p.epochs, p.learning_rate, p.batch_size, p.alpha, p.temperature)
+        train_student(
+            student, batches, ctx, epochs=p.epochs, learning_rate=p.learning_rate, batch_size=p.batch_size,
+            alpha=p.alpha, temperature=p.temperature,
+        )  # fmt: skip
         return StageResult(
             model=student,
             measured={

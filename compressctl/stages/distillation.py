@@ -22,6 +22,7 @@ def train_student(
     student,
     batches,
     ctx: StageContext,
+    *,
     epochs: int,
     learning_rate: float,
     batch_size: int | None,

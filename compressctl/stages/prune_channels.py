@@ -342,7 +342,10 @@ class PruneChannels(Stage):
         from compressctl.stages.distillation import teacher_batches, train_student
 
         batches = teacher_batches(ctx, original, p.batch_size or ctx.batch_size)
-        train_student(thin, batches, ctx, p.epochs, p.learning_rate, p.batch_size, p.alpha, p.temperature, self.type)
+        train_student(
+            thin, batches, ctx, epochs=p.epochs, learning_rate=p.learning_rate, batch_size=p.batch_size,
+            alpha=p.alpha, temperature=p.temperature, label=self.type,
+        )  # fmt: skip
 
 
 def _train_batches(ctx: StageContext, batch: int, count: int):
