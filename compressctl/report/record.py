@@ -16,7 +16,27 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from compressctl.report.artifact import (  # noqa: F401 - the artifact's records, importable from here as before
+    Artifact,
+    CompiledArtifact,
+    EdgeTpuRecord,
+    Fallback,
+    FloatOp,
+    KeptOp,
+    Latency,
+    LayerError,
+    OpVersion,
+    QuantizationInfo,
+    Record,
+    RunsUnder,
+    RuntimeCheck,
+    RuntimeInfo,
+    SelectiveInfo,
+    SelectiveStep,
+    StorageEntry,
+)
 
 # Where every run keeps its float32 baseline, relative to the run directory.
 BASELINE_ARTIFACT = "baseline/model_float32.tflite"
@@ -26,16 +46,12 @@ SCHEMA_VERSION = 1
 Scalar = str | int | float | bool | None
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Tool(_Record):
+class Tool(Record):
     name: str
     version: str
 
 
-class ConvertedFrom(_Record):
+class ConvertedFrom(Record):
     """How a Keras 3 file was rebuilt in tf_keras, and the output check that accepted it."""
 
     format: str
@@ -48,7 +64,7 @@ class ConvertedFrom(_Record):
     tolerance: float
 
 
-class ModelInfo(_Record):
+class ModelInfo(Record):
     path: str
     format: str
     input_shape: list[int | None]
@@ -58,7 +74,7 @@ class ModelInfo(_Record):
     converted_from: ConvertedFrom | None = Field(None, description="A Keras 3 file rebuilt in tf_keras.")
 
 
-class DataInfo(_Record):
+class DataInfo(Record):
     """The data a run measured on. ``path`` and ``sha256`` are the npz file's; for another format they
     are the train split's location and the source's fingerprint, and the source's own settings follow."""
 
@@ -82,33 +98,23 @@ class DataInfo(_Record):
     module_file: str | None = None
 
 
-class Metric(_Record):
+class Metric(Record):
     name: str = Field(description="e.g. accuracy, top_5_accuracy.")
     higher_is_better: bool = True
 
 
-class Task(_Record):
+class Task(Record):
     binary: bool
     from_logits: bool
     regression: bool = False
 
 
-class Training(_Record):
+class Training(Record):
     strategy: str = Field(description="training.strategy of the recipe: auto, none, mirrored or multi_worker.")
     devices: str = Field(description="What the training stages ran on, e.g. 'one device', '2 devices (mirrored)'.")
 
 
-class Latency(_Record):
-    """Milliseconds per inference (batch 1) over ``runs`` timed invocations."""
-
-    p50: float
-    p90: float
-    p99: float
-    mean: float
-    runs: int | None = None
-
-
-class Baseline(_Record):
+class Baseline(Record):
     artifact: str = Field(description="Path relative to the run directory.")
     size_bytes: int
     gzip_bytes: int
@@ -120,12 +126,12 @@ class Baseline(_Record):
     macs: int | None = Field(None, description="Multiply-accumulates per inference, from the model's shapes.")
 
 
-class SkippedLayer(_Record):
+class SkippedLayer(Record):
     layer: str
     reason: str
 
 
-class StageRow(_Record):
+class StageRow(Record):
     """One stage: its time, the Keras model's metric after it, and what it measured.
 
     A stage's own overall figures (``sparsity``, ``unique_weights``, ...) sit beside the common
@@ -185,187 +191,12 @@ class StageRow(_Record):
         return seen
 
 
-class Fallback(_Record):
-    reason: str
-    tried: list[str]
-
-
-class RunsUnder(_Record):
-    xnnpack: bool
-    reference: bool
-
-
-class CompiledArtifact(_Record):
-    path: str
-    size_bytes: int
-    sha256: str
-
-
-class EdgeTpuRecord(_Record):
-    """The Edge TPU target's record: where the ops run, predicted or from edgetpu_compiler."""
-
-    compiled: bool
-    status: str
-    mapping: dict[str, Any]
-    predicted: dict[str, Any]
-    checks: dict[str, Any]
-    mapping_file: str
-    compiler: dict[str, Any] | None = None
-    compiled_artifact: CompiledArtifact | None = None
-
-    def summary(self, target: str) -> str:
-        """One line on where the artifact's ops run."""
-        mapping = self.mapping
-        source = "edgetpu_compiler" if self.compiled else "predicted"
-        text = (
-            f"{target}: {mapping.get('ops_on_tpu')} of {mapping.get('ops_total')} ops on the Edge TPU "
-            f"({source}; {self.status})"
-        )
-        first_cpu = mapping.get("first_cpu_op")
-        if isinstance(first_cpu, dict):
-            why = f" ({first_cpu['reason']})" if first_cpu.get("reason") else ""
-            text += f"; from {first_cpu['op']} (op {first_cpu['index']}){why} on, ops run on the CPU"
-        if self.compiled_artifact:
-            text += f"; compiled model {self.compiled_artifact.path}"
-        return text
-
-
-class OpVersion(_Record):
-    op: str
-    version: int = Field(description="The version its tensor types give it (TFLite's op_version.cc); >= declared.")
-    count: int
-    declared: int | None = Field(
-        None, description="The version the file declares, where its INT4 tensors imply a newer one (absent otherwise)."
-    )
-
-
-class RuntimeCheck(_Record):
-    runtime: str = Field(description='e.g. "tflite-runtime 2.14.0".')
-    loads: bool
-    error: str | None = None
-
-
-class RuntimeInfo(_Record):
-    ops: list[OpVersion]
-    min_tflite_version: str | None = Field(description="null when an op is not in the version table.")
-    checked: list[RuntimeCheck] = Field(default_factory=list)
-    table: str | None = Field(None, description="Where the op-version table came from.")
-    not_in_table: list[str] | None = Field(None, description="Op versions the table does not list.")
-    required: str | None = Field(None, description="The runtime the target requires, e.g. tflite-runtime 2.14.")
-    note: str | None = None
-
-
-class FloatOp(_Record):
-    name: str
-    op: str
-    reason: str
-
-
-class LayerError(_Record):
-    name: str
-    op: str
-    snr_db: float | None = None
-    rmse: float | None = None
-
-
-class SelectiveStep(_Record):
-    float_ops: int = Field(description="How many ops were kept in float at this step.")
-    metric_drop: float
-    size_bytes: int
-    chosen_after_all_steps: bool | None = None
-
-
-class KeptOp(LayerError):
-    """An op kept in float by selective quantization, with the int8 error that ranked it."""
-
-
-class SelectiveInfo(_Record):
-    """Accuracy-aware conversion: ops kept in float, one group at a time, until within the metric budget."""
-
-    max_metric_drop: float
-    budget_from: str
-    checked_on: str
-    full_int8: dict[str, float]
-    steps: list[SelectiveStep]
-    kept_in_float: list[KeptOp]
-    within_budget: bool
-    size_cost_bytes: int
-
-
-class QuantizationInfo(_Record):
-    backend: Literal["converter", "litert-quantizer"] | None = None
-    scheme: str | None = Field(None, description='e.g. "int8", "int4 weight-only".')
-    float_ops: list[FloatOp] = Field(default_factory=list)
-    layer_errors: list[LayerError] = Field(default_factory=list, description="Worst first.")
-    layer_errors_method: str | None = Field(None, description="How the layer errors were measured.")
-    layer_errors_error: str | None = Field(None, description="Why no layer errors were measured.")
-    selective: SelectiveInfo | None = None
-    error: str | None = Field(None, description="Why the quantization analysis failed (the artifact is kept).")
-
-
-class StorageEntry(_Record):
-    """The constant tensors of one encoding in the stored file (compressctl.litert.storage)."""
-
-    encoding: str = Field(description="float32, float16, int8, int4, int32, …; -sparse when sparse-encoded.")
-    tensors: int
-    params: int = Field(description="Values the tensors hold (their dense shape).")
-    bytes: int = Field(description="Bytes they take in the file.")
-
-
-class Artifact(_Record):
-    target: str
-    type: str
-    path: str = Field(description="Path relative to the run directory.")
-    conversion: str
-    fallback: Fallback | None = None
-    size_bytes: int
-    gzip_bytes: int = Field(description="gzip level 9, mtime 0.")
-    sha256: str
-    runs_under: RunsUnder
-    input_dtype: str
-    output_dtype: str
-    ops: list[str]
-    # Fields a target adds (Target.report_fields); absent for targets that do not.
-    edgetpu: EdgeTpuRecord | None = None
-    latency_note: str | None = Field(None, description="Where latency was timed, when not on the device.")
-    metric_value: float
-    metric_delta: float = Field(description="metric_value − baseline metric_value.")
-    compression_ratio: float
-    compression_ratio_gzip: float
-    latency_ms: Latency
-    speedup: float = Field(description="Baseline p50 / artifact p50, timed alternately in one process.")
-    measured_on: str
-    macs: int | None = None
-    storage: list[StorageEntry] = Field(
-        default_factory=list, description="Where the stored bytes go: constant tensors by encoding, largest first."
-    )
-    other_bytes: int | None = Field(
-        None, description="Bytes outside the constant tensors (graph, metadata, alignment); storage + this = size."
-    )
-    runtime: RuntimeInfo | None = None
-    quantization: QuantizationInfo | None = None
-    notes: list[str] = Field(default_factory=list, description="What a reader should know about this artifact.")
-
-    def bits_per_weight(self) -> float | None:
-        """Stored bits per value over every constant tensor (None when the record has no storage)."""
-        params = sum(e.params for e in self.storage)
-        return 8 * sum(e.bytes for e in self.storage) / params if params else None
-
-    @property
-    def label(self) -> str:
-        return f"{self.target} ({self.conversion})"
-
-    def target_lines(self) -> list[tuple[str, str]]:
-        """The target-specific lines a report shows for this artifact, as (heading, text)."""
-        return [("Edge TPU", self.edgetpu.summary(self.target))] if self.edgetpu else []
-
-
-class FailedTarget(_Record):
+class FailedTarget(Record):
     target: str
     error: str
 
 
-class Gate(_Record):
+class Gate(Record):
     name: str
     target: str
     threshold: int | float
@@ -385,7 +216,7 @@ class Gate(_Record):
         return "≤" if self.at_most else "≥"
 
 
-class Environment(_Record):
+class Environment(Record):
     python: str
     platform: str
     machine: str
@@ -397,13 +228,13 @@ class Environment(_Record):
     cpu_features: list[str] | None = Field(None, description='SIMD features, e.g. ["avx", "avx2", "avx512_vnni"].')
 
 
-class RecipeInfo(_Record):
+class RecipeInfo(Record):
     name: str | None = None
     path: str
     sha256: str
 
 
-class RunRecord(_Record):
+class RunRecord(Record):
     """Everything one run measured; report.json is this record."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
