@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -32,14 +32,27 @@ from compressctl.model.params import check_patterns
 NAME = "litert-quantizer"
 WORKER = [sys.executable, "-m", "compressctl.backends.litert_quantizer_worker"]
 
-# mode → (kind, activation bits, weight bits); "float" exists for overrides only.
+
+class Scheme(NamedTuple):
+    """One quantization scheme: how the quantizer's worker configures it and what report.json calls it."""
+
+    kind: Literal["static", "dynamic", "weight_only"]
+    activation_bits: int | None
+    weight_bits: int
+    # report.json's ``quantization.scheme`` for either backend (the TFLite converter's int8 and dynamic too)
+    label: str
+    # what the LiteRT Quantizer's label adds in parentheses (its calibrated schemes)
+    activations: str = ""
+
+
+# The one table of scheme labels (steps.py's converter records read it too); "float" exists for overrides only.
 SCHEMES = {
-    "int8": ("static", 8, 8),
-    "int16x8": ("static", 16, 8),
-    "dynamic": ("dynamic", None, 8),
-    "dynamic-int4": ("dynamic", None, 4),
-    "weight-only-int8": ("weight_only", None, 8),
-    "weight-only-int4": ("weight_only", None, 4),
+    "int8": Scheme("static", 8, 8, "int8", "static int8 activations"),
+    "int16x8": Scheme("static", 16, 8, "int16x8", "static int16 activations, int8 weights"),
+    "dynamic": Scheme("dynamic", None, 8, "dynamic int8"),
+    "dynamic-int4": Scheme("dynamic", None, 4, "dynamic int4"),
+    "weight-only-int8": Scheme("weight_only", None, 8, "int8 weight-only"),
+    "weight-only-int4": Scheme("weight_only", None, 4, "int4 weight-only"),
 }
 MODES = tuple(SCHEMES)
 CALIBRATED = ("int8", "int16x8")
@@ -47,15 +60,6 @@ OverrideMode = Literal["float", "int8", "int16x8", "dynamic", "dynamic-int4", "w
 # The quantizer's own policy (ai_edge_quantizer/default_policy.py, 0.10) allows blockwise weights for
 # dynamic int4 only; asked of another scheme it silently leaves the weights in float.
 BLOCKWISE_MODES = ("dynamic-int4",)
-
-SCHEME_LABELS = {
-    "int8": "int8 (static int8 activations)",
-    "int16x8": "int16x8 (static int16 activations, int8 weights)",
-    "dynamic": "dynamic int8",
-    "dynamic-int4": "dynamic int4",
-    "weight-only-int8": "int8 weight-only",
-    "weight-only-int4": "int4 weight-only",
-}
 
 
 class OpOverride(StrictModel):
@@ -82,13 +86,20 @@ class Options(StrictModel):
     )
 
 
-def scheme_label(mode: str, options: Options) -> str:
-    label = SCHEME_LABELS[mode]
+def scheme_name(mode: str) -> str:
+    """report.json's name of a mode's scheme, either backend's: float32 and float16 are no scheme, named as they are."""
+    return SCHEMES[mode].label if mode in SCHEMES else mode
+
+
+def scheme_label(mode: str, options: Options | None = None) -> str:
+    """The LiteRT Quantizer's name of a scheme: the table's label, what it does with activations, and the options."""
+    scheme, options = SCHEMES[mode], options or Options()
+    text = f"{scheme.label} ({scheme.activations})" if scheme.activations else scheme.label
     if options.granularity == "blockwise":
-        label += f", blocks of {options.block_size}"
+        text += f", blocks of {options.block_size}"
     if options.overrides:
-        label += f", {len(options.overrides)} override(s)"
-    return label
+        text += f", {len(options.overrides)} override(s)"
+    return text
 
 
 def conversions(params) -> list:
@@ -132,7 +143,7 @@ class LitertQuantizer(Converter):
                 raise ValueError(f"mode {mode} needs calibration samples")
             spec["calibration"] = str(workdir / f"{out.parent.name}-{out.stem}.litert-calibration.npy")
             np.save(spec["calibration"], calibration)
-        return self.request(spec, out, f"{SCHEME_LABELS[mode]} quantization")
+        return self.request(spec, out, f"{scheme_label(mode)} quantization")
 
 
 # Ops whose second input is a weight tensor the quantizer may quantize.

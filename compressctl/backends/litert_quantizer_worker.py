@@ -27,13 +27,13 @@ def _add(quantizer, qtyping, algorithm_manager, regex: str, mode: str, granulari
             regex, every_op, None, algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE
         )
         return
-    kind, activation_bits, weight_bits = SCHEMES[mode]
-    if kind == "static":
-        quantizer.add_static_config(regex, every_op, activation_bits, weight_bits, granularity)
-    elif kind == "dynamic":
-        quantizer.add_dynamic_config(regex, every_op, weight_bits, granularity)
+    scheme = SCHEMES[mode]
+    if scheme.kind == "static":
+        quantizer.add_static_config(regex, every_op, scheme.activation_bits, scheme.weight_bits, granularity)
+    elif scheme.kind == "dynamic":
+        quantizer.add_dynamic_config(regex, every_op, scheme.weight_bits, granularity)
     else:
-        quantizer.add_weight_only_config(regex, every_op, weight_bits, granularity)
+        quantizer.add_weight_only_config(regex, every_op, scheme.weight_bits, granularity)
 
 
 def _calibration_data(float_model: str, samples):

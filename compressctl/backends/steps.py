@@ -14,13 +14,6 @@ from compressctl.core.errors import StageError
 from compressctl.core.events import Event
 from compressctl.litert import compat as runtime_compat
 
-CONVERTER_SCHEMES = {
-    "int8": "int8",
-    "dynamic": "dynamic int8",
-    "float32": "float32",
-    "float16": "float16",
-}
-
 
 def requirement(target):
     return getattr(target.params, "runtime", None)
@@ -136,7 +129,7 @@ def _quantization_record(conversion, path: Path) -> dict:
             "scheme": litert_quantizer.scheme_label(conversion.mode, options),
             "float_ops": floats,
         }
-    scheme = CONVERTER_SCHEMES.get(conversion.mode, conversion.mode)
+    scheme = litert_quantizer.scheme_name(conversion.mode)  # the one table of scheme labels
     if conversion.per_tensor_dense:
         scheme += ", per-tensor Dense weights"
     return {"backend": "converter", "scheme": scheme}
