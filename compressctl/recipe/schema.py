@@ -92,6 +92,12 @@ class Gates(StrictModel):
     )
     min_speedup: float | None = Field(None, gt=0, description="Smallest baseline p50 / artifact p50.")
     max_size_bytes: int | None = Field(None, ge=1, description="Largest allowed artifact size in bytes.")
+    max_flash_bytes: int | None = Field(
+        None, ge=1, description="Largest allowed model array in bytes (mcu targets: artifacts[].mcu.flash_bytes)."
+    )
+    max_arena_bytes: int | None = Field(
+        None, ge=1, description="Largest allowed TFLM tensor arena in bytes (mcu targets: artifacts[].mcu.arena_bytes)."
+    )
     targets: list[str] | None = Field(None, description="Target names the gates apply to (default: all).")
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from compressctl.report import figures
+from compressctl.report.mcu import McuRecord
 
 
 class Record(BaseModel):
@@ -156,6 +159,19 @@ class StorageEntry(Record):
 
 
 class Artifact(Record):
+    """One artifact: the conversion's facts, what was measured on it, and what its target added.
+
+    A target adds typed records (``report_fields``: ``edgetpu``, ...) and may add scalar figures of
+    its own (``Target.figures``, kept in ``report.figures``), which follow the common fields; one
+    its target does not declare, or of another type, is refused when the target is known here.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        frozen=True,
+        json_schema_extra={"additionalProperties": {"type": ["string", "number", "boolean", "null"]}},
+    )
+
     target: str
     type: str
     path: str = Field(description="Path relative to the run directory.")
@@ -170,6 +186,7 @@ class Artifact(Record):
     ops: list[str]
     # Fields a target adds (Target.report_fields); absent for targets that do not.
     edgetpu: EdgeTpuRecord | None = None
+    mcu: McuRecord | None = None
     latency_note: str | None = Field(None, description="Where latency was timed, when not on the device.")
     metric_value: float
     metric_delta: float = Field(description="metric_value − baseline metric_value.")
@@ -189,6 +206,15 @@ class Artifact(Record):
     quantization: QuantizationInfo | None = None
     notes: list[str] = Field(default_factory=list, description="What a reader should know about this artifact.")
 
+    @model_validator(mode="after")
+    def _declared_figures(self):
+        figures.check("target", self.type, self.model_extra or {})
+        return self
+
+    def figures(self) -> dict[str, Any]:
+        """The target's own scalar figures, in the order it returned them."""
+        return dict(self.model_extra or {})
+
     def bits_per_weight(self) -> float | None:
         """Stored bits per value over every constant tensor (None when the record has no storage)."""
         params = sum(e.params for e in self.storage)
@@ -200,4 +226,5 @@ class Artifact(Record):
 
     def target_lines(self) -> list[tuple[str, str]]:
         """The target-specific lines a report shows for this artifact, as (heading, text)."""
-        return [("Edge TPU", self.edgetpu.summary(self.target))] if self.edgetpu else []
+        lines = [("Edge TPU", self.edgetpu.summary(self.target))] if self.edgetpu else []
+        return lines + ([("Microcontroller", self.mcu.summary(self.target))] if self.mcu else [])

@@ -25,6 +25,7 @@ class Built:
     path: Path  # the .tflite file in the staging directory
     fields: dict  # the artifact record's conversion facts (target, path, conversion, sizes, ...)
     xnnpack: bool  # whether it runs with XNNPACK (else it is evaluated and timed without)
+    target: object = None  # the Target that built it (its ``evaluate`` may measure the metric in its own runtime)
 
 
 def convert_baseline(ctx: RunState) -> tuple[Path, Path, float, bool]:
@@ -57,6 +58,7 @@ def build_targets(ctx: RunState, saved_model: Path) -> tuple[list[Built], list[d
     built, failed = [], []
     for params in ctx.recipe.targets:
         target = targets.build(params)
+        target.recipe_name = ctx.recipe.name or Path(ctx.recipe_info.get("path") or "model").stem
         try:
             built.append(_build_target(ctx, target, saved_model))
         except StageError as exc:
@@ -146,7 +148,7 @@ def _build_target(ctx: RunState, target, saved_model: Path) -> Built:
             fields["quantization"] = {**described["quantization"], **quantization}
             if conversion.per_tensor_dense:  # the backend's scheme names the runtime fallback
                 fields["quantization"]["scheme"] = described["quantization"]["scheme"]
-        return Built(path=path, fields=fields, xnnpack=status["xnnpack"])
+        return Built(path=path, fields=fields, xnnpack=status["xnnpack"], target=target)
     shutil.rmtree(folder, ignore_errors=True)
     raise StageError("; ".join(tried) or "no conversion was tried")
 

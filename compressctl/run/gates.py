@@ -16,6 +16,8 @@ GATES = {
     "min_compression_ratio_gzip": ("compression_ratio_gzip", True),
     "min_speedup": ("speedup", True),
     "max_size_bytes": ("size_bytes", False),
+    "max_flash_bytes": ("mcu.flash_bytes", False),  # mcu artifacts only: the others have no such figure
+    "max_arena_bytes": ("mcu.arena_bytes", False),
 }
 
 
@@ -40,6 +42,10 @@ def evaluate_gates(
                 continue
             if figure == "metric_drop":
                 value = metric_drop(baseline, artifact, higher_is_better)
+            elif figure.startswith("mcu."):
+                if artifact.mcu is None:
+                    continue
+                value = getattr(artifact.mcu, figure.removeprefix("mcu."))
             else:
                 value = getattr(artifact, figure)
             # A hair of tolerance so that a drop of exactly the threshold passes despite float rounding.

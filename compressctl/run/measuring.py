@@ -25,7 +25,10 @@ def evaluate_artifacts(ctx: RunState, built: list[Built]) -> dict[str, float]:
     data, metrics = ctx.data, {}
     for b in built:
         ctx.emit(Event("step", f"evaluating {b.fields['target']} on {data.test_samples} test samples"))
-        metrics[b.fields["path"]] = evaluate_tflite_source(b.path, data, ctx.task, xnnpack=b.xnnpack)
+        own = b.target.evaluate(b.path, data, ctx.task, ctx.emit) if b.target is not None else None
+        if own is None:
+            own = evaluate_tflite_source(b.path, data, ctx.task, xnnpack=b.xnnpack)
+        metrics[b.fields["path"]] = own
     return metrics
 
 

@@ -51,6 +51,8 @@ class Target:
     Params: ClassVar[type[TargetParams]]
     # Fields of the artifact's record in report.json that ``finish`` may return (typed in record.Artifact).
     report_fields: ClassVar[tuple[str, ...]] = ()
+    # The recipe's name (its ``name:``, else its file's stem), set by the pipeline: what files are named after.
+    recipe_name: str = ""
 
     def __init__(self, params: TargetParams):
         self.params = params
@@ -72,6 +74,11 @@ class Target:
 
     def conversions(self) -> list[Conversion]:  # pragma: no cover - every target overrides it
         raise NotImplementedError
+
+    def evaluate(self, path: Path, data, task, emit: Emit) -> float | None:
+        """The artifact's metric on ``data``'s test split measured in the target's own runtime (the mcu
+        target's TFLM), after ``finish``; None: it is measured in LiteRT, as for every other target."""
+        return None
 
     def finish(self, path: Path, folder: Path, emit: Emit) -> dict:
         """Check the artifact at ``path`` further; may write companion files into ``folder`` only.

@@ -1,0 +1,176 @@
+"""Microcontroller target: a full-int8 model for TensorFlow Lite for Microcontrollers (TFLM), measured in
+the real TFLM interpreter (the ``tflite-micro`` package), with the C sources a firmware compiles.
+
+The artifact is converted like the cpu target's full int8, with int8 input and output and integer
+ops only. Then, in TFLM itself (a child process, compressctl/backends/tflm_worker.py, so that a crash
+fails this target with one line): every op is checked against the ops the interpreter registers
+(before anything runs), the smallest tensor arena that allocates is found by bisection, and the
+metric on the test split is measured (``evaluate``). ``mcu/model_data.cc``/``.h`` hold the model as
+a 16-byte-aligned array and ``mcu/op_resolver.h`` a ``MicroMutableOpResolver`` with exactly its ops.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from compressctl.backends.convert import Converter
+from compressctl.core import measure
+from compressctl.core.errors import StageError
+from compressctl.core.events import Event
+from compressctl.litert import tflm
+from compressctl.litert.compat import read_operators
+from compressctl.targets.base import Conversion, QuantizedTargetParams, Target
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2}
+_SIZE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+SIZE_HELP = (
+    "bytes (262144) or a size with a unit: B, KB/KiB, MB/MiB (256 KB; K and M count 1,024 as microcontroller "
+    "datasheets do)"
+)
+
+
+def parse_bytes(value, field: str) -> int | None:
+    """A budget in bytes from an int or a string with a unit; a ValueError naming ``field`` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{field} must be {SIZE_HELP}, not {value!r}")
+    if isinstance(value, int | float):
+        number, unit = float(value), ""
+    else:
+        match = _SIZE.match(value)
+        if not match:
+            raise ValueError(f"{field} {value!r} is not a size; give {SIZE_HELP}")
+        number, unit = float(match.group(1)), match.group(2)
+        if unit in ("Kb", "Mb", "bit", "bits", "kbit", "Kbit", "Mbit"):
+            raise ValueError(f"{field} {value!r} is in bits ({unit}); give {SIZE_HELP}")
+        if unit.lower() not in _UNITS:
+            raise ValueError(f"{field} {value!r} is not in a unit of bytes; give {SIZE_HELP}")
+        number *= _UNITS[unit.lower()]
+    if number <= 0:
+        raise ValueError(f"{field} must be a positive size, not {value!r}")
+    if number != int(number):
+        raise ValueError(f"{field} {value!r} is not a whole number of bytes")
+    return int(number)
+
+
+class TflmProcess(Converter):
+    """The TFLM interpreter in a child process of its own (protocol of compressctl/backends/convert.py)."""
+
+    tool = "the TFLM interpreter"
+
+    def _command(self) -> list[str]:
+        return [sys.executable, "-m", "compressctl.backends.tflm_worker"]
+
+
+class McuTarget(Target):
+    """Full-int8 TFLite for TensorFlow Lite Micro: ops, flash and arena measured in its interpreter."""
+
+    type = "mcu"
+
+    class Params(QuantizedTargetParams):
+        type: Literal["mcu"]
+        # TFLM models take and give int8: no float at the edges of the graph.
+        io_dtype: Literal["int8"] = Field("int8", description="Input/output type: int8 (TFLM runs integer models).")
+        flash_budget: int | str | None = Field(
+            None,
+            description=f"Flash the model array may take: {SIZE_HELP}. A larger artifact fails this target.",
+        )
+        arena_budget: int | str | None = Field(
+            None,
+            description=f"RAM the tensor arena may take: {SIZE_HELP}. A larger measured arena fails this target.",
+        )
+
+        @field_validator("flash_budget", "arena_budget", mode="before")
+        @classmethod
+        def _in_bytes(cls, value, info):
+            return parse_bytes(value, info.field_name)
+
+    report_fields = ("mcu", "latency_note")
+
+    def __init__(self, params):
+        super().__init__(params)
+        self._arena: int | None = None
+
+    def conversions(self) -> list[Conversion]:
+        return [Conversion("int8", io_dtype="int8", integer_only=True, label="full int8 (TFLM)")]
+
+    def finish(self, path, folder, emit) -> dict:
+        path, folder = Path(path), Path(folder)
+        p = self.params
+        ops = tflm.model_ops(path)
+        missing = tflm.missing_ops(ops)
+        if missing:
+            lacks = ", ".join(f"{row['op']} v{row['version']} (layer {row['layer']!r})" for row in missing)
+            raise StageError(f"{tflm.version()} does not register {lacks}")
+        floats = _float_ops(path)
+        if floats:
+            raise StageError(f"not an int8 model: float ops {floats}")
+        model = path.read_bytes()
+        flash = len(model)
+        if p.flash_budget is not None and flash > p.flash_budget:
+            raise StageError(f"flash_bytes {flash:,} over flash_budget {p.flash_budget:,} bytes")
+        emit(Event("step", f"{self.name}: measuring the tensor arena in {tflm.version()}"))
+        with tempfile.TemporaryDirectory() as tmp, TflmProcess(timeout_s=1800) as worker:
+            out = Path(tmp) / "arena.json"
+            worker.request({"op": "arena", "model": str(path), "out": str(out)}, out, "arena measurement")
+            arena = json.loads(out.read_text())["arena_bytes"]
+        if p.arena_budget is not None and arena > p.arena_budget:
+            raise StageError(f"arena_bytes {arena:,} over arena_budget {p.arena_budget:,} bytes")
+        self._arena = arena
+        files = _write_sources(model, ops, folder, self.recipe_name or "model")  # g_<recipe>_model_data
+        emit(Event("step", f"{self.name}: {flash:,} bytes of flash, {arena:,}-byte arena in {tflm.version()}"))
+        record = {
+            "runtime": tflm.version(),
+            "arena_bytes": arena,
+            "flash_bytes": flash,
+            "ops": [{"op": r["op"], "version": r["version"], "layer": r["layer"]} for r in ops],
+            "metric_runtime": f"{tflm.version()} (Python interpreter on the host), test split",
+            "files": [f"{folder.name}/{name}" for name in files],
+        }
+        record.update({k: v for k, v in (("flash_budget", p.flash_budget), ("arena_budget", p.arena_budget)) if v})
+        return {"mcu": record, "latency_note": "timed in LiteRT on the host CPU; no microcontroller is attached here"}
+
+    def evaluate(self, path, data, task, emit) -> float | None:
+        """The metric on the test split measured in the TFLM interpreter, in the arena measured in ``finish``."""
+        arena = self._arena
+        if arena is None:
+            return None
+        with tempfile.TemporaryDirectory() as tmp, TflmProcess(timeout_s=3600) as worker:
+            inputs, out = Path(tmp) / "x.npy", Path(tmp) / "y.npy"
+
+            def predict(x: np.ndarray) -> np.ndarray:
+                np.save(inputs, np.asarray(x, np.float32))
+                out.unlink(missing_ok=True)
+                spec = {"op": "predict", "model": str(path), "inputs": str(inputs), "out": str(out), "arena": arena}
+                worker.request(spec, out, "evaluation")
+                return np.load(out)
+
+            return data.score(predict, task)
+
+
+def _float_ops(path: Path) -> str:
+    """The ops that compute in float, with their layers ('' when none)."""
+    rows = []
+    for operator in read_operators(path):
+        if any(t.startswith("FLOAT") for t in operator["output_types"]) and operator["op"] != "DEQUANTIZE":
+            name = operator["outputs"][0] if operator["outputs"] else ""
+            rows.append(f"{operator['op']} (layer {tflm.layer_of(name)!r})")
+    return ", ".join(rows[:5]) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+
+
+def _write_sources(model: bytes, ops: list[dict], folder: Path, name: str) -> list[str]:
+    """model_data.cc, model_data.h and op_resolver.h in ``folder``, each whole or not at all."""
+    source, header = tflm.model_sources(model, name)
+    files = {"model_data.cc": source, "model_data.h": header, "op_resolver.h": tflm.op_resolver_source(ops, name)}
+    for file, text in files.items():
+        measure.write_whole(folder / file, text.encode())
+    return list(files)
