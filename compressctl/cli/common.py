@@ -1,6 +1,6 @@
-"""What every command module of the CLI shares: the Typer app, the common options, and two helpers.
+"""What every command module of the CLI shares: the Typer app (and its `--version`), the common options, two helpers.
 
-``commands`` and ``search`` register their commands on ``app``; neither imports the other at module level.
+``entry`` registers the command modules' commands on ``app``; the command modules import only this and ``ui``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from compressctl import __version__
 from compressctl.core.errors import EXIT_USER_ERROR, UserError
 
 app = typer.Typer(
@@ -22,6 +23,25 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode=None,
 )
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"compressctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+):
+    """Compress trained Keras models into measured TFLite artifacts for CPU, GPU and Edge TPU.
+
+    Exit codes: 0 ok, 1 a gate failed, 2 bad input, 3 a stage or conversion failed.
+    """
+
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout, nothing else there.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors, warnings and the result.")]

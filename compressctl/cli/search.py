@@ -1,4 +1,4 @@
-"""The ``search`` and ``sensitivity`` commands, registered on the Typer app of compressctl.cli.common.
+"""The commands that search: ``search`` recipe settings on Ray, and each layer's ``sensitivity``.
 
 Thin like the rest of the CLI: parse, call compressctl.api, render, exit. Imports neither Ray nor
 TensorFlow at module level.
@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from compressctl.cli.common import CustomObjectsOpt, JsonOpt, TrustOpt, VerboseOpt, app, bad_flag, write_text
+from compressctl.cli.common import CustomObjectsOpt, JsonOpt, TrustOpt, VerboseOpt, bad_flag, write_text
 from compressctl.cli.ui import UI, session
 
 
@@ -26,9 +26,9 @@ def _floats(text: str | None, name: str, json_: bool, integer: bool = False) -> 
     return values
 
 
-@app.command()
 def search(
     recipe: Annotated[str, typer.Argument(help="Recipe YAML file with a `search:` section.")],
+    *,
     out: Annotated[str, typer.Option("--out", "-o", help="Search directory (search.json, trials/NNNN/, best.yaml).")],
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model path (overrides the recipe).")] = None,
     data: Annotated[str | None, typer.Option("--data", "-d", help="npz data set (overrides the recipe).")] = None,
@@ -112,9 +112,9 @@ def _render_search(ui: UI, result) -> None:
                      markup=False)  # fmt: skip
 
 
-@app.command()
 def sensitivity(
     model: Annotated[str, typer.Argument(help="Model path: SavedModel dir, .h5 or .keras.")],
+    *,
     data: Annotated[str, typer.Option("--data", "-d", help="npz data set; the metric is taken on its test split.")],
     out: Annotated[str, typer.Option("--out", "-o", help="Folder for sensitivity.json, .md and .png.")] = "sensitivity",
     levels: Annotated[
