@@ -1,0 +1,222 @@
+"""Microcontroller target: budgets and helpers, then whole runs measured in the real TFLM interpreter.
+
+The runs convert tiny models and check what the target wrote against the files themselves: the arena
+against fresh TFLM interpreters (allocating at arena_bytes, failing 16 bytes below), the C array
+compiled with the host C++ compiler against the .tflite's bytes, the metric against TFLM's outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from compressctl import api
+from compressctl.core.errors import EXIT_STAGE_FAILED
+from compressctl.litert import tflm
+from compressctl.targets.mcu import McuTarget, parse_bytes
+from tests.conftest import write_recipe
+
+# --- budgets and helpers (no TensorFlow) ------------------------------------------------------------
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [(262144, 262144), ("256 KB", 262144), ("256KiB", 262144), ("2 MB", 2 * 1024**2), ("100 B", 100), ("1.5k", 1536)],
+)
+def test_budgets_are_bytes_or_sizes_with_a_unit(given, expected):
+    assert parse_bytes(given, "flash_budget") == expected
+    params = McuTarget.Params(type="mcu", flash_budget=given, arena_budget=given)
+    assert (params.flash_budget, params.arena_budget) == (expected, expected)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("given", "why"),
+    [
+        ("256 ms", "not in a unit of bytes"),
+        ("256 Kb", "in bits"),
+        (-4096, "positive"),
+        ("-1 KB", "positive"),
+        (0, "positive"),
+        ("lots", "not a size"),
+        ("0.5 B", "whole number"),
+    ],
+)
+def test_a_budget_in_another_unit_or_negative_is_refused(given, why):
+    with pytest.raises(ValidationError, match=why):
+        McuTarget.Params(type="mcu", arena_budget=given)
+
+
+@pytest.mark.unit
+def test_resolver_methods_and_registered_ops():
+    assert tflm.resolver_method("CONV_2D") == "AddConv2D"
+    assert tflm.resolver_method("DEPTHWISE_CONV_2D") == "AddDepthwiseConv2D"
+    assert tflm.resolver_method("FULLY_CONNECTED") == "AddFullyConnected"
+    assert tflm.resolver_method("MAX_POOL_2D") == "AddMaxPool2D"
+    registered = tflm.registered_ops()
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SOFTMAX", "RESHAPE", "QUANTIZE"} <= registered
+    assert "GELU" not in registered  # this TFLM has no GELU kernel (the failing-op run below relies on it)
+    assert not any(name.startswith(("DELAY", "FRAMER")) for name in registered)  # signal ops are custom, not builtin
+
+
+@pytest.mark.unit
+def test_missing_ops_name_the_op_and_its_layer():
+    ops = [{"op": "CONV_2D", "version": 3, "layer": "conv"}, {"op": "GELU", "version": 2, "layer": "fc1"}]
+    assert tflm.missing_ops(ops) == [{"op": "GELU", "version": 2, "layer": "fc1"}]
+
+
+# --- whole runs --------------------------------------------------------------------------------------
+
+
+def _in_tflm(code: str) -> str:
+    """Run ``code`` with the TFLM interpreter in a child process (a crash must not take pytest with it)."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+RECIPE = """
+name: tiny-mcu
+model: {model}
+data: {data}
+targets:
+  - type: mcu
+    calibration_samples: 64
+{extra}
+bench: {{runs: 5, warmup: 1, rounds: 1, threads: 1}}
+"""
+
+
+@pytest.mark.slow
+def test_mcu_run_is_measured_in_tflm_and_ships_an_array_that_compiles(tmp_path, tiny_cnn_path, tiny_data):
+    gates = "gates:\n  max_flash_bytes: 1000000\n  max_arena_bytes: 8"
+    recipe = write_recipe(tmp_path, RECIPE.format(model=tiny_cnn_path, data=tiny_data, extra=gates))
+    out = tmp_path / "run"
+    result = api.run(str(recipe), out=str(out))
+    report = json.loads((out / "report.json").read_text())
+    (artifact,) = report["artifacts"]
+    mcu, tflite = artifact["mcu"], out / "mcu" / "model.tflite"
+    assert artifact["input_dtype"] == artifact["output_dtype"] == "int8"
+    assert mcu["runtime"] == tflm.version() and "tflite-micro" in mcu["metric_runtime"]
+    assert mcu["flash_bytes"] == tflite.stat().st_size == artifact["size_bytes"]
+    assert [op["op"] for op in mcu["ops"]] == ["CONV_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"]
+
+    # The arena: the smallest multiple of 16 that allocates, checked on fresh interpreters.
+    arena = mcu["arena_bytes"]
+    assert arena % 16 == 0 and 0 < arena < 64 * 1024
+    probe = (
+        "from tflite_micro.python.tflite_micro import runtime\n"
+        f"model = open({str(tflite)!r}, 'rb').read()\n"
+        "def ok(n):\n"
+        "    try:\n        runtime.Interpreter.from_bytes(model, arena_size=n)\n"
+        "    except RuntimeError:\n        return False\n"
+        "    return True\n"
+        f"print(ok({arena}), ok({arena - 16}))\n"
+    )
+    assert _in_tflm(probe).split()[-2:] == ["True", "False"]
+
+    # The metric is TFLM's on the test split: recomputed from TFLM's own outputs here.
+    data = np.load(tiny_data)
+    np.save(tmp_path / "x.npy", data["x_test"])
+    outputs = tmp_path / "y.npy"
+    _in_tflm(
+        "import numpy as np\nfrom compressctl.litert import tflm\n"
+        f"y = tflm.predict(open({str(tflite)!r}, 'rb').read(), np.load({str(tmp_path / 'x.npy')!r}), {arena})\n"
+        f"np.save({str(outputs)!r}, y)\n"
+    )
+    accuracy = float(np.mean(np.argmax(np.load(outputs), axis=1) == data["y_test"]))
+    assert artifact["metric_value"] == pytest.approx(accuracy, abs=1e-9)
+    assert accuracy > 0.8
+
+    # The gates read the measured figures: flash passes, an 8-byte arena cannot.
+    gates = {g["name"]: g for g in report["gates"]}
+    assert gates["max_flash_bytes"]["value"] == mcu["flash_bytes"] and gates["max_flash_bytes"]["passed"]
+    assert gates["max_arena_bytes"]["value"] == arena and not gates["max_arena_bytes"]["passed"]
+    assert result.exit_code == 1
+    markdown = (out / "report.md").read_text()
+    assert f"{mcu['flash_bytes']:,} bytes of flash" in markdown and f"{arena:,}-byte tensor arena" in markdown
+    assert f"{arena:,}-byte tensor arena" in (out / "report.html").read_text()
+
+    # The files to ship: the array compiled with the host compiler holds exactly the .tflite's bytes.
+    assert mcu["files"] == ["mcu/model_data.cc", "mcu/model_data.h", "mcu/op_resolver.h"]
+    header = (out / "mcu" / "model_data.h").read_text()
+    assert "extern const unsigned char g_tiny_mcu_model_data[];" in header
+    resolver = (out / "mcu" / "op_resolver.h").read_text()
+    assert "tflite::MicroMutableOpResolver<4>" in resolver
+    assert sorted(line.split(".")[1].split("(")[0] for line in resolver.splitlines() if "resolver.Add" in line) == [
+        "AddConv2D",
+        "AddFullyConnected",
+        "AddReshape",
+        "AddSoftmax",
+    ]
+    compiler = shutil.which("g++") or shutil.which("c++")
+    if compiler is None:
+        pytest.skip("no host C++ compiler")
+    (tmp_path / "dump.cc").write_text(
+        '#include <cstdio>\n#include <cstdint>\n#include "model_data.h"\n'
+        "int main() {\n"
+        '  std::fprintf(stderr, "%u\\n", (unsigned)(reinterpret_cast<std::uintptr_t>(g_tiny_mcu_model_data) % 16));\n'
+        "  std::fwrite(g_tiny_mcu_model_data, 1, g_tiny_mcu_model_data_len, stdout);\n"
+        "  return 0;\n}\n"
+    )
+    binary = tmp_path / "dump"
+    subprocess.run(
+        [compiler, "-std=c++17", "-Wall", "-Werror", "-I", str(out / "mcu"), str(tmp_path / "dump.cc"),
+         str(out / "mcu" / "model_data.cc"), "-o", str(binary)],
+        check=True, timeout=300,
+    )  # fmt: skip
+    dumped = subprocess.run([str(binary)], capture_output=True, check=True, timeout=60)
+    assert dumped.stdout == tflite.read_bytes()
+    assert dumped.stderr.strip() == b"0"  # the array sits on a 16-byte boundary
+
+
+@pytest.mark.slow
+def test_a_budget_the_model_cannot_fit_fails_the_target_with_one_line(tmp_path, tiny_cnn_path, tiny_data):
+    extra = "    flash_budget: 1 KB"
+    recipe = write_recipe(tmp_path, RECIPE.format(model=tiny_cnn_path, data=tiny_data, extra=extra))
+    out = tmp_path / "run"
+    result = api.run(str(recipe), out=str(out))
+    assert result.exit_code == EXIT_STAGE_FAILED
+    (failed,) = result.record.failed_targets
+    assert "flash_bytes" in failed.error and "over flash_budget 1,024 bytes" in failed.error
+    assert "\n" not in failed.error
+    assert not (out / "mcu").exists()  # nothing half-written
+
+
+def _gelu_model(path: Path) -> Path:
+    from compressctl.core.env import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    model = k.Sequential(
+        [
+            k.layers.Input((8, 8, 1)),
+            k.layers.Flatten(name="flatten"),
+            k.layers.Dense(16, name="fc1"),
+            k.layers.Activation("gelu", name="gelu_act"),
+            k.layers.Dense(3, activation="softmax", name="fc2"),
+        ]
+    )
+    model.save(str(path), save_format="tf")
+    return path
+
+
+@pytest.mark.slow
+def test_an_op_tflm_lacks_fails_the_target_naming_the_op_and_its_layer(tmp_path, tiny_data):
+    model = _gelu_model(tmp_path / "gelu")
+    recipe = write_recipe(tmp_path, RECIPE.format(model=model, data=tiny_data, extra=""))
+    out = tmp_path / "run"
+    result = api.run(str(recipe), out=str(out))
+    assert result.exit_code == EXIT_STAGE_FAILED
+    (failed,) = result.record.failed_targets
+    assert "does not register GELU" in failed.error and "gelu_act" in failed.error, failed.error
+    assert "\n" not in failed.error
+    assert not (out / "mcu").exists()
