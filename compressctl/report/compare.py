@@ -46,6 +46,8 @@ def rows_from_report(run: str, record: RunRecord, run_dir: str | Path = "") -> l
             "metric_delta": 0.0,
             "p50_ms": base.latency_ms.p50,
             "speedup": 1.0,
+            "flash_bytes": None,
+            "arena_bytes": None,
         }
     ]
     for a in record.artifacts:
@@ -66,6 +68,9 @@ def rows_from_report(run: str, record: RunRecord, run_dir: str | Path = "") -> l
                 "p50_ms": a.latency_ms.p50,
                 "speedup": a.speedup,
                 "measured_on": a.measured_on,
+                # mcu targets: measured in the TFLM interpreter (artifacts[].mcu); None for the others
+                "flash_bytes": a.mcu.flash_bytes if a.mcu else None,
+                "arena_bytes": a.mcu.arena_bytes if a.mcu else None,
             }
         )
     return rows
