@@ -40,6 +40,25 @@ def test_help_lists_every_command_with_its_summary():
     ]
 
 
+@pytest.mark.unit
+def test_each_commands_positional_parameters_are_its_arguments():
+    """Options are keyword-only (after `*`): a command function never takes a long positional list."""
+    import inspect
+
+    import typer
+
+    from compressctl.cli import app
+
+    group = typer.main.get_command(app)
+    for info in app.registered_commands:
+        name = info.name or info.callback.__name__
+        parameters = inspect.signature(info.callback).parameters.values()
+        positional = [p.name for p in parameters if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+        arguments = [param.name for param in group.commands[name].params if param.param_type_name == "argument"]
+        assert positional == arguments, name
+        assert len(group.commands[name].params) == len(parameters), name
+
+
 def test_version():
     assert cli("--version").stdout.startswith("compressctl ")
 

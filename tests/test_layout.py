@@ -1,4 +1,5 @@
-"""The package layout: a short root, every module in an import layer, no import cycle, no private imports.
+"""The package layout: a short root, every module in an import layer, no import cycle, no private imports,
+and small pieces (modules, functions and parameter lists under a size).
 
 The layers themselves are checked by import-linter (``make lint``); these tests check that its
 contracts cover every module, so a new module cannot slip outside them.
@@ -23,6 +24,12 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.unit
 
 ROOT_MODULES_AT_MOST = 4  # __init__, __main__, api and at most one more
+MODULE_LINES_AT_MOST = 450
+FUNCTION_LINES_AT_MOST = 90  # from its `def` line to its last line, docstring included
+POSITIONAL_PARAMETERS_AT_MOST = 8  # self included; keyword-only ones (after `*`) are free
+# Pure data tables may run longer than a module should: the documented Edge TPU op rules and the
+# table of TFLite op versions. Nothing else: a module over the limit is split by concern.
+DATA_TABLES = ("compressctl/targets/edgetpu_ops.py", "compressctl/litert/op_versions.py")
 
 
 def _contracts() -> list[dict]:
@@ -138,3 +145,48 @@ def test_no_test_module_imports_another():
 def test_benchmarks_import_no_tests():
     found = [f"{where} {name}" for where, name in _imported("benchmarks") if name.split(".")[0] == "tests"]
     assert found == []
+
+
+def _sources():
+    """(path relative to the repository, source text) for every module of compressctl."""
+    for path in sorted((REPO / "compressctl").rglob("*.py")):
+        yield path.relative_to(REPO).as_posix(), path.read_text()
+
+
+def _functions():
+    """(where, function node) for every function and method of compressctl, nested ones included."""
+    for name, text in _sources():
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield f"{name}:{node.lineno} {node.name}", node
+
+
+def test_the_data_tables_allowed_to_run_long_exist():
+    assert [name for name in DATA_TABLES if not (REPO / name).is_file()] == []
+
+
+def test_no_module_is_over_450_lines():
+    found = [
+        f"{name}: {len(text.splitlines())} lines"
+        for name, text in _sources()
+        if len(text.splitlines()) > MODULE_LINES_AT_MOST and name not in DATA_TABLES
+    ]
+    assert found == [], f"split these by concern (at most {MODULE_LINES_AT_MOST} lines a module)"
+
+
+def test_no_function_is_over_90_lines():
+    found = [
+        f"{where}: {node.end_lineno - node.lineno + 1} lines"
+        for where, node in _functions()
+        if node.end_lineno - node.lineno + 1 > FUNCTION_LINES_AT_MOST
+    ]
+    assert found == [], f"at most {FUNCTION_LINES_AT_MOST} lines a function"
+
+
+def test_no_function_takes_more_than_8_positional_parameters():
+    found = [
+        f"{where}: {count} positional parameters"
+        for where, node in _functions()
+        if (count := len(node.args.posonlyargs) + len(node.args.args)) > POSITIONAL_PARAMETERS_AT_MOST
+    ]
+    assert found == [], "make the rest keyword-only (after `*`) or group them in a dataclass"
