@@ -37,28 +37,28 @@ SIZE_HELP = (
 )
 
 
-def parse_bytes(value, field: str) -> int | None:
-    """A budget in bytes from an int or a string with a unit; a ValueError naming ``field`` otherwise."""
+def parse_bytes(value) -> int | None:
+    """A budget in bytes from an int or a string with a unit; a ValueError saying what is wrong otherwise."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"{field} must be {SIZE_HELP}, not {value!r}")
+        raise ValueError(f"must be {SIZE_HELP}, not {value!r}")
     if isinstance(value, int | float):
         number, unit = float(value), ""
     else:
         match = _SIZE.match(value)
         if not match:
-            raise ValueError(f"{field} {value!r} is not a size; give {SIZE_HELP}")
+            raise ValueError(f"{value!r} is not a size; give {SIZE_HELP}")
         number, unit = float(match.group(1)), match.group(2)
         if unit in ("Kb", "Mb", "bit", "bits", "kbit", "Kbit", "Mbit"):
-            raise ValueError(f"{field} {value!r} is in bits ({unit}); give {SIZE_HELP}")
+            raise ValueError(f"{value!r} is in bits ({unit}); give {SIZE_HELP}")
         if unit.lower() not in _UNITS:
-            raise ValueError(f"{field} {value!r} is not in a unit of bytes; give {SIZE_HELP}")
+            raise ValueError(f"{value!r} is not in a unit of bytes; give {SIZE_HELP}")
         number *= _UNITS[unit.lower()]
     if number <= 0:
-        raise ValueError(f"{field} must be a positive size, not {value!r}")
+        raise ValueError(f"must be a positive size, not {value!r}")
     if number != int(number):
-        raise ValueError(f"{field} {value!r} is not a whole number of bytes")
+        raise ValueError(f"{value!r} is not a whole number of bytes")
     return int(number)
 
 
@@ -91,8 +91,8 @@ class McuTarget(Target):
 
         @field_validator("flash_budget", "arena_budget", mode="before")
         @classmethod
-        def _in_bytes(cls, value, info):
-            return parse_bytes(value, info.field_name)
+        def _in_bytes(cls, value):
+            return parse_bytes(value)
 
     report_fields = ("mcu", "latency_note")
 
@@ -113,7 +113,9 @@ class McuTarget(Target):
             raise StageError(f"{tflm.version()} does not register {lacks}")
         floats = _float_ops(path)
         if floats:
-            raise StageError(f"not an int8 model: float ops {floats}")
+            raise StageError(
+                f"float-only layers that do not become int8: {floats} (TFLM targets need every op in int8)"
+            )
         model = path.read_bytes()
         flash = len(model)
         if p.flash_budget is not None and flash > p.flash_budget:

@@ -32,7 +32,7 @@ from tests.conftest import write_recipe
     [(262144, 262144), ("256 KB", 262144), ("256KiB", 262144), ("2 MB", 2 * 1024**2), ("100 B", 100), ("1.5k", 1536)],
 )
 def test_budgets_are_bytes_or_sizes_with_a_unit(given, expected):
-    assert parse_bytes(given, "flash_budget") == expected
+    assert parse_bytes(given) == expected
     params = McuTarget.Params(type="mcu", flash_budget=given, arena_budget=given)
     assert (params.flash_budget, params.arena_budget) == (expected, expected)
 
@@ -53,6 +53,53 @@ def test_budgets_are_bytes_or_sizes_with_a_unit(given, expected):
 def test_a_budget_in_another_unit_or_negative_is_refused(given, why):
     with pytest.raises(ValidationError, match=why):
         McuTarget.Params(type="mcu", arena_budget=given)
+
+
+BAD_BUDGETS = {
+    "flash_budget_in_milliseconds": (
+        "model: m\ntargets:\n  - type: mcu\n    flash_budget: 256 ms\n",
+        "{path}:4:19 targets[0].flash_budget: '256 ms' is not in a unit of bytes; give bytes (262144) or a size with "
+        "a unit: B, KB/KiB, MB/MiB (256 KB; K and M count 1,024 as microcontroller datasheets do)",
+    ),
+    "arena_budget_in_kilobits": (
+        "model: m\ntargets:\n  - type: mcu\n    arena_budget: 64 Kb\n",
+        "{path}:4:19 targets[0].arena_budget: '64 Kb' is in bits (Kb); give bytes (262144) or a size with a unit: "
+        "B, KB/KiB, MB/MiB (256 KB; K and M count 1,024 as microcontroller datasheets do)",
+    ),
+    "negative_arena_budget": (
+        "model: m\ntargets:\n  - type: mcu\n    arena_budget: -4096\n",
+        "{path}:4:19 targets[0].arena_budget: must be a positive size, not -4096",
+    ),
+    "negative_flash_gate": (
+        "model: m\ntargets:\n  - type: mcu\ngates:\n  max_flash_bytes: -1\n",
+        "{path}:5:20 gates.max_flash_bytes: must be >= 1",
+    ),
+}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("case", sorted(BAD_BUDGETS), ids=sorted(BAD_BUDGETS))
+def test_a_bad_budget_is_one_line_naming_file_line_and_field(case, tmp_path):
+    from compressctl.core.errors import UserError
+    from compressctl.recipe.schema import load_recipe
+
+    text, expected = BAD_BUDGETS[case]
+    path = write_recipe(tmp_path, text)
+    with pytest.raises(UserError) as info:
+        load_recipe(path)
+    assert str(info.value).splitlines() == [expected.format(path=path)]
+
+
+@pytest.mark.unit
+def test_validate_exits_2_on_a_budget_in_the_wrong_unit(tmp_path):
+    from tests.conftest import cli
+
+    path = write_recipe(tmp_path, BAD_BUDGETS["flash_budget_in_milliseconds"][0])
+    done = cli("validate", path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: " + BAD_BUDGETS["flash_budget_in_milliseconds"][1].format(path=path)
+    ]
 
 
 @pytest.mark.unit
@@ -218,5 +265,37 @@ def test_an_op_tflm_lacks_fails_the_target_naming_the_op_and_its_layer(tmp_path,
     assert result.exit_code == EXIT_STAGE_FAILED
     (failed,) = result.record.failed_targets
     assert "does not register GELU" in failed.error and "gelu_act" in failed.error, failed.error
+    assert "\n" not in failed.error
+    assert not (out / "mcu").exists()
+
+
+@pytest.mark.slow
+def test_a_float_only_layer_fails_the_target_with_one_line(tmp_path, tiny_data):
+    from compressctl.core.env import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+
+    def sine(x):
+        import tensorflow as tf
+
+        return tf.math.sin(x)  # TFLite's SIN has float kernels only
+
+    model = k.Sequential(
+        [
+            k.layers.Input((8, 8, 1)),
+            k.layers.Flatten(name="flatten"),
+            k.layers.Dense(16, name="fc1"),
+            k.layers.Lambda(sine, name="sine"),
+            k.layers.Dense(3, activation="softmax", name="fc2"),
+        ]
+    )
+    model.save(str(tmp_path / "sine.h5"))
+    recipe = write_recipe(tmp_path, RECIPE.format(model=tmp_path / "sine.h5", data=tiny_data, extra=""))
+    out = tmp_path / "run"
+    result = api.run(str(recipe), out=str(out), trust_model=True)
+    assert result.exit_code == EXIT_STAGE_FAILED
+    (failed,) = result.record.failed_targets
+    assert "float-only layers" in failed.error and "SIN (layer 'sine')" in failed.error, failed.error
     assert "\n" not in failed.error
     assert not (out / "mcu").exists()
