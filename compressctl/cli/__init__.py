@@ -1,5 +1,4 @@
-"""The command line: one module per command group (``running``, ``starting``, ``artifacts``, ``reports``,
-``search``), registered in ``entry``; shared options (``common``) and the terminal (``ui``).
+"""The command line: a module per command group (running, starting, artifacts, reports, search), entry, common, ui.
 
 May import everything below it (the api first); only ``__main__`` imports it. ``main`` and ``app`` are importable here.
 """
