@@ -12,6 +12,7 @@ import sys
 
 from compressctl.cli import artifacts, reports, running, search, starting
 from compressctl.cli.common import app
+from compressctl.core.registry import PluginError
 
 COMMANDS = (
     ("run", running.run),
@@ -38,6 +39,9 @@ def main() -> None:
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except PluginError as exc:  # raised as a command first imports the registries, before its session
+        print(f"error: {exc}", file=sys.stderr)
+        code = exc.exit_code
     if "tensorflow" in sys.modules:
         # Every file is written and closed by now; TensorFlow's interpreter teardown would add most
         # of a second to each command, so leave without it.

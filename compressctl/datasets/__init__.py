@@ -1,7 +1,8 @@
 """Data sources, one module per format behind one protocol (``base.DataSource``).
 
 ``open_source`` takes the recipe's ``data``: a plain path (an ``.npz``, as always) or a
-``{format: ...}`` spec. Modules import TensorFlow only inside the functions that need it.
+``{format: ...}`` spec; a plugin's format (``core.registry``, kind ``data_sources``) is opened by
+its own class. Modules import TensorFlow only inside the functions that need it.
 May import core/ only.
 """
 
@@ -10,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from compressctl.datasets.base import DataSource
-from compressctl.datasets.specs import CsvData, DataSpec, ImagesData, NpzData, PythonData, TfrecordData
+from compressctl.datasets.specs import SOURCES, SPECS, CsvData, DataSpec, ImagesData, NpzData, PythonData, TfrecordData
 
 __all__ = ["DataSource", "DataSpec", "FORMATS", "open_source"]
 
-FORMATS = ("npz", "images", "tfrecord", "csv", "python")
+FORMATS = tuple(SPECS)  # the built-in formats, then the plugins'
 
 
 def open_source(spec, keep_float_labels: bool = False) -> DataSource:
@@ -44,4 +45,6 @@ def open_source(spec, keep_float_labels: bool = False) -> DataSource:
         from compressctl.datasets.python import PythonSource
 
         return PythonSource(spec)
+    if getattr(spec, "format", None) in SOURCES:  # a plugin's data source, given its own Spec
+        return SOURCES[spec.format](spec)
     raise TypeError(f"not a data spec: {spec!r}")

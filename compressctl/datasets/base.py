@@ -33,6 +33,9 @@ class DataSource:
 
     format: ClassVar[str]
     in_memory: ClassVar[bool] = False  # True only for npz: arrays the numpy training path can index
+    # A plugin's source (core.registry, kind ``data_sources``) names its recipe model here: a StrictModel
+    # with ``format: Literal["<its format>"]``; ``open_source`` builds the source from it, ``Cls(spec)``.
+    Spec: ClassVar[type]
 
     def __init__(self, label: str):
         self.label = label  # how errors name the source, e.g. "images data/train"

@@ -1,6 +1,7 @@
 """The recipe's ``data:`` section: a plain path (an ``.npz``) or ``{format: ..., ...}``, one model per format.
 
 Pure pydantic, no TensorFlow: ``compressctl validate`` checks these without loading anything.
+Plugins' data sources (``core.registry``) join them here, each with its own ``Spec``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, field_validator
 
+from compressctl.core.registry import PluginError, plugins
 from compressctl.core.strict import StrictModel
+from compressctl.datasets.base import DataSource
 
 _FRACTION = re.compile(r"^\s*([0-9.eE+-]+)\s*/\s*([0-9.eE+-]+)\s*$")
 
@@ -97,6 +100,15 @@ class PythonData(StrictModel):
 
 
 SPECS = {"npz": NpzData, "images": ImagesData, "tfrecord": TfrecordData, "csv": CsvData, "python": PythonData}
+# Data sources from plugins (core.registry, kind ``data_sources``): a DataSource subclass with a ``format``
+# and a ``Spec``, its recipe model; format → class. They join SPECS and the recipe's ``data``.
+SOURCES: dict[str, type[DataSource]] = {
+    cls.format: cls for cls in plugins("data_sources", DataSource, attribute="format", taken=set(SPECS))
+}
+for _format, _source in SOURCES.items():
+    if not (isinstance(getattr(_source, "Spec", None), type) and issubclass(_source.Spec, StrictModel)):
+        raise PluginError(f"data source {_format} ({_source.__module__}) has no `Spec`, the recipe model of its fields")
+    SPECS[_format] = _source.Spec
 
 
 def _data_kind(value) -> str | None:
@@ -110,17 +122,10 @@ def _data_kind(value) -> str | None:
 
 # The recipe's ``data``: errors name only the chosen format's fields (a callable discriminator).
 DataSpec = Annotated[
-    Union[  # noqa: UP007
-        Annotated[str, Tag("path")],
-        Annotated[NpzData, Tag("npz")],
-        Annotated[ImagesData, Tag("images")],
-        Annotated[TfrecordData, Tag("tfrecord")],
-        Annotated[CsvData, Tag("csv")],
-        Annotated[PythonData, Tag("python")],
-    ],
+    Union[(Annotated[str, Tag("path")], *(Annotated[spec, Tag(name)] for name, spec in SPECS.items()))],  # noqa: UP007
     Discriminator(
         _data_kind,
         custom_error_type="data_format",
-        custom_error_message="data must be an npz path or {format: npz | images | tfrecord | csv | python, ...}",
+        custom_error_message=f"data must be an npz path or {{format: {' | '.join(SPECS)}, ...}}",
     ),
 ]

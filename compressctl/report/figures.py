@@ -3,15 +3,17 @@
 A ``Figure`` names one measured value, its type, and how it reads: ``show`` is a format string
 with ``{value}`` (and ``{pct}``, 100 × the value) such as ``"sparsity {pct:.1f} %"``, and
 ``heading`` is its column in a per-layer table. ``Stage`` and ``Target`` subclasses declare theirs
-(``figures``, ``layer_figures``) and their declarations are kept here, by type, when the class is
-defined; the record checks measured values against them and the renderers read them, so neither
-holds a list of any stage's or target's fields. A report whose stage or target is not known to
-this process (a plugin not installed here) shows its figures by name.
+(``figures``, ``layer_figures``), kept here by type when the class is defined (a type not yet seen
+has its package imported first, ``core.registry.load``). The record checks measured values against
+them and the renderers read them, so neither holds a list of any stage's or target's fields. A
+report whose stage or target no module here defines (a plugin not installed) shows them by name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from compressctl.core import registry
 
 Scalar = str | int | float | bool | None
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
@@ -77,12 +79,15 @@ def declare(kind: str, type_: str, figures=(), layer_figures=()) -> None:
 
 
 def declared(kind: str, type_: str) -> Declared | None:
-    """What the stage or target type declared; None when it is not known to this process."""
+    """What the stage or target type declared; None when neither compressctl nor a plugin here defines it."""
+    if (kind, type_) not in _DECLARED:
+        registry.load(f"{kind}s")  # the stage and target classes declare theirs as they are defined
     return _DECLARED.get((kind, type_))
 
 
-def check(kind: str, type_: str, values: dict) -> None:
-    """Refuse a figure of a known type that it does not declare, or of another type than declared."""
+def check(kind: str, type_: str, values: dict, undeclared: bool = False) -> None:
+    """Refuse a figure that is not a scalar, or of another type than its known stage or target declared;
+    an undeclared one unless ``undeclared`` (a stage may record more than it shows)."""
     known = declared(kind, type_)
     for key, value in values.items():
         if not isinstance(value, Scalar):
@@ -91,15 +96,19 @@ def check(kind: str, type_: str, values: dict) -> None:
             continue
         figure = known.figure(key)
         if figure is None:
+            if undeclared:
+                continue
             raise ValueError(f"{key}: {kind} {type_} declares no such figure")
         if not figure.accepts(value):
             raise ValueError(f"{key}: {kind} {type_} declares it a {figure.type}, got {value!r}")
 
 
 def summary(kind: str, type_: str, values: dict) -> list[str]:
-    """The figures present in ``values``, as text: the declared ones in their order, then any others by name."""
-    known = declared(kind, type_) or Declared()
-    keys = [f.key for f in known.figures] + [k for k in values if known.figure(k) is None]
+    """The figures present in ``values``, as text: those its stage or target declared, in their order;
+    all of them by name when the type is not known to this process."""
+    known = declared(kind, type_)
+    keys = [f.key for f in known.figures] if known else list(values)
+    known = known or Declared()
     out = []
     for key in keys:
         value = values.get(key)

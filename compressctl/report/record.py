@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
+from compressctl.report import figures
 from compressctl.report.artifact import (  # noqa: F401 - the artifact's records, importable from here as before
     Artifact,
     CompiledArtifact,
@@ -43,7 +44,7 @@ BASELINE_ARTIFACT = "baseline/model_float32.tflite"
 SCHEMA_VERSION = 1
 
 # A value in a per-layer row or a stage's own measured figure.
-Scalar = str | int | float | bool | None
+Scalar = figures.Scalar
 
 
 class Tool(Record):
@@ -82,7 +83,7 @@ class DataInfo(Record):
     sha256: str
     train_samples: int
     test_samples: int
-    format: Literal["npz", "images", "tfrecord", "csv", "python"] = "npz"
+    format: str = Field("npz", description="npz, images, tfrecord, csv, python, or a plugin's format.")
     fingerprint: str | None = Field(None, description="sha256 over the source's files (the npz's sha256).")
     sample_shape: list[int] | None = None
     train: str | None = None
@@ -134,10 +135,12 @@ class SkippedLayer(Record):
 class StageRow(Record):
     """One stage: its time, the Keras model's metric after it, and what it measured.
 
-    A stage's own overall figures (``sparsity``, ``unique_weights``, ...) sit beside the common
-    fields; the ones today's stages measure are declared, and a new stage may add scalar figures
-    of its own. ``columns`` names the per-layer figures the stage reports (the stage class's
-    ``columns``), in the order tables show them.
+    A stage's own overall figures (``sparsity``, ``params_after``, ...) sit beside the common
+    fields, scalars each, as the stage class declares them (``Stage.figures``, kept in
+    ``report.figures``); one of another type than declared is refused, one not declared is kept
+    and not shown. ``columns`` names the per-layer figures the stage reports (its
+    ``layer_figures``), in the order tables show them. In report.json the figures follow
+    ``metric_value``, in the order the stage measured them.
     """
 
     model_config = ConfigDict(
@@ -149,16 +152,6 @@ class StageRow(Record):
     type: str
     seconds: float
     metric_value: float
-    sparsity: float | None = None
-    unique_weights: int | None = None
-    quantized_layers: int | None = None
-    factorized_layers: int | None = None
-    params_before: int | None = None
-    params_after: int | None = None
-    teacher_metric_value: float | None = None
-    student_metric_value: float | None = None
-    teacher_params: int | None = None
-    student_params: int | None = None
     layers: list[dict[str, Scalar]] = Field(default_factory=list)
     skipped_layers: list[SkippedLayer] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
@@ -166,20 +159,27 @@ class StageRow(Record):
     columns: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _scalar_extras_and_named_layers(self):
-        for key, value in (self.model_extra or {}).items():
-            if not isinstance(value, Scalar):
-                raise ValueError(f"{key}: a stage's measured figure must be a number, string or bool")
+    def _declared_figures_and_named_layers(self):
+        figures.check("stage", self.type, self.model_extra or {}, undeclared=True)
         for row in self.layers:
             if not isinstance(row.get("layer"), str):
                 raise ValueError("every per-layer row needs a `layer` name")
         return self
 
+    @model_serializer(mode="wrap")
+    def _figures_after_the_metric(self, handler):
+        data = handler(self)
+        head = [k for k in ("type", "seconds", "metric_value") if k in data]
+        extra = [k for k in self.model_extra or {} if k in data]
+        return {k: data[k] for k in [*head, *extra, *(k for k in data if k not in head and k not in extra)]}
+
     def figure(self, key: str):
-        """A measured figure by name (declared or added by the stage), or None."""
-        if key in type(self).model_fields:
-            return getattr(self, key)
+        """A measured figure by name, or None."""
         return (self.model_extra or {}).get(key)
+
+    def measured(self) -> dict[str, Scalar]:
+        """The stage's own figures, in the order it measured them."""
+        return dict(self.model_extra or {})
 
     def layer_columns(self) -> list[str]:
         """The per-layer figures to show: the declared ``columns``, else those the rows hold (older reports)."""

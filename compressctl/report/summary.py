@@ -3,24 +3,8 @@
 from __future__ import annotations
 
 from compressctl.core import metrics
+from compressctl.report import figures
 from compressctl.report.record import RunRecord, StageRow
-
-# Keys a stage may measure, in the order shown, with how to show each value.
-_MEASURED = (
-    ("sparsity", lambda v: f"sparsity {100 * v:.1f} %"),
-    ("unique_weights", lambda v: f"≤ {v} unique weights per layer"),
-    ("quantized_layers", lambda v: f"{v} layers quantization-aware"),
-    ("factorized_layers", lambda v: f"{v} layers factorized"),
-    ("params_before", lambda v: f"params {v:,}"),
-    ("params_after", lambda v: f"→ {v:,}"),
-    ("pruned_layers", lambda v: f"{v} layers thinned"),
-    ("macs_before", lambda v: f"MACs {v:,}"),
-    ("macs_after", lambda v: f"→ {v:,}"),
-    ("teacher_metric_value", lambda v: f"teacher {100 * v:.2f} %"),
-    ("student_metric_value", lambda v: f"student {100 * v:.2f} %"),
-    ("teacher_params", lambda v: f"teacher params {v:,}"),
-    ("student_params", lambda v: f"student params {v:,}"),
-)
 
 
 def kib(n: int) -> str:
@@ -36,8 +20,8 @@ def delta(x: float) -> str:
 
 
 def stage_measured(stage: StageRow) -> str:
-    parts = [show(stage.figure(key)) for key, show in _MEASURED if stage.figure(key) is not None]
-    text = ", ".join(parts).replace(", →", " →")
+    """The stage's own figures as its class declared them (``report.figures``), in one line."""
+    text = ", ".join(figures.summary("stage", stage.type, stage.measured())).replace(", →", " →")
     return text + (" (cached)" if stage.cached else "")
 
 
@@ -76,32 +60,6 @@ def artifact_rows(record: RunRecord) -> list[dict]:
     return rows
 
 
-def _count(v) -> str:
-    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
-
-
-# Per-layer figure → (column heading, how to show a value); figures not listed show as they are.
-LAYER_COLUMNS = {
-    "params": ("params", _count),
-    "sparsity": ("sparsity", pct),
-    "target": ("target sparsity", pct),
-    "unique_weights": ("unique weights", _count),
-    "clusters": ("clusters", _count),
-    "rank": ("rank", _count),
-    "full_rank": ("full rank", _count),
-    "params_before": ("params before", _count),
-    "params_after": ("params after", _count),
-    "energy_kept": ("energy kept", pct),
-    "width_before": ("width before", _count),
-    "width_after": ("width after", _count),
-    "channels_before": ("channels before", _count),
-    "channels_after": ("channels after", _count),
-    "macs_before": ("MACs before", _count),
-    "macs_after": ("MACs after", _count),
-    "ratio": ("ratio", lambda v: f"{v:g}"),
-}
-
-
 def layer_table(stage: StageRow) -> tuple[list[str], list[list[str]]]:
     """The per-layer table of one stage, (headers, rows): the layer, its parameters, and the stage's columns.
 
@@ -109,16 +67,14 @@ def layer_table(stage: StageRow) -> tuple[list[str], list[list[str]]]:
     """
     if not stage.layers:
         return [], []
+    declared = figures.declared("stage", stage.type) or figures.Declared()
     keys = ["params", *(k for k in stage.layer_columns() if k != "params")]
-    headers = ["layer"] + [LAYER_COLUMNS.get(k, (k.replace("_", " "), None))[0] for k in keys]
+    # How each column reads: as the stage declared it; ``params`` and undeclared figures as they are.
+    shown = {k: declared.layer_figure(k) or figures.Figure(k, show=None if k == "params" else "{value}") for k in keys}
+    headers = ["layer"] + [shown[k].column for k in keys]
     rows = []
     for row in stage.layers:
-        cells = [str(row["layer"])]
-        for k in keys:
-            value = row.get(k)
-            show = LAYER_COLUMNS.get(k, (None, str))[1]
-            cells.append("" if value is None else show(value))
-        rows.append(cells)
+        rows.append([str(row["layer"])] + ["" if row.get(k) is None else shown[k].text(row[k]) for k in keys])
     return headers, rows
 
 
@@ -134,6 +90,8 @@ TABLE_COLUMNS = (
     ("metric_delta", "Δ"),
     ("p50_ms", "p50 ms"),
     ("speedup", "speed-up"),
+    ("flash_bytes", "flash"),
+    ("arena_bytes", "arena"),
 )
 
 
@@ -150,15 +108,21 @@ def format_row(row: dict) -> dict[str, str]:
         "metric_delta": "" if row["baseline"] else metrics.format_delta(row["metric"], row["metric_delta"]),
         "p50_ms": f"{row['p50_ms']:.3f}",
         "speedup": f"{row['speedup']:.2f}×",
+        "flash_bytes": "" if row.get("flash_bytes") is None else f"{row['flash_bytes']:,}",
+        "arena_bytes": "" if row.get("arena_bytes") is None else f"{row['arena_bytes']:,}",
     }
 
 
 def notices(record: RunRecord) -> list[tuple[str, str, str]]:
     """What a reader must see below the summary, as (kind, bold lead, text): failed targets
-    (kind "failure"), then each artifact's target lines and fallback (kind "info")."""
+    (kind "failure"), then each artifact's target lines, the figures its target declared, and its
+    fallback (kind "info")."""
     out = [("failure", f"Target {f.target} failed:", f.error) for f in record.failed_targets]
     for a in record.artifacts:
         out += [("info", heading, f"{text}.") for heading, text in a.target_lines()]
+        own = figures.summary("target", a.type, a.figures())  # the scalar figures the target declared
+        if own:
+            out.append(("info", f"{a.target}:", ", ".join(own) + "."))
         if a.fallback:
             out.append(("info", a.target, f"fell back to {a.conversion}: {a.fallback.reason}."))
     return out

@@ -2,15 +2,19 @@
 
 Each technique is a ``Stage`` subclass (see ``base.Stage``) in a module of its own here; they are
 found by reading the package, and ``STAGE_TYPES`` lists them in their legal order. The recipe
-validator, ``inspect``, ``init`` and the reference docs read this registry, so a new technique is
-one module (plus its tests) and nothing else. May import backends/, model/, litert/, datasets/, report/
-and core/; never a target, the recipe or anything above it, and a stage module never another.
+validator, ``inspect``, ``init``, the reference docs and the reports read this registry, so a new
+technique is one module (plus its tests) and nothing else, here or in a plugin package. May import
+backends/, model/, litert/, datasets/, report/ and core/; never a target, the recipe or anything above
+it, and a stage module never another.
 """
 
 from compressctl.core.registry import discover
 from compressctl.stages.base import Stage
 
-STAGE_TYPES: tuple[type[Stage], ...] = tuple(sorted(discover(__name__, Stage), key=lambda cls: (cls.order, cls.type)))
+# The package's modules, then the plugins' (core.registry: entry points or COMPRESSCTL_PLUGINS, kind "stages").
+STAGE_TYPES: tuple[type[Stage], ...] = tuple(
+    sorted(discover(__name__, Stage, kind="stages"), key=lambda cls: (cls.order, cls.type))
+)
 STAGES: dict[str, type[Stage]] = {cls.type: cls for cls in STAGE_TYPES}
 
 

@@ -11,6 +11,8 @@ from compressctl.core.errors import StageError, UserError, first_line
 from compressctl.core.events import Emit, Event, ignore
 from compressctl.datasets import DataSource
 from compressctl.litert.evaluate import TaskInfo
+from compressctl.report import figures as declared_figures
+from compressctl.report.figures import Figure
 
 # Weight names that hold a layer's multiplicative parameters (what pruning and clustering act on).
 KERNEL_SUFFIXES = ("kernel:0", "depthwise_kernel:0", "pointwise_kernel:0", "recurrent_kernel:0", "embeddings:0")
@@ -155,8 +157,9 @@ class Stage:
 
     Everything the rest of compressctl knows about a stage type lives on its class: the recipe
     validator reads ``order``/``once``/``leaves`` for the stage-order rules, ``inspect`` and ``init``
-    call ``supports`` per layer, and the renderers read ``columns`` for the per-layer tables.
-    Adding a stage type is one module under ``stages/`` plus its entry in ``stages.STAGE_TYPES``.
+    call ``supports`` per layer, and the record and the renderers read ``figures`` and
+    ``layer_figures`` (what it measures and how each reads). Adding a stage type is one module under
+    ``stages/``, or a plugin module outside compressctl (``core.registry``).
     """
 
     type: ClassVar[str]
@@ -172,10 +175,21 @@ class Stage:
     leaves: ClassVar[str] = ""
     blocks: ClassVar[str] = ""
     why_first: ClassVar[str] = ""
-    # Per-layer figures this stage reports (keys of StageResult.layers rows besides ``layer``).
+    # The overall figures this stage measures (keys of StageResult.measured): name, type, how each reads.
+    figures: ClassVar[tuple[Figure, ...]] = ()
+    # The per-layer figures it reports (keys of StageResult.layers rows besides ``layer`` and ``params``),
+    # in the order tables show them; ``columns`` (their keys) is derived from them.
+    layer_figures: ClassVar[tuple[Figure, ...]] = ()
     columns: ClassVar[tuple[str, ...]] = ()
     # Whether ``inspect`` shows a column for this stage (stages that act on whole models do not).
     per_layer: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "layer_figures" in vars(cls):
+            cls.columns = tuple(f.key for f in cls.layer_figures)
+        if "type" in vars(cls):  # the renderers and the record read the declaration from report.figures
+            declared_figures.declare("stage", cls.type, cls.figures, cls.layer_figures)
 
     def __init__(self, params):
         self.params = params

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from compressctl.core.errors import first_line
 from compressctl.model.params import FineTune, LayerSelection, check_per_layer, first_match
 from compressctl.stages.base import (
+    Figure,
     Stage,
     StageContext,
     StageResult,
@@ -37,7 +38,8 @@ class Cluster(Stage):
     order = 2
     leaves = "the shared weights"
     blocks = "new zeros would break the shared weights"
-    columns = ("unique_weights", "clusters")
+    figures = (Figure("unique_weights", "int", "≤ {value} unique weights per layer"),)
+    layer_figures = (Figure("unique_weights", "int", heading="unique weights"), Figure("clusters", "int"))
 
     class Params(LayerSelection, FineTune):
         type: Literal["cluster"]

@@ -13,6 +13,7 @@ from compressctl.core.strict import StrictModel
 from compressctl.model.distribute import replica_note
 from compressctl.model.params import FineTune
 from compressctl.stages.base import (
+    Figure,
     Stage,
     StageContext,
     StageResult,
@@ -89,7 +90,13 @@ class Distill(Stage):
     order = 0
     restructures = True
     why_first = "distillation retrains the model"
-    columns = ("width_before", "width_after", "params")
+    figures = (
+        Figure("teacher_metric_value", "float", "teacher {pct:.2f} %"),
+        Figure("student_metric_value", "float", "student {pct:.2f} %"),
+        Figure("teacher_params", "int", "teacher params {value:,}"),
+        Figure("student_params", "int", "student params {value:,}"),
+    )
+    layer_figures = (Figure("width_before", "int"), Figure("width_after", "int"), Figure("params", "int"))
     per_layer = False
 
     class Params(FineTune):

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from compressctl.model.params import FineTune, LayerSelection
 from compressctl.stages.base import (
+    Figure,
     Stage,
     StageContext,
     StageResult,
@@ -31,7 +32,18 @@ class LowRank(Stage):
     order = 0
     restructures = True
     why_first = "factorizing replaces the layers"
-    columns = ("rank", "full_rank", "params_before", "params_after", "energy_kept")
+    figures = (
+        Figure("factorized_layers", "int", "{value} layers factorized"),
+        Figure("params_before", "int", "params {value:,}"),
+        Figure("params_after", "int", "→ {value:,}"),
+    )
+    layer_figures = (
+        Figure("rank", "int"),
+        Figure("full_rank", "int"),
+        Figure("params_before", "int"),
+        Figure("params_after", "int"),
+        Figure("energy_kept", "float", "{pct:.2f} %"),
+    )
 
     class Params(LayerSelection, FineTune):
         type: Literal["lowrank"]

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from compressctl.core.errors import first_line
 from compressctl.model.params import FineTune, LayerSelection, check_per_layer, first_match
 from compressctl.stages.base import (
+    Figure,
     Stage,
     StageContext,
     StageResult,
@@ -31,7 +32,11 @@ class Prune(Stage):
     type = "prune"
     order = 1
     leaves = "the pruned zeros"
-    columns = ("sparsity", "target")
+    figures = (Figure("sparsity", "float", "sparsity {pct:.1f} %"),)
+    layer_figures = (
+        Figure("sparsity", "float", "{pct:.2f} %"),
+        Figure("target", "float", "{pct:.2f} %", "target sparsity"),
+    )
 
     class Params(LayerSelection, FineTune):
         type: Literal["prune"]

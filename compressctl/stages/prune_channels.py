@@ -16,7 +16,14 @@ from pydantic import Field, field_validator
 
 from compressctl.core.errors import UserError
 from compressctl.model.params import FineTune, LayerSelection, check_patterns, first_match
-from compressctl.stages.base import Stage, StageContext, StageResult, require_graph_model, require_keras
+from compressctl.stages.base import (
+    Figure,
+    Stage,
+    StageContext,
+    StageResult,
+    require_graph_model,
+    require_keras,
+)
 
 CRITERIA = ("l1", "l2", "gamma", "taylor")
 
@@ -29,14 +36,21 @@ class PruneChannels(Stage):
     restructures = True
     leaves = "a thinner architecture"
     why_first = "channel pruning rebuilds the layers"
-    columns = (
-        "channels_before",
-        "channels_after",
-        "params_before",
-        "params_after",
-        "macs_before",
-        "macs_after",
-        "ratio",
+    figures = (
+        Figure("params_before", "int", "params {value:,}"),
+        Figure("params_after", "int", "→ {value:,}"),
+        Figure("pruned_layers", "int", "{value} layers thinned"),
+        Figure("macs_before", "int", "MACs {value:,}"),
+        Figure("macs_after", "int", "→ {value:,}"),
+    )
+    layer_figures = (
+        Figure("channels_before", "int"),
+        Figure("channels_after", "int"),
+        Figure("params_before", "int"),
+        Figure("params_after", "int"),
+        Figure("macs_before", "int", heading="MACs before"),
+        Figure("macs_after", "int", heading="MACs after"),
+        Figure("ratio", "float", "{value:g}"),
     )
 
     class Params(LayerSelection, FineTune):

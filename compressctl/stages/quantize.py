@@ -11,6 +11,7 @@ from compressctl.core.errors import StageError, first_line
 from compressctl.model.distribute import replica_note
 from compressctl.model.params import FineTune, LayerSelection
 from compressctl.stages.base import (
+    Figure,
     Stage,
     StageContext,
     StageResult,
@@ -36,7 +37,15 @@ class Quantize(Stage):
     once = "QAT runs once, as the last training stage"
     leaves = "the fake-quant wrappers"
     blocks = "QAT wraps layers in fake-quant wrappers that {kind} cannot wrap"
-    columns = ("sparsity", "unique_weights")
+    figures = (
+        Figure("sparsity", "float", "sparsity {pct:.1f} %"),
+        Figure("unique_weights", "int", "≤ {value} unique weights per layer"),
+        Figure("quantized_layers", "int", "{value} layers quantization-aware"),
+    )
+    layer_figures = (
+        Figure("sparsity", "float", "{pct:.2f} %"),
+        Figure("unique_weights", "int", heading="unique weights"),
+    )
 
     class Params(LayerSelection, FineTune):
         type: Literal["quantize"]

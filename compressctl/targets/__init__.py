@@ -8,7 +8,8 @@ below it; never a stage, the recipe or anything above it, and a target module ne
 from compressctl.core.registry import discover
 from compressctl.targets.base import Target
 
-TARGETS: dict[str, type[Target]] = {cls.type: cls for cls in discover(__name__, Target)}
+# The package's modules, then the plugins' (core.registry: entry points or COMPRESSCTL_PLUGINS, kind "targets").
+TARGETS: dict[str, type[Target]] = {cls.type: cls for cls in discover(__name__, Target, kind="targets")}
 
 
 def build(params) -> Target:

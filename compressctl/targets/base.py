@@ -17,6 +17,8 @@ from compressctl.backends.conversion import Backend, Conversion  # noqa: F401 - 
 from compressctl.core.events import Emit
 from compressctl.core.strict import StrictModel
 from compressctl.litert.compat import RUNTIME_HELP, RuntimeRequirement
+from compressctl.report import figures as declared_figures
+from compressctl.report.figures import Figure
 
 
 class TargetParams(StrictModel):
@@ -49,10 +51,20 @@ class Target:
     """A deployment target: its params, its name, and the conversions to try (``conversions()``)."""
 
     Params: ClassVar[type[TargetParams]]
-    # Fields of the artifact's record in report.json that ``finish`` may return (typed in record.Artifact).
+    # Fields of the artifact's record in report.json that ``finish`` may return: records typed in
+    # report.artifact.Artifact, and the keys of ``figures`` (added when the class is defined).
     report_fields: ClassVar[tuple[str, ...]] = ()
+    # Scalar figures ``finish`` returns (name, type, how each reads); the reports show them by the artifact.
+    figures: ClassVar[tuple[Figure, ...]] = ()
     # The recipe's name (its ``name:``, else its file's stem), set by the pipeline: what files are named after.
     recipe_name: str = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "figures" in vars(cls):
+            cls.report_fields = tuple(dict.fromkeys([*cls.report_fields, *(f.key for f in cls.figures)]))
+        if "type" in vars(cls):
+            declared_figures.declare("target", cls.type, cls.figures)
 
     def __init__(self, params: TargetParams):
         self.params = params
