@@ -18,6 +18,7 @@ import sys
 import numpy as np
 
 from compressctl.core import measure
+from compressctl.core.internals import tensorflow as tf_internals
 
 
 def build_converter(tf, spec: dict):
@@ -34,7 +35,7 @@ def build_converter(tf, spec: dict):
     if spec.get("per_tensor_dense"):
         # One scale per Dense kernel instead of one per output channel: the quantized FULLY_CONNECTED
         # then keeps an op version older runtimes know (see compressctl/litert/compat.py).
-        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+        tf_internals.per_tensor_dense(converter)
     if mode == "int8":
         samples = np.load(spec["calibration"]).astype(spec.get("input_dtype", "float32"))
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from compressctl.core.errors import StageError, UserError
+from compressctl.core.internals import litert as litert_internals
 
 
 def _interpreter_module():
@@ -94,7 +95,7 @@ def smoke_test(path: str | Path, sample: np.ndarray, threads: int = 1) -> dict:
 def tensor_types(path: str | Path) -> dict:
     """Input/output dtypes and the set of op names of a .tflite file."""
     interpreter = load_interpreter(path, xnnpack=False)
-    ops = sorted({op["op_name"] for op in interpreter._get_ops_details()})
+    ops = sorted({op["op_name"] for op in litert_internals.ops_details(interpreter)})
     return {
         "input_dtype": np.dtype(interpreter.get_input_details()[0]["dtype"]).name,
         "output_dtype": np.dtype(interpreter.get_output_details()[0]["dtype"]).name,

@@ -53,12 +53,13 @@ def tflite_macs(path: str | Path) -> dict:
 
     The file is read by the interpreter without delegates, so every op appears as written.
     """
+    from compressctl.core.internals import litert as litert_internals
     from compressctl.litert.interpreter import load_interpreter
 
     interpreter = load_interpreter(path, xnnpack=False)
     shapes = {t["index"]: tuple(int(d) for d in t["shape"]) for t in interpreter.get_tensor_details()}
     rows = []
-    for op in interpreter._get_ops_details():  # noqa: SLF001 - the interpreter's only op listing
+    for op in litert_internals.ops_details(interpreter):
         name = op["op_name"]
         if name not in TFLITE_OPS:
             continue

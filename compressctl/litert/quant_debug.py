@@ -24,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from compressctl.core.internals import litert as litert_internals
+from compressctl.core.internals import tensorflow as tf_internals
+
 # Calibrated (not yet quantized) models, keyed by what they were calibrated from: selective
 # quantization re-quantizes the same calibration with different ops kept in float.
 _CALIBRATED: dict[tuple, bytes] = {}
@@ -47,19 +50,17 @@ def _calibrated_model(tf, spec: dict, make_converter) -> bytes:
         _CALIBRATED.clear()
         converter = make_converter()
         converter.experimental_new_quantizer = True
-        converter._experimental_calibrate_only = True  # noqa: SLF001 - the debugger's own recipe
+        tf_internals.calibrate_only(converter)
         _CALIBRATED[key] = converter.convert()
     return _CALIBRATED[key]
 
 
 def _quantize(tf, calibrated: bytes, spec: dict, float_nodes: list[str], verify: bool) -> bytes:
-    from tensorflow.lite.python import convert as lite_convert
-
     io_dtype = spec.get("io_dtype", "float32")
     kwargs = {}
     if io_dtype != "float32":
         kwargs = {"input_data_type": getattr(tf, io_dtype), "output_data_type": getattr(tf, io_dtype)}
-    return lite_convert.mlir_quantize(
+    return tf_internals.mlir_quantize(
         calibrated,
         fully_quantize=io_dtype != "float32",
         enable_numeric_verify=verify,
@@ -141,7 +142,7 @@ def _layer_errors(tf, debug_model: bytes, samples: np.ndarray) -> list[dict]:
         experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
     )
     interpreter.allocate_tensors()
-    ops = interpreter._get_ops_details()  # noqa: SLF001 - NumericVerify ops are not public API
+    ops = tf_internals.interpreter_ops(interpreter)  # the NumericVerify ops are in no public listing
     tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
     producer = {int(t): op["op_name"] for op in ops for t in op["outputs"]}
     verify = [op for op in ops if op["op_name"] == "NumericVerify"]
@@ -167,7 +168,7 @@ def _layer_errors(tf, debug_model: bytes, samples: np.ndarray) -> list[dict]:
 
 def _constants(interpreter) -> set[int]:
     """Indices of tensors no op writes and the model does not take as input: weights and biases."""
-    written = {int(t) for op in interpreter._get_ops_details() for t in op["outputs"]}  # noqa: SLF001
+    written = {int(t) for op in litert_internals.ops_details(interpreter) for t in op["outputs"]}
     inputs = {d["index"] for d in interpreter.get_input_details()}
     return {d["index"] for d in interpreter.get_tensor_details() if d["index"] not in written | inputs}
 
@@ -184,7 +185,7 @@ def float_ops(path: str | Path, kept: dict[str, str] | None = None) -> list[dict
     tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
     constants = _constants(interpreter)
     rows = []
-    for op in interpreter._get_ops_details():  # noqa: SLF001 - the public API lists tensors, not ops
+    for op in litert_internals.ops_details(interpreter):  # the public API lists tensors, not ops
         if op["op_name"] in _TRANSIT_OPS or not len(op["outputs"]):
             continue
         out = tensors.get(int(op["outputs"][0]))
@@ -277,8 +278,8 @@ def compare_tensors(float_path: str | Path, quant_path: str | Path, x: np.ndarra
         return interpreter
 
     f_int, q_int = load(float_path), load(quant_path)
-    f_ops = {int(op["outputs"][0]): op["op_name"] for op in f_int._get_ops_details() if len(op["outputs"])}  # noqa: SLF001
-    q_ops = {int(op["outputs"][0]): op["op_name"] for op in q_int._get_ops_details() if len(op["outputs"])}  # noqa: SLF001
+    f_ops = {int(op["outputs"][0]): op["op_name"] for op in litert_internals.ops_details(f_int) if len(op["outputs"])}
+    q_ops = {int(op["outputs"][0]): op["op_name"] for op in litert_internals.ops_details(q_int) if len(op["outputs"])}
     f_named = {d["name"]: d for d in f_int.get_tensor_details() if d["index"] in f_ops}
     q_named = {d["name"]: d for d in q_int.get_tensor_details() if d["index"] in q_ops}
     pairs = [(name, f_named[name], q) for name, q in q_named.items() if name in f_named]
