@@ -6,6 +6,8 @@ arguments of each call), a Sequential from its config. Nothing here knows about 
 
 from __future__ import annotations
 
+from compressctl.core.internals import keras as keras_internals
+
 
 def _layer_config(layer) -> dict | None:
     try:
@@ -23,9 +25,9 @@ def graph(model) -> tuple[list[dict], list[str]]:
     models only: a TFOpLambda's ``x + 3`` has ``[3]``). A functional model is read from its live
     graph, not its config: a layer called with extra arguments serializes them into its node entry.
     """
-    if not getattr(model, "_is_graph_network", False) or type(model).__name__ == "Sequential":
+    if not keras_internals.is_graph_network(model) or type(model).__name__ == "Sequential":
         return _sequential_graph(model)
-    in_model = getattr(model, "_nodes_by_depth", None)
+    in_model = keras_internals.nodes_by_depth(model)
     model_nodes = {id(node) for nodes in (in_model or {}).values() for node in nodes}
     entries = []
     for layer in model.layers:
@@ -45,19 +47,19 @@ def graph(model) -> tuple[list[dict], list[str]]:
                     item["unreadable"] = True
             item["constants"] = _constants(node)
         entries.append(item)
-    outputs = [t._keras_history.layer.name for t in model.outputs]
+    outputs = [keras_internals.history_layer(t).name for t in model.outputs]
     return entries, outputs
 
 
 def _constants(node) -> list:
     """The arguments of a layer call that are not tensors (its name and None left out)."""
     args = list(node.call_args[1:]) + [v for k, v in node.call_kwargs.items() if k != "name"]
-    if node.call_args and not hasattr(node.call_args[0], "_keras_history"):
+    if node.call_args and not keras_internals.is_symbolic(node.call_args[0]):
         args.insert(0, node.call_args[0])  # ``3 - x`` puts the constant first
     flat = []
     for arg in args:
         for value in arg if isinstance(arg, list | tuple) else [arg]:
-            if value is not None and not hasattr(value, "_keras_history"):
+            if value is not None and not keras_internals.is_symbolic(value):
                 flat.append(value)
     return flat
 

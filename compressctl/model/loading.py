@@ -18,6 +18,7 @@ import numpy as np
 
 from compressctl.core import metrics
 from compressctl.core.errors import StageError, UserError
+from compressctl.core.internals import keras as keras_internals
 from compressctl.litert.evaluate import TaskInfo
 
 TRAINABLE_FORMATS = ("savedmodel", "h5", "keras")
@@ -245,7 +246,7 @@ def _load_inference_only(path: Path, tensorflow) -> ModelHandle:
 
 def output_layer_activation(model) -> str | None:
     """Name of the activation that produces the model's output, when it can be read off."""
-    layer = model.outputs[0]._keras_history.layer
+    layer = keras_internals.history_layer(model.outputs[0])
     while layer is not None:
         name = type(layer).__name__
         if name == "Softmax":
@@ -257,7 +258,7 @@ def output_layer_activation(model) -> str | None:
                 return act
             return "linear"
         # Pass-through layers (Reshape, Flatten, Dropout...) do not change what the values are.
-        inbound = getattr(layer, "_inbound_nodes", [])
+        inbound = keras_internals.inbound_nodes(layer)
         parents = inbound[0].inbound_layers if inbound else None
         if isinstance(parents, list):
             parents = parents[0] if len(parents) == 1 else None

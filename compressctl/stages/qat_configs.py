@@ -13,6 +13,9 @@ scale, which a trained range would only have to be requantized to.
 
 from __future__ import annotations
 
+from compressctl.core.internals import keras as keras_internals
+from compressctl.core.internals import tfmot as tfmot_internals
+
 # TFOpLambda functions (their config's ``function``) that compute an element-wise value worth a range.
 ELEMENTWISE_OPS = frozenset(
     {
@@ -88,8 +91,6 @@ def op_layer_class():
     converted ops are the same.
     """
     if not _OP_LAYER:
-        from tf_keras.src.layers.core.tf_op_layer import get_symbol_from_name
-
         from compressctl.core.env import keras
 
         k = keras()
@@ -99,7 +100,7 @@ def op_layer_class():
             def __init__(self, function, **kwargs):
                 super().__init__(**kwargs)
                 self.function = function
-                self._op = get_symbol_from_name(function)
+                self._op = keras_internals.op_symbol(function)
 
             def call(self, inputs, *args, **kwargs):
                 for context in ("name", "training", "mask"):
@@ -125,7 +126,7 @@ def _constant_operands(layer) -> bool:
     """
     from compressctl.core.env import tf
 
-    nodes = layer._inbound_nodes  # noqa: SLF001 - Keras keeps a layer's calls only here
+    nodes = keras_internals.inbound_nodes(layer)  # Keras keeps a layer's calls only here
     if not nodes:
         return False
     for node in nodes:
@@ -189,11 +190,7 @@ def own_config(layer, registry):
     if output_only(layer):
         return output_config_class()()
     if type(layer).__name__ in SAME_SCALE_LAYERS:
-        from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-            default_8bit_quantize_configs as configs,
-        )
-
-        return configs.NoOpQuantizeConfig()
+        return tfmot_internals.no_op_quantize_config()
     if fused_activation_unsupported(layer) and registry.supports(layer):
         base = registry.get_quantize_config(layer)
         if getattr(base, "activation_attrs", None) == ["activation"]:
