@@ -304,11 +304,13 @@ def test_piped_run_output_is_clean_and_json_is_only_json(tmp_path, tiny_cnn_path
         assert "\x1b[" not in stream and "\r" not in stream
     assert not any(ch in plain.stdout for ch in "┏┃━│└"), "piped tables are plain columns"
     header = next(line for line in plain.stdout.splitlines() if line.startswith("artifact"))
-    assert header.split() == [
+    assert header.split() == [  # the stored ratio first; the gzip (download) size beside the stored size
         "artifact",
-        "size",
-        "gzip",
+        "stored",
         "ratio",
+        "stored",
+        "download",
+        "(gzip)",
         "gzip",
         "ratio",
         "accuracy",

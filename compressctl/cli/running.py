@@ -64,14 +64,12 @@ def _render_run(ui: UI, result) -> None:
 
 
 def _summary_table(ui: UI, record) -> None:
-    from compressctl.report.summary import artifact_rows
+    from compressctl.report.summary import artifact_rows, summary_columns
 
-    columns = [("artifact", "left")] + [
-        (heading, "right")
-        for heading in ("size", "gzip", "ratio", "gzip ratio", record.metric.name, "Δ", "p50 ms", "speed-up")
-    ]
-    keys = ("name", "size", "gzip", "ratio", "ratio_gzip", "metric", "delta", "p50", "speedup")
-    rows = [[r[k] for k in keys] for r in artifact_rows(record)]
+    # report.md's columns: the stored ratio first, the gzip (download) size beside the stored one.
+    keys = summary_columns(record)
+    columns = [(heading, "left" if key == "name" else "right") for key, heading in keys]
+    rows = [[r[key] for key, _ in keys] for r in artifact_rows(record)]
     ui.table(f"compressctl: {record.name}", columns, rows)
 
 

@@ -17,7 +17,15 @@ from compressctl.core import metrics
 from compressctl.report import quantization
 from compressctl.report.compat import compat_html
 from compressctl.report.record import RunRecord
-from compressctl.report.summary import TABLE_COLUMNS, artifact_rows, format_row, layer_table, notices, stage_measured
+from compressctl.report.summary import (
+    TABLE_COLUMNS,
+    artifact_rows,
+    format_row,
+    layer_table,
+    notices,
+    stage_measured,
+    summary_columns,
+)
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -128,16 +136,17 @@ def _status(record: RunRecord) -> str:
 
 
 def _summary(record: RunRecord) -> str:
-    headers = ["artifact", "file", "size", "gzip", "ratio", "gzip ratio", record.metric.name, "Δ", "p50 ms"]
-    headers.append("speed-up")
+    columns = summary_columns(record)  # the stored ratio first, the gzip (download) size beside the stored one
+    headers = [columns[0][1], "file", *(heading for _, heading in columns[1:])]
     rows, classes = [], []
     for index, r in enumerate(artifact_rows(record)):
-        rows.append(
-            [r["name"], r["path"], r["size"], r["gzip"], r["ratio"], r["ratio_gzip"]]
-            + [r["metric"], r["delta"], r["p50"], r["speedup"]]
-        )
+        rows.append([r["name"], r["path"], *(r[key] for key, _ in columns[1:])])
         classes.append("baseline" if index == 0 else "artifact")
-    html = table(headers, rows, numeric=set(range(2, 10)), row_classes=classes)
+    html = table(headers, rows, numeric=set(range(2, len(headers))), row_classes=classes)
+    html += (
+        "<p class=meta>Stored: the .tflite file's bytes, what a device holds and loads; download: its "
+        "gzip -9 size, what fetching it costs.</p>"
+    )
     notes = []
     for kind, lead, text in notices(record):
         notes.append(f'<p class="notice{" info" if kind == "info" else ""}"><b>{escape(lead)}</b> {escape(text)}</p>')

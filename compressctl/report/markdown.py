@@ -6,7 +6,7 @@ from compressctl.core import metrics
 from compressctl.report import quantization
 from compressctl.report.compat import compat_markdown
 from compressctl.report.record import RunRecord
-from compressctl.report.summary import artifact_rows, kib, layer_table, notices, stage_measured
+from compressctl.report.summary import artifact_rows, kib, layer_table, notices, stage_measured, summary_columns
 
 __all__ = ["artifact_rows", "render_markdown"]
 
@@ -44,14 +44,13 @@ def render_markdown(record: RunRecord) -> str:
         # What loading the model involved (an inference-only SavedModel, a Keras 3 file converted to tf_keras).
         *[f"\nModel note: {note}." for note in record.model.notes],
         "",
-        "| artifact | size | gzip | ratio | gzip ratio | " + metric + " | Δ | p50 ms | speed-up |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "Stored: the .tflite file's bytes, what a device holds and loads (the ratio to the float32 file leads); "
+        "download: its gzip -9 size, what fetching it costs.",
+        "",
     ]
-    for r in artifact_rows(record):
-        lines.append(
-            f"| {r['name']} | {r['size']} | {r['gzip']} | {r['ratio']} | {r['ratio_gzip']} | {r['metric']} "
-            f"| {r['delta']} | {r['p50']} | {r['speedup']} |"
-        )
+    columns = summary_columns(record)
+    summary = [[r[key] for key, _ in columns] for r in artifact_rows(record)]
+    lines += _table([heading for _, heading in columns], summary, set(range(1, len(columns))))
     lines += [f"\n**{lead}** {text}" for _, lead, text in notices(record)]
     lines += _storage_lines(record)
     lines += quantization.markdown_lines(record)  # artifact notes, float ops, layer-wise error

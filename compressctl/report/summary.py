@@ -25,6 +25,27 @@ def stage_measured(stage: StageRow) -> str:
     return text + (" (cached)" if stage.cached else "")
 
 
+# The summary table's columns, as (row key, heading), in report.md, report.html and the CLI alike: the
+# stored ratio leads (``compression_ratio``: the file's raw bytes, what a device holds and loads), then
+# the stored size, and the gzip size beside it (what a download costs) with its ratio.
+SUMMARY_COLUMNS = (
+    ("name", "artifact"),
+    ("ratio", "stored ratio"),
+    ("size", "stored"),
+    ("gzip", "download (gzip)"),
+    ("ratio_gzip", "gzip ratio"),
+    ("metric", None),  # headed by the metric's name
+    ("delta", "Δ"),
+    ("p50", "p50 ms"),
+    ("speedup", "speed-up"),
+)
+
+
+def summary_columns(record: RunRecord) -> list[tuple[str, str]]:
+    """The summary table's (row key, heading) pairs for this record (the metric column named after it)."""
+    return [(key, heading or record.metric.name) for key, heading in SUMMARY_COLUMNS]
+
+
 def artifact_rows(record: RunRecord) -> list[dict]:
     """Baseline first, then artifacts: the rows that every summary table shows."""
     base, name = record.baseline, record.metric.name

@@ -63,6 +63,9 @@ def test_summary_table_shows_every_artifact_of_the_report(deep_page):
     assert "all 2 gate(s) passed" in html
     for gate in report["gates"]:
         assert gate["name"] in cells
+    # The stored ratio leads, the gzip (download) size beside the stored size, as in report.md and the CLI.
+    headers = re.findall(r"<th[^>]*>([^<]*)</th>", html.split("<h2>Summary</h2>", 1)[1].split("</thead>", 1)[0])
+    assert headers[:6] == ["artifact", "file", "stored ratio", "stored", "download (gzip)", "gzip ratio"]
 
 
 def test_every_text_from_the_report_is_escaped():

@@ -29,9 +29,13 @@ def test_summary_table_has_the_baseline_then_each_artifact_with_measured_figures
     text = render_markdown(record("deep-compression"))
     assert text.startswith("# compressctl run: deep-compression\n")
     rows = [line for line in text.splitlines() if line.startswith("| baseline") or line.startswith("| cpu")]
+    # The stored ratio leads; the gzip (download) size stands beside the stored size.
+    assert table_after(text, "what fetching it costs.")[0] == [
+        "artifact", "stored ratio", "stored", "download (gzip)", "gzip ratio", "accuracy", "Δ", "p50 ms", "speed-up"
+    ]  # fmt: skip
     assert rows == [
-        "| baseline (float32) | 1,687.0 KiB | 1,556.7 KiB | 1.00× | 1.00× | 98.24 % |  | 0.045 | 1.00× |",
-        "| cpu (full int8) | 428.8 KiB | 20.8 KiB | 3.93× | 74.73× | 98.99 % | +0.76 pt | 0.019 | 2.34× |",
+        "| baseline (float32) | 1.00× | 1,687.0 KiB | 1,556.7 KiB | 1.00× | 98.24 % |  | 0.045 | 1.00× |",
+        "| cpu (full int8) | 3.93× | 428.8 KiB | 20.8 KiB | 74.73× | 98.99 % | +0.76 pt | 0.019 | 2.34× |",
     ]
 
 
