@@ -158,6 +158,14 @@ class StageRow(Record):
     cached: bool = False
     columns: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_scalars(cls, data):
+        # A figure measured as a numpy scalar (np.float64, np.int64) is stored as the Python number it holds.
+        if isinstance(data, dict):
+            return {k: v.item() if hasattr(v, "dtype") and hasattr(v, "item") else v for k, v in data.items()}
+        return data
+
     @model_validator(mode="after")
     def _declared_figures_and_named_layers(self):
         figures.check("stage", self.type, self.model_extra or {}, undeclared=True)

@@ -105,3 +105,11 @@ def test_a_figure_reads_by_its_format_and_refuses_an_unknown_type():
     assert Figure("n_kept", "int").column == "n kept" and Figure("n", heading="kept").column == "kept"
     with pytest.raises(ValueError, match="type must be one of int, float, str, bool"):
         Figure("x", "double")
+
+
+def test_a_figure_measured_as_a_numpy_scalar_is_stored_as_a_python_number():
+    import numpy as np
+
+    row = StageRow.model_validate({**ROW, "type": "prune_channels", "macs_before": np.int64(30), "params_after": 2})
+    assert row.figure("macs_before") == 30 and type(row.figure("macs_before")) is int
+    assert type(StageRow.model_validate({**ROW, "sparsity": np.float64(0.5)}).figure("sparsity")) is float
