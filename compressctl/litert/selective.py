@@ -82,11 +82,11 @@ def within_budget(
     seed: int,
     emit: Emit,
     label: str,
+    scheme: str = "int8",
+    kept_as: str = "float",
 ) -> tuple[dict, list[str]]:
-    """Keep ops in float until ``path`` is within ``budget``; returns (selective record, notes).
-
-    ``convert(quantization)`` re-converts ``path`` and returns the worker's answer.
-    """
+    """Keep ops in ``kept_as`` (float; 8 bits for int4, backends/bit_budget.py) until ``path`` is within ``budget``:
+    ``convert(quantization)`` re-converts it with ``float_nodes`` out of ``scheme``. Returns (record, notes)."""
     from compressctl.core import measure
     from compressctl.litert.evaluate import evaluate_tflite
 
@@ -111,22 +111,23 @@ def within_budget(
         "within_budget": first <= budget.max_drop,
         "size_cost_bytes": 0,
     }
+    selective.update({"scheme": scheme, "kept_as": kept_as} if (scheme, kept_as) != ("int8", "float") else {})
     if first <= budget.max_drop:
         return selective, []
     if not ranked:
         reason = (answer.get("quantization") or {}).get("error", "no layer errors were measured")
-        return selective, [f"full int8 loses {100 * first:.2f} points on train samples; no op could be "
-                           f"ranked to keep in float ({reason})"]  # fmt: skip
+        return selective, [f"full {scheme} loses {100 * first:.2f} points on train samples; no op could be "
+                           f"ranked to keep in {kept_as} ({reason})"]  # fmt: skip
 
     def attempt(count: int) -> dict:
-        emit(Event("step", f"{label}: keeping the {count} op(s) with the largest int8 error in float"))
+        emit(Event("step", f"{label}: keeping the {count} op(s) with the largest {scheme} error in {kept_as}"))
         try:
             if count:
                 convert({"layer_errors": True, "float_nodes": [r["name"] for r in ranked[:count]]})
             else:
                 convert({"layer_errors": True})
         except StageError as exc:
-            raise StageError(f"selective quantization with {count} op(s) in float failed: {exc}") from None
+            raise StageError(f"selective quantization with {count} op(s) in {kept_as} failed: {exc}") from None
         size = measure.file_facts(path)["size_bytes"]
         return {"float_ops": count, "metric_drop": round(drop(), 6), "size_bytes": size}
 
@@ -154,8 +155,8 @@ def within_budget(
     )
     verdict = "within" if selective["within_budget"] else "still over"
     note = (
-        f"full int8 lost {100 * first:.2f} points (budget {100 * budget.max_drop:.2f}, on {n} train "
-        f"samples); {len(kept)} op(s) with the largest int8 error kept in float, {verdict} budget at "
+        f"full {scheme} lost {100 * first:.2f} points (budget {100 * budget.max_drop:.2f}, on {n} train "
+        f"samples); {len(kept)} op(s) with the largest {scheme} error kept in {kept_as}, {verdict} budget at "
         f"{100 * steps[-1]['metric_drop']:.2f} points, size {size - full_size:+,} bytes"
     )
     return selective, [note]

@@ -136,6 +136,12 @@ class SelectiveInfo(Record):
     kept_in_float: list[KeptOp]
     within_budget: bool
     size_cost_bytes: int
+    scheme: str | None = Field(
+        None, description="What every op was first, when not int8 (full_int8 then holds that artifact's figures)."
+    )
+    kept_as: str | None = Field(
+        None, description="What a kept op became, when not float (the LiteRT Quantizer's int4 keeps ops at 8 bits)."
+    )
 
 
 class QuantizationInfo(Record):

@@ -37,7 +37,9 @@ def markdown_lines(record: RunRecord) -> list[str]:
         s = q.selective
         if s and s.kept_in_float:
             lines.append(
-                f"Full int8 lost {100 * s.full_int8['metric_drop']:.2f} points on {s.checked_on}; budget "
+                f"Full {s.scheme or 'int8'} lost {100 * s.full_int8['metric_drop']:.2f} points on {s.checked_on}; "
+                + (f"{len(s.kept_in_float)} op(s) kept in {s.kept_as}; " if s.kept_as else "")
+                + "budget "
                 f"{100 * s.max_metric_drop:.2f} ({s.budget_from}); size cost {s.size_cost_bytes:+,} bytes."
             )
             lines.append("")

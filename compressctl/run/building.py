@@ -164,6 +164,7 @@ def _calibration_samples(ctx: RunState, target) -> np.ndarray:
 
 def _quantization(ctx: RunState, target, conversion, saved_model: Path, path: Path, calibration) -> tuple[dict, list]:
     """issue 10: ``artifacts[].quantization`` and notes; may re-convert ``path`` with ops kept in float."""
+    from compressctl.backends import bit_budget
     from compressctl.backends import steps as backend_steps
     from compressctl.litert import quant_debug, selective
 
@@ -175,6 +176,11 @@ def _quantization(ctx: RunState, target, conversion, saved_model: Path, path: Pa
         # baseline for the converter, the file the LiteRT Quantizer quantized for that backend).
         converter = conversion.backend == "converter"
         reference = ctx.staging / BASELINE_ARTIFACT if converter else backend_steps.float_tflite(ctx, saved_model)
+        chosen, notes = None, []
+        budget = selective.budget_for(target, ctx.recipe)
+        if budget is not None and bit_budget.applies(conversion):
+            # int4 over the budget: its worst ops at 8 bits, as selective int8 keeps them in float.
+            chosen, notes = bit_budget.within_budget(ctx, target, conversion, saved_model, path, budget)
         record = {
             "layer_errors": quant_debug.compare_tensors(reference, path, ctx.data.calibration(100, ctx.recipe.seed)),
             "layer_errors_method": f"{'float32 baseline' if converter else 'the float32 TFLite it quantized'} vs "
@@ -187,7 +193,9 @@ def _quantization(ctx: RunState, target, conversion, saved_model: Path, path: Pa
                 scheme=scheme,
                 float_ops=quant_debug.float_ops(path) if conversion.mode == "dynamic" else [],
             )
-        return record, []
+        if chosen is not None:
+            record["selective"] = chosen
+        return record, notes
     notes: list[str] = []
     answer = ctx.converter.last_answer
     budget = selective.budget_for(target, ctx.recipe) if conversion.io_dtype == "float32" else None

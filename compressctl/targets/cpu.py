@@ -43,7 +43,8 @@ class CpuTarget(Target):
             le=1,
             description="Metric budget of a full-int8 artifact (0.01 = one point; default: the recipe's "
             "gates.max_metric_drop when it applies to this target). Over budget, the ops with the largest int8 error "
-            "are kept in float, a group at a time, until within budget or all are float.",
+            "are kept in float, a group at a time, until within budget or all are float; with the LiteRT Quantizer's "
+            "int4 modes, the ops with the largest int4 weight error are kept at 8 bits the same way.",
         )
         sparse: bool = Field(
             False,
