@@ -102,6 +102,8 @@ def graph_from_interpreter(interpreter) -> dict:
     """
     import numpy as np
 
+    from compressctl.core.internals import litert as litert_internals
+
     ops = [
         {
             "index": int(op["index"]),
@@ -109,7 +111,7 @@ def graph_from_interpreter(interpreter) -> dict:
             "inputs": [int(i) for i in op["inputs"] if i >= 0],
             "outputs": [int(i) for i in op["outputs"] if i >= 0],
         }
-        for op in interpreter._get_ops_details()
+        for op in litert_internals.ops_details(interpreter)
     ]
     produced = {i for op in ops for i in op["outputs"]}
     inputs = [int(d["index"]) for d in interpreter.get_input_details()]
