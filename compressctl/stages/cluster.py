@@ -1,11 +1,21 @@
-"""Weight clustering (weight sharing): each layer's weights take one of N trained centroid values."""
+"""Weight clustering (weight sharing): each layer's weights take one of N trained centroid values.
+
+``grid: int4`` puts the shared values on the int4 grid of their tensor, so that 4-bit weight storage
+(the LiteRT Quantizer's channelwise ``weight-only-int4`` / ``dynamic-int4``) holds the clustered
+weights exactly: after the centroids are trained, each output channel's values are snapped to
+multiples of that channel's int4 scale, ``max|w| / 7`` — the scale the quantizer's symmetric
+min/max computes from the same weights, so its quantization is then lossless (as QAT's per-channel
+fake quantization does for int8). The snap happens inside the stage, so the metric measured after
+it is the metric of the weights the file stores.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from compressctl.core.errors import first_line
 from compressctl.model.params import FineTune, LayerSelection, check_per_layer, first_match
@@ -16,6 +26,7 @@ from compressctl.stages.base import (
     StageResult,
     clone_with,
     kernel_arrays,
+    kernel_weights,
     measure_unique,
     require_keras,
     unweighted,
@@ -30,6 +41,39 @@ CENTROID_INIT = {
     "random": "RANDOM",
 }
 
+# grid → the values one output channel can hold in that many bits (int4: -8..7; the symmetric grid uses -7..7).
+GRID_BITS = {"int4": 4}
+GRID_LEVELS = {"int4": 7}
+# Keras layers whose kernel the quantizer quantizes per output channel, and the Keras kernel axes that
+# index one channel (the TFLite weight's quantized dimension): Dense/Conv kernels end in the output
+# channels; a depthwise kernel [h, w, in, multiplier] becomes TFLite's [1, h, w, in·multiplier].
+GRID_CHANNEL_AXES = {
+    "Dense": (-1,),
+    "Conv1D": (-1,),
+    "Conv2D": (-1,),
+    "Conv3D": (-1,),
+    "DepthwiseConv2D": (2, 3),
+}
+
+
+def snap_to_grid(kernel: np.ndarray, channel_axes: tuple[int, ...], levels: int = 7) -> np.ndarray:
+    """``kernel`` with each output channel's values on its symmetric integer grid: multiples of
+    ``max|w| / levels`` of that channel (zeros stay zero; an all-zero channel stays so)."""
+    axes = tuple(a % kernel.ndim for a in channel_axes)
+    reduce = tuple(a for a in range(kernel.ndim) if a not in axes)
+    bound = np.max(np.abs(kernel), axis=reduce, keepdims=True).astype(np.float32)
+    scale = np.where(bound > 0, bound / np.float32(levels), np.float32(1))
+    steps = np.clip(np.rint(kernel / scale), -levels, levels)
+    return (steps * scale).astype(kernel.dtype)
+
+
+def per_channel_unique(kernel: np.ndarray, channel_axes: tuple[int, ...]) -> int:
+    """The most distinct values any one output channel of ``kernel`` holds."""
+    axes = tuple(a % kernel.ndim for a in channel_axes)
+    moved = np.moveaxis(kernel, axes, tuple(range(kernel.ndim - len(axes), kernel.ndim)))
+    rows = moved.reshape(-1, int(np.prod([kernel.shape[a] for a in axes]))).T
+    return max((int(np.unique(row).size) for row in rows), default=0)
+
 
 class Cluster(Stage):
     """Share weights: cluster each selected layer's kernel into ``number_of_clusters`` values."""
@@ -38,7 +82,10 @@ class Cluster(Stage):
     order = 2
     leaves = "the shared weights"
     blocks = "new zeros would break the shared weights"
-    figures = (Figure("unique_weights", "int", "≤ {value} unique weights per layer"),)
+    figures = (
+        Figure("unique_weights", "int", "≤ {value} unique weights per layer"),
+        Figure("unique_per_channel", "int", "≤ {value} per output channel (grid)"),  # with grid only
+    )
     layer_figures = (Figure("unique_weights", "int", heading="unique weights"), Figure("clusters", "int"))
 
     class Params(LayerSelection, FineTune):
@@ -55,6 +102,28 @@ class Cluster(Stage):
         preserve_sparsity: bool = Field(
             True, description="Keep zeros at zero (pruned weights stay pruned: prune → cluster)."
         )
+        grid: Literal["int4"] | None = Field(
+            None,
+            description="Snap each output channel's shared values to its int4 grid (multiples of max|w|/7), so "
+            "the LiteRT Quantizer's channelwise int4 weights store the clustered model exactly; at most 16 clusters.",
+        )
+
+        @model_validator(mode="after")
+        def _clusters_fit_the_grid(self):
+            if self.grid is None:
+                return self
+            most = 2 ** GRID_BITS[self.grid]
+            counts = [(("number_of_clusters",), self.number_of_clusters)]
+            counts += [(("layers", name), count) for name, count in self.layers.items()]
+            for at, count in counts:
+                if count > most:
+                    raise PydanticCustomError(
+                        "clusters_over_grid",
+                        "{count} clusters cannot be stored in {bits} bits (grid: {grid} holds at most {most} "
+                        "values per channel): use at most {most} clusters, or drop `grid`",
+                        {"count": count, "bits": GRID_BITS[self.grid], "grid": self.grid, "most": most, "at": at},
+                    )
+            return self
 
         @field_validator("layers")
         @classmethod
@@ -128,4 +197,47 @@ class Cluster(Stage):
             return StageResult(model=model, skipped_layers=skipped, notes=["no layer was selected for clustering"])
         ctx.fit(wrapped, p.epochs, p.learning_rate, p.batch_size, "cluster")
         stripped = mot.clustering.keras.strip_clustering(wrapped)
-        return StageResult(model=stripped, skipped_layers=skipped, **measure_unique(stripped, counts))
+        notes = self._snap(stripped, counts, skipped) if p.grid else []
+        measured = measure_unique(stripped, counts)
+        if p.grid:
+            widest = {}
+            for layer in stripped.layers:
+                axes = GRID_CHANNEL_AXES.get(type(layer).__name__)
+                if layer.name in counts and axes is not None:
+                    widest[layer.name] = max(per_channel_unique(a, axes) for a in kernel_arrays(layer))
+            for row in measured["layers"]:
+                if row["layer"] in widest:
+                    row["unique_per_channel"] = widest[row["layer"]]
+            measured["measured"]["unique_per_channel"] = max(widest.values(), default=0)
+        return StageResult(model=stripped, skipped_layers=skipped, notes=notes, **measured)
+
+    def _snap(self, model, counts: dict[str, int], skipped: list[dict]) -> list[str]:
+        """Snap each clustered kernel to its int4 grid (``grid``); layers it cannot are named in ``skipped``."""
+        levels = GRID_LEVELS[self.params.grid]
+        moved, done = 0.0, []
+        for layer in model.layers:
+            if layer.name not in counts:
+                continue
+            axes = GRID_CHANNEL_AXES.get(type(layer).__name__)
+            if axes is None:
+                skipped.append(
+                    {
+                        "layer": layer.name,
+                        "reason": f"grid {self.params.grid}: {type(layer).__name__} is clustered but not snapped "
+                        f"(its weights' quantized dimension is not known here: {', '.join(GRID_CHANNEL_AXES)} are)",
+                    }
+                )
+                continue
+            for variable in kernel_weights(layer):
+                kernel = variable.numpy()
+                snapped = snap_to_grid(kernel, axes, levels)
+                scale = float(np.max(np.abs(kernel))) or 1.0
+                moved = max(moved, float(np.max(np.abs(snapped - kernel))) / scale)
+                variable.assign(snapped)
+            done.append(layer.name)
+        if not done:
+            return [f"grid {self.params.grid}: no clustered layer could be snapped"]
+        return [
+            f"grid {self.params.grid}: {len(done)} clustered layer(s) snapped to each output channel's int4 grid "
+            f"(max|w|/7); the largest move was {100 * moved:.1f} % of a kernel's largest weight"
+        ]
