@@ -55,7 +55,10 @@ _METHODS = {
     "REDUCE_MAX": "AddReduceMax",
     "REDUCE_MIN": "AddReduceMin",
     "SUM": "AddSum",
+    "CUSTOM:TFLM_DECODE": "AddDecode",  # the lookup tables' DECODE, registered as custom op TFLM_DECODE
 }
+# Custom ops the interpreter registers under a builtin kernel's name.
+_CUSTOM = {"CUSTOM:TFLM_DECODE": "DECODE"}
 
 
 def version() -> str:
@@ -112,7 +115,7 @@ def model_ops(path: str | Path) -> list[dict]:
 def missing_ops(ops: list[dict], registered: frozenset[str] | None = None) -> list[dict]:
     """The ops of ``ops`` (``model_ops``) the TFLM interpreter does not register."""
     registered = registered_ops() if registered is None else registered
-    return [row for row in ops if row["op"] not in registered]
+    return [row for row in ops if _CUSTOM.get(row["op"], row["op"]) not in registered]
 
 
 # --- in the worker process only: these construct TFLM interpreters -----------------------------------
@@ -186,6 +189,115 @@ def predict(model: bytes, x: np.ndarray, arena: int) -> np.ndarray:
         interpreter.invoke()
         results.append(_dequantize(interpreter.get_output(0), out)[0])
     return np.asarray(results)
+
+
+# --- lookup tables (TFLM's LUT compression, decoded by DECODE ops into the arena) ----------------------
+
+
+def lut_candidates(model: bytes) -> list[dict]:
+    """Constant int8 tensors whose values fit in 1-7 bits at the granularity of their quantization.
+
+    ``{tensor, name, bits, granularity, axis, bytes_before}``: one value table per channel along the
+    quantized axis for a tensor quantized per channel, one for the tensor otherwise; TFLM decodes a
+    table of the other granularity without error but to the wrong values.
+    """
+    import math
+
+    from ai_edge_litert import schema_py_generated as schema
+
+    root = schema.Model.GetRootAsModel(model, 0)
+    graph, rows = root.Subgraphs(0), []
+    for index in range(graph.TensorsLength()):
+        tensor = graph.Tensors(index)
+        buffer = root.Buffers(tensor.Buffer()) if tensor.Buffer() > 0 else None
+        if tensor.Type() != schema.TensorType.INT8 or buffer is None or buffer.DataLength() < 64:
+            continue
+        values = buffer.DataAsNumpy().view(np.int8).reshape(tensor.ShapeAsNumpy())
+        quantization = tensor.Quantization()
+        per_channel = quantization is not None and quantization.ScaleLength() > 1
+        axis = quantization.QuantizedDimension() if per_channel else None
+        tables = np.moveaxis(values, axis, 0) if per_channel else [values]
+        distinct = max(len(np.unique(table)) for table in tables)
+        bits = max(1, math.ceil(math.log2(distinct)))
+        if bits <= 7:
+            rows.append(
+                {
+                    "tensor": index,
+                    "name": (tensor.Name() or b"").decode(errors="replace"),
+                    "bits": bits,
+                    "granularity": f"per-channel (axis {axis})" if per_channel else "per-tensor",
+                    "axis": axis,
+                    "bytes_before": int(buffer.DataLength()),
+                }
+            )
+    return rows
+
+
+def lut_encode(model: bytes, rows: list[dict]) -> bytes:
+    """``model`` with the tensors of ``rows`` stored as lookup tables (tflite-micro's compression library)."""
+    from tflite_micro.tensorflow.lite.micro.compression import spec
+    from tflite_micro.tensorflow.lite.micro.compression.compress import compress
+
+    specs = [
+        spec.Tensor(
+            subgraph=0,
+            tensor=row["tensor"],
+            compression=[
+                spec.LookUpTableCompression(
+                    index_bitwidth=row["bits"],
+                    mode=spec.PerTensor() if row["axis"] is None else spec.PerChannel(axis=row["axis"]),
+                )
+            ],
+        )
+        for row in rows
+    ]
+    return bytes(compress(model, specs))
+
+
+def raw_outputs(model: bytes, inputs: np.ndarray, arena: int) -> np.ndarray:
+    """The output tensor's raw values for each of ``inputs`` (already of the input's dtype)."""
+    interpreter = _interpreter(model, arena)
+    results = []
+    for k in range(len(inputs)):
+        interpreter.set_input(inputs[k : k + 1], 0)
+        interpreter.invoke()
+        results.append(np.array(interpreter.get_output(0)))
+    return np.asarray(results)
+
+
+def check_inputs(model: bytes, count: int = 32, seed: int = 0) -> np.ndarray:
+    """``count`` seeded random inputs over the whole range of the model's (integer) input type."""
+    detail = _interpreter(model, 1 << 24).get_input_details(0)
+    dtype, shape = np.dtype(detail["dtype"]), [1, *detail["shape"][1:]]
+    info = np.iinfo(dtype) if dtype.kind in "iu" else None
+    rng = np.random.default_rng(seed)
+    if info is None:
+        return rng.uniform(-1, 1, [count, *shape[1:]]).astype(dtype)
+    return rng.integers(info.min, info.max + 1, [count, *shape[1:]]).astype(dtype)
+
+
+def lut_model(model: bytes, arena: int) -> dict:
+    """Each candidate tensor encoded alone, kept when the file shrinks and the outputs stay bit-identical
+    on ``check_inputs``; then the kept ones together. ``{"rows": [...], "model": bytes | None, "arena": n}``."""
+    inputs = check_inputs(model)
+    reference = raw_outputs(model, inputs, arena)
+    kept = []
+    for row in lut_candidates(model):
+        single = lut_encode(model, [row])
+        saved = len(model) - len(single)
+        if saved <= 0:
+            continue
+        single_arena = smallest_arena(single)
+        if not np.array_equal(raw_outputs(single, inputs, single_arena), reference):
+            continue
+        kept.append({**row, "bytes_after": row["bytes_before"] - saved, "arena_bytes_added": single_arena - arena})
+    if not kept:
+        return {"rows": [], "model": None, "arena": None}
+    encoded = lut_encode(model, kept)
+    encoded_arena = smallest_arena(encoded)
+    if not np.array_equal(raw_outputs(encoded, inputs, encoded_arena), reference):
+        return {"rows": [], "model": None, "arena": None}
+    return {"rows": kept, "model": encoded, "arena": encoded_arena}
 
 
 # --- the C sources a firmware compiles ---------------------------------------------------------------

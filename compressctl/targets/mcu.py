@@ -84,6 +84,13 @@ class McuTarget(Target):
             None,
             description=f"Flash the model array may take: {SIZE_HELP}. A larger artifact fails this target.",
         )
+        lut: bool = Field(
+            True,
+            description="true: also write mcu/lut/, the model with each constant tensor whose values fit in 1-7 bits "
+            "(after clustering) stored as a TFLM lookup table at its quantization's granularity, kept when the outputs "
+            "stay identical and the file shrinks; the report shows flash saved against arena added (DECODE decodes "
+            "into the arena); false (or off): plain int8 only.",
+        )
         arena_budget: int | str | None = Field(
             None,
             description=f"RAM the tensor arena may take: {SIZE_HELP}. A larger measured arena fails this target.",
@@ -98,7 +105,7 @@ class McuTarget(Target):
 
     def __init__(self, params):
         super().__init__(params)
-        self._arena: int | None = None
+        self._shipped: tuple[Path, int] | None = None
 
     def conversions(self) -> list[Conversion]:
         return [Conversion("int8", io_dtype="int8", integer_only=True, label="full int8 (TFLM)")]
@@ -116,19 +123,26 @@ class McuTarget(Target):
             raise StageError(
                 f"float-only layers that do not become int8: {floats} (TFLM targets need every op in int8)"
             )
-        model = path.read_bytes()
-        flash = len(model)
-        if p.flash_budget is not None and flash > p.flash_budget:
-            raise StageError(f"flash_bytes {flash:,} over flash_budget {p.flash_budget:,} bytes")
         emit(Event("step", f"{self.name}: measuring the tensor arena in {tflm.version()}"))
         with tempfile.TemporaryDirectory() as tmp, TflmProcess(timeout_s=1800) as worker:
-            out = Path(tmp) / "arena.json"
+            out = Path(tmp) / "answer.json"
             worker.request({"op": "arena", "model": str(path), "out": str(out)}, out, "arena measurement")
-            arena = json.loads(out.read_text())["arena_bytes"]
+            dense = {"path": f"{folder.name}/{path.name}", "flash_bytes": path.stat().st_size}
+            dense["arena_bytes"] = json.loads(out.read_text())["arena_bytes"]
+            lut = None
+            if p.lut:
+                emit(Event("step", f"{self.name}: lookup tables for the tensors whose values fit in 7 bits"))
+                lut = _lut(worker, path, folder, dense["arena_bytes"], Path(tmp))
+        flash, arena = dense["flash_bytes"], dense["arena_bytes"]
+        fits_with_lut = lut is not None and p.flash_budget is not None and lut["flash_bytes"] <= p.flash_budget
+        if p.flash_budget is not None and flash > p.flash_budget and not fits_with_lut:
+            with_lut = f" (with lookup tables {lut['flash_bytes']:,})" if lut else ""
+            raise StageError(f"flash_bytes {flash:,}{with_lut} over flash_budget {p.flash_budget:,} bytes")
         if p.arena_budget is not None and arena > p.arena_budget:
             raise StageError(f"arena_bytes {arena:,} over arena_budget {p.arena_budget:,} bytes")
-        self._arena = arena
-        files = _write_sources(model, ops, folder, self.recipe_name or "model")  # g_<recipe>_model_data
+        self._shipped = (path, arena)
+        name = self.recipe_name or "model"  # the array is g_<recipe>_model_data
+        files = _write_sources(path.read_bytes(), ops, folder, name)
         emit(Event("step", f"{self.name}: {flash:,} bytes of flash, {arena:,}-byte arena in {tflm.version()}"))
         record = {
             "runtime": tflm.version(),
@@ -136,16 +150,26 @@ class McuTarget(Target):
             "flash_bytes": flash,
             "ops": [{"op": r["op"], "version": r["version"], "layer": r["layer"]} for r in ops],
             "metric_runtime": f"{tflm.version()} (Python interpreter on the host), test split",
-            "files": [f"{folder.name}/{name}" for name in files],
+            "files": [f"{folder.name}/{file}" for file in files],
         }
+        if lut:
+            lut_path = folder.parent / lut["path"]
+            lut_files = _write_sources(lut_path.read_bytes(), tflm.model_ops(lut_path), lut_path.parent, name)
+            record["lut"] = lut.pop("rows")
+            record["decode_arena_bytes"] = lut["arena_bytes"] - arena
+            record["lut_model"] = {**lut, "files": [f"{folder.name}/lut/{file}" for file in lut_files]}
+            if p.arena_budget is not None and lut["arena_bytes"] > p.arena_budget:
+                record["lut_note"] = f"the lookup-table model's arena is over arena_budget {p.arena_budget:,} bytes"
+            elif fits_with_lut and flash > p.flash_budget:
+                record["lut_note"] = f"only the lookup-table model fits flash_budget {p.flash_budget:,} bytes"
         record.update({k: v for k, v in (("flash_budget", p.flash_budget), ("arena_budget", p.arena_budget)) if v})
         return {"mcu": record, "latency_note": "timed in LiteRT on the host CPU; no microcontroller is attached here"}
 
     def evaluate(self, path, data, task, emit) -> float | None:
         """The metric on the test split measured in the TFLM interpreter, in the arena measured in ``finish``."""
-        arena = self._arena
-        if arena is None:
+        if self._shipped is None:
             return None
+        path, arena = self._shipped  # the file model_data.cc holds, and its arena
         with tempfile.TemporaryDirectory() as tmp, TflmProcess(timeout_s=3600) as worker:
             inputs, out = Path(tmp) / "x.npy", Path(tmp) / "y.npy"
 
@@ -157,6 +181,30 @@ class McuTarget(Target):
                 return np.load(out)
 
             return data.score(predict, task)
+
+
+def _lut(worker, path: Path, folder: Path, arena: int, tmp: Path) -> dict | None:
+    """The LUT-encoded model (``folder/model_lut.tflite``) and its figures, or None when no tensor encodes."""
+    (folder / "lut").mkdir(exist_ok=True)
+    out, encoded = tmp / "lut.json", folder / "lut" / "model.tflite"
+    spec = {"op": "lut", "model": str(path), "arena": arena, "out": str(out), "model_out": str(encoded)}
+    worker.request(spec, out, "lookup-table encoding")
+    answer = json.loads(out.read_text())
+    if not answer["rows"] or not encoded.exists():
+        (folder / "lut").rmdir()
+        return None
+    rows = [{k: row[k] for k in LUT_FIELDS} for row in answer["rows"]]
+    for row, found in zip(rows, answer["rows"], strict=True):
+        row["tensor"] = found["name"]
+    return {
+        "path": f"{folder.name}/lut/{encoded.name}",
+        "flash_bytes": encoded.stat().st_size,
+        "arena_bytes": answer["arena_bytes"],
+        "rows": rows,
+    }
+
+
+LUT_FIELDS = ("tensor", "bits", "granularity", "bytes_before", "bytes_after", "arena_bytes_added")
 
 
 def _float_ops(path: Path) -> str:

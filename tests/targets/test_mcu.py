@@ -108,6 +108,8 @@ def test_resolver_methods_and_registered_ops():
     assert tflm.resolver_method("DEPTHWISE_CONV_2D") == "AddDepthwiseConv2D"
     assert tflm.resolver_method("FULLY_CONNECTED") == "AddFullyConnected"
     assert tflm.resolver_method("MAX_POOL_2D") == "AddMaxPool2D"
+    assert tflm.resolver_method("CUSTOM:TFLM_DECODE") == "AddDecode"  # the lookup tables' DECODE
+    assert tflm.missing_ops([{"op": "CUSTOM:TFLM_DECODE", "version": 1, "layer": "fc1"}]) == []
     registered = tflm.registered_ops()
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SOFTMAX", "RESHAPE", "QUANTIZE"} <= registered
     assert "GELU" not in registered  # this TFLM has no GELU kernel (the failing-op run below relies on it)
@@ -159,27 +161,13 @@ def test_mcu_run_is_measured_in_tflm_and_ships_an_array_that_compiles(tmp_path, 
     # The arena: the smallest multiple of 16 that allocates, checked on fresh interpreters.
     arena = mcu["arena_bytes"]
     assert arena % 16 == 0 and 0 < arena < 64 * 1024
-    probe = (
-        "from tflite_micro.python.tflite_micro import runtime\n"
-        f"model = open({str(tflite)!r}, 'rb').read()\n"
-        "def ok(n):\n"
-        "    try:\n        runtime.Interpreter.from_bytes(model, arena_size=n)\n"
-        "    except RuntimeError:\n        return False\n"
-        "    return True\n"
-        f"print(ok({arena}), ok({arena - 16}))\n"
-    )
-    assert _in_tflm(probe).split()[-2:] == ["True", "False"]
+    assert _allocates(tflite, arena, arena - 16) == [True, False]
 
     # The metric is TFLM's on the test split: recomputed from TFLM's own outputs here.
     data = np.load(tiny_data)
     np.save(tmp_path / "x.npy", data["x_test"])
-    outputs = tmp_path / "y.npy"
-    _in_tflm(
-        "import numpy as np\nfrom compressctl.litert import tflm\n"
-        f"y = tflm.predict(open({str(tflite)!r}, 'rb').read(), np.load({str(tmp_path / 'x.npy')!r}), {arena})\n"
-        f"np.save({str(outputs)!r}, y)\n"
-    )
-    accuracy = float(np.mean(np.argmax(np.load(outputs), axis=1) == data["y_test"]))
+    outputs = _tflm_outputs(tflite, tmp_path / "x.npy", arena, tmp_path / "y.npy")
+    accuracy = float(np.mean(np.argmax(outputs, axis=1) == data["y_test"]))
     assert artifact["metric_value"] == pytest.approx(accuracy, abs=1e-9)
     assert accuracy > 0.8
 
@@ -204,25 +192,94 @@ def test_mcu_run_is_measured_in_tflm_and_ships_an_array_that_compiles(tmp_path, 
         "AddReshape",
         "AddSoftmax",
     ]
+    dumped, offset = _compiled_array(out / "mcu", tmp_path, "tiny_mcu")
+    assert dumped == tflite.read_bytes()
+    assert offset == 0  # the array sits on a 16-byte boundary
+
+
+def _compiled_array(folder: Path, tmp_path: Path, name: str) -> tuple[bytes, int]:
+    """``folder``'s model_data.cc compiled with the host C++ compiler: the array's bytes and its address % 16."""
     compiler = shutil.which("g++") or shutil.which("c++")
     if compiler is None:
         pytest.skip("no host C++ compiler")
-    (tmp_path / "dump.cc").write_text(
+    array = f"g_{name}_model_data"
+    source = tmp_path / f"dump_{folder.name}.cc"
+    source.write_text(
         '#include <cstdio>\n#include <cstdint>\n#include "model_data.h"\n'
         "int main() {\n"
-        '  std::fprintf(stderr, "%u\\n", (unsigned)(reinterpret_cast<std::uintptr_t>(g_tiny_mcu_model_data) % 16));\n'
-        "  std::fwrite(g_tiny_mcu_model_data, 1, g_tiny_mcu_model_data_len, stdout);\n"
+        f'  std::fprintf(stderr, "%u\\n", (unsigned)(reinterpret_cast<std::uintptr_t>({array}) % 16));\n'
+        f"  std::fwrite({array}, 1, {array}_len, stdout);\n"
         "  return 0;\n}\n"
     )
-    binary = tmp_path / "dump"
+    binary = tmp_path / f"dump_{folder.name}"
     subprocess.run(
-        [compiler, "-std=c++17", "-Wall", "-Werror", "-I", str(out / "mcu"), str(tmp_path / "dump.cc"),
-         str(out / "mcu" / "model_data.cc"), "-o", str(binary)],
+        [compiler, "-std=c++17", "-Wall", "-Werror", "-I", str(folder), str(source), str(folder / "model_data.cc"),
+         "-o", str(binary)],
         check=True, timeout=300,
     )  # fmt: skip
     dumped = subprocess.run([str(binary)], capture_output=True, check=True, timeout=60)
-    assert dumped.stdout == tflite.read_bytes()
-    assert dumped.stderr.strip() == b"0"  # the array sits on a 16-byte boundary
+    return dumped.stdout, int(dumped.stderr.strip())
+
+
+def _allocates(tflite: Path, *arenas: int) -> list[bool]:
+    """Whether a fresh TFLM interpreter allocates ``tflite`` in each arena (in a child process)."""
+    probe = (
+        "from tflite_micro.python.tflite_micro import runtime\n"
+        f"model = open({str(tflite)!r}, 'rb').read()\n"
+        "def ok(n):\n"
+        "    try:\n        runtime.Interpreter.from_bytes(model, arena_size=n)\n"
+        "    except RuntimeError:\n        return False\n"
+        "    return True\n"
+        f"print(*[ok(n) for n in {list(arenas)}])\n"
+    )
+    return [word == "True" for word in _in_tflm(probe).split()[-len(arenas) :]]
+
+
+def _tflm_outputs(tflite: Path, x_path: Path, arena: int, out: Path) -> np.ndarray:
+    _in_tflm(
+        "import numpy as np\nfrom compressctl.litert import tflm\n"
+        f"y = tflm.predict(open({str(tflite)!r}, 'rb').read(), np.load({str(x_path)!r}), {arena})\n"
+        f"np.save({str(out)!r}, y)\n"
+    )
+    return np.load(out)
+
+
+@pytest.mark.slow
+def test_clustered_weights_are_stored_as_lookup_tables_with_identical_outputs(tmp_path, tiny_cnn_path, tiny_data):
+    text = RECIPE.format(model=tiny_cnn_path, data=tiny_data, extra="").replace(
+        "targets:", "stages:\n  - type: cluster\n    number_of_clusters: 8\n    epochs: 1\ntargets:"
+    )
+    recipe = write_recipe(tmp_path, text)
+    out = tmp_path / "run"
+    api.run(str(recipe), out=str(out))
+    (artifact,) = json.loads((out / "report.json").read_text())["artifacts"]
+    mcu = artifact["mcu"]
+    dense, lut = out / "mcu" / "model.tflite", out / "mcu" / "lut" / "model.tflite"
+    assert mcu["lut"], "the clustered kernels fit in 3 bits"
+    assert all(1 <= row["bits"] <= 3 and row["bytes_after"] < row["bytes_before"] for row in mcu["lut"])
+    assert any(row["granularity"].startswith("per-channel") for row in mcu["lut"])  # the conv kernel's
+    model = mcu["lut_model"]
+    assert model["path"] == "mcu/lut/model.tflite" and model["flash_bytes"] == lut.stat().st_size
+    assert lut.stat().st_size < mcu["flash_bytes"] == dense.stat().st_size
+    assert mcu["decode_arena_bytes"] == model["arena_bytes"] - mcu["arena_bytes"] > 0  # DECODE's output
+    assert _allocates(lut, model["arena_bytes"], model["arena_bytes"] - 16) == [True, False]
+    # Lossless: TFLM gives the same outputs on the whole test split with or without the tables.
+    data = np.load(tiny_data)
+    np.save(tmp_path / "x.npy", data["x_test"])
+    with_tables = _tflm_outputs(lut, tmp_path / "x.npy", model["arena_bytes"], tmp_path / "lut.npy")
+    without = _tflm_outputs(dense, tmp_path / "x.npy", mcu["arena_bytes"], tmp_path / "dense.npy")
+    assert np.array_equal(with_tables, without)
+    assert "AddDecode()" in (out / "mcu" / "lut" / "op_resolver.h").read_text()
+    assert model["files"] == ["mcu/lut/model_data.cc", "mcu/lut/model_data.h", "mcu/lut/op_resolver.h"]
+    dumped, offset = _compiled_array(out / "mcu" / "lut", tmp_path, "tiny_mcu")
+    assert dumped == lut.read_bytes() and offset == 0
+    assert "with lookup tables" in (out / "report.md").read_text()
+
+    # lut: off writes the int8 model only.
+    off = tmp_path / "off"
+    api.run(str(recipe), ["targets.0.lut=off"], out=str(off))
+    (artifact,) = json.loads((off / "report.json").read_text())["artifacts"]
+    assert "lut" not in artifact["mcu"] and not (off / "mcu" / "lut").exists()
 
 
 @pytest.mark.slow
