@@ -248,8 +248,9 @@ def require_keras(model, stage: str) -> None:
 def is_graph_model(model) -> bool:
     """A Sequential or functional model: one with a config that can be cloned or rebuilt."""
     from compressctl.core.env import keras
+    from compressctl.core.internals import keras as keras_internals
 
-    return isinstance(model, keras().Sequential) or bool(getattr(model, "_is_graph_network", False))
+    return isinstance(model, keras().Sequential) or keras_internals.is_graph_network(model)
 
 
 def require_graph_model(model, stage: str, action: str = "rebuild") -> None:

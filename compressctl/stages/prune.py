@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from compressctl.core.errors import first_line
+from compressctl.core.internals import tfmot as tfmot_internals
 from compressctl.model.params import FineTune, LayerSelection, check_per_layer, first_match
 from compressctl.stages.base import (
     Figure,
@@ -68,9 +69,7 @@ class Prune(Stage):
         from compressctl.core.env import tfmot
 
         mot = tfmot()
-        from tensorflow_model_optimization.python.core.sparsity.keras import prune_registry
-
-        if prune_registry.PruneRegistry.supports(layer) or isinstance(layer, mot.sparsity.keras.PrunableLayer):
+        if tfmot_internals.can_prune(layer) or isinstance(layer, mot.sparsity.keras.PrunableLayer):
             return True
         return f"TFMOT cannot prune {type(layer).__name__}"
 

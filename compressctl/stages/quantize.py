@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from compressctl.core.errors import StageError, first_line
+from compressctl.core.internals import tfmot as tfmot_internals
 from compressctl.model.distribute import replica_note
 from compressctl.model.params import FineTune, LayerSelection
 from compressctl.stages.base import (
@@ -170,14 +171,7 @@ _REGISTRY = []
 def _registry():
     """TFMOT's default 8-bit registry (built once; TensorFlow is imported only when asked)."""
     if not _REGISTRY:
-        from compressctl.core.env import tfmot
-
-        tfmot()
-        from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-            default_8bit_quantize_registry as registry_module,
-        )
-
-        _REGISTRY.append(registry_module.Default8BitQuantizeRegistry())
+        _REGISTRY.append(tfmot_internals.default_8bit_registry())
     return _REGISTRY[0]
 
 
