@@ -21,7 +21,7 @@ from compressctl import api
 from compressctl.core.errors import EXIT_STAGE_FAILED
 from compressctl.litert import tflm
 from compressctl.targets.mcu import McuTarget, parse_bytes
-from tests.conftest import write_recipe
+from tests.conftest import cli, write_recipe
 
 # --- budgets and helpers (no TensorFlow) ------------------------------------------------------------
 
@@ -92,8 +92,6 @@ def test_a_bad_budget_is_one_line_naming_file_line_and_field(case, tmp_path):
 
 @pytest.mark.unit
 def test_validate_exits_2_on_a_budget_in_the_wrong_unit(tmp_path):
-    from tests.conftest import cli
-
     path = write_recipe(tmp_path, BAD_BUDGETS["flash_budget_in_milliseconds"][0])
     done = cli("validate", path)
     assert done.returncode == 2
@@ -179,6 +177,14 @@ def test_mcu_run_is_measured_in_tflm_and_ships_an_array_that_compiles(tmp_path, 
     markdown = (out / "report.md").read_text()
     assert f"{mcu['flash_bytes']:,} bytes of flash" in markdown and f"{arena:,}-byte tensor arena" in markdown
     assert f"{arena:,}-byte tensor arena" in (out / "report.html").read_text()
+
+    # compare shows the two figures beside the others.
+    compared = cli("compare", out)
+    assert compared.returncode == 0, compared.stderr
+    header = next(line for line in compared.stdout.splitlines() if line.split()[:2] == ["run", "target"])
+    assert header.split()[-3:] == ["flash", "arena", "Pareto"]
+    row = next(line for line in compared.stdout.splitlines() if " mcu " in f" {line} ")
+    assert f"{mcu['flash_bytes']:,}" in row.split() and f"{arena:,}" in row.split()
 
     # The files to ship: the array compiled with the host compiler holds exactly the .tflite's bytes.
     assert mcu["files"] == ["mcu/model_data.cc", "mcu/model_data.h", "mcu/op_resolver.h"]
