@@ -122,9 +122,13 @@ def trainable(config: dict, spec: dict):
         os.chdir(spec["cwd"])
     set_threads(cpus)
     registry = ray.get_actor(spec["registry"], namespace=spec["namespace"])
-    trial_id = ray.get(registry.id_for.remote(tune.get_context().get_trial_id()))
+    node_id = ray.get_runtime_context().get_node_id()
+    # The address the node joined with (`ray start --node-ip-address`), as the cluster lists it.
+    node_ip = next((n["NodeManagerAddress"] for n in ray.nodes() if n.get("NodeID") == node_id), None)
+    # The registry learns the node now: if the node is lost mid-trial, the driver still knows where it ran.
+    trial_id = ray.get(registry.id_for.remote(tune.get_context().get_trial_id(), {"ip": node_ip, "id": node_id}))
     params = sampled_params(config, spec["keys"], spec["space"])
-    same_node = ray.get_runtime_context().get_node_id() == spec["driver_node"]
+    same_node = node_id == spec["driver_node"]
     if same_node:
         run_dir = Path(spec["out"]) / "trials" / trial_id
         trial = run_trial(spec, params, trial_id, run_dir, Path(spec["out"]) / ".cache")
@@ -138,6 +142,7 @@ def trainable(config: dict, spec: dict):
             ray.get(registry.receive.remote(trial_id, Path(archive).read_bytes()))
             Path(archive).unlink()
             shutil.rmtree(run_dir, ignore_errors=True)
+    trial["node"] = node_ip
     return trial
 
 
@@ -150,18 +155,25 @@ def sensitivity_task(model, data, levels, trust_model, custom_objects, cpus):
 
 
 class Registry:
-    """Runs on the driver's node: hands out trial numbers and stores shipped run directories."""
+    """Runs on the driver's node: hands out trial numbers, remembers each trial's node, stores shipped runs."""
 
     def __init__(self, out: str, first: int):
         self.out = Path(out)
         self.next = first
         self.ids: dict[str, str] = {}
+        self.nodes: dict[str, dict] = {}
 
-    def id_for(self, tune_trial_id: str) -> str:
+    def id_for(self, tune_trial_id: str, node: dict | None = None) -> str:
         if tune_trial_id not in self.ids:
             self.ids[tune_trial_id] = f"{self.next:04d}"
             self.next += 1
+        if node is not None:
+            self.nodes[tune_trial_id] = node
         return self.ids[tune_trial_id]
+
+    def node_of(self, tune_trial_id: str) -> dict | None:
+        """The node a trial's worker said it runs on ({"ip", "id"}), or None if it never started."""
+        return self.nodes.get(tune_trial_id)
 
     def receive(self, trial_id: str, archive: bytes) -> None:
         import io

@@ -16,7 +16,8 @@ from compressctl.search.objective import FIGURES, choose_best
 from compressctl.search.pareto import trial_front
 
 # search.json's trial fields (DESIGN.md), in order: the trial's own, then the figures from its report.json.
-TRIAL_KEYS = ("id", "params", "status", "error", "run_dir", "seconds", *FIGURES)
+# `node`: the IP of the Ray node the trial ran on (None when it never started on one).
+TRIAL_KEYS = ("id", "params", "status", "error", "run_dir", "node", "seconds", *FIGURES)
 
 
 def build(header: dict, trials: list[dict], size_key: str, objective: str, best_recipe: str | None) -> dict:

@@ -69,7 +69,7 @@ def run_tune(request, loop: TuneLoop) -> None:
     registry = _start_registry(loop, namespace, driver_node)
     spec = _trial_spec(request, loop, namespace, driver_node)
     tune_hooks.ACTIVE.clear()
-    tune_hooks.ACTIVE.update(_hooks(loop, registry, spec["space"]), interrupted=loop.interrupted)
+    tune_hooks.ACTIVE.update(_hooks(loop, registry, spec), interrupted=loop.interrupted)
     resourced = ray_tune.with_resources(ray_tune.with_parameters(trainable, spec=spec), {"cpu": loop.cpus})
     loop.emit(
         Event(
@@ -166,8 +166,9 @@ def _trial_spec(request, loop: TuneLoop, namespace: str, driver_node: str) -> di
     }
 
 
-def _hooks(loop: TuneLoop, registry, space_json: dict) -> dict:
+def _hooks(loop: TuneLoop, registry, spec: dict) -> dict:
     """What tune_hooks calls as trials finish or fail: record the trial, say so, rewrite search.json."""
+    space_json, driver_node = spec["space"], spec["driver_node"]
 
     def on_result(result: dict) -> None:
         loop.trials.append({k: result.get(k) for k in record.TRIAL_KEYS})
@@ -176,9 +177,12 @@ def _hooks(loop: TuneLoop, registry, space_json: dict) -> dict:
 
     def on_error(trial) -> None:
         trial_id = loop.ray.get(registry.id_for.remote(trial.trial_id))
+        node = loop.ray.get(registry.node_of.remote(trial.trial_id))
         params = sampled_params(trial.config or {}, loop.keys, space_json)
-        failed = {"id": trial_id, "params": params, "status": "failed", "error": error_line(trial),
-                  "run_dir": f"trials/{trial_id}", "seconds": None, **dict.fromkeys(obj.FIGURES)}  # fmt: skip
+        lost = node is not None and node["id"] != driver_node and node_lost(loop.ray, node)
+        error = error_line(trial, node, lost)
+        failed = {"id": trial_id, "params": params, "status": "failed", "error": error, "run_dir": f"trials/{trial_id}",
+                  "node": node["ip"] if node else None, "seconds": None, **dict.fromkeys(obj.FIGURES)}  # fmt: skip
         loop.trials.append(failed)
         announce(failed, loop.emit)
         loop.write_record()
@@ -192,10 +196,12 @@ def tell_finished(searcher, done, inverse, space, pareto, objective, size_key) -
         return
     import optuna
 
+    from compressctl.core.internals import optuna as optuna_internals
+    from compressctl.core.internals import ray as ray_internals
     from compressctl.search.space import to_optuna
 
     distributions = {inverse[k]: d for k, d in to_optuna(space).items()}
-    study = searcher._ot_study  # OptunaSearch's evaluated_rewards takes one objective only
+    study = ray_internals.optuna_study(searcher)  # OptunaSearch's evaluated_rewards takes one objective only
     for trial in done:
         params = {inverse[k]: space[k].unsampled(v) for k, v in trial["params"].items() if k in inverse}
         if len(params) != len(distributions):
@@ -206,9 +212,7 @@ def tell_finished(searcher, done, inverse, space, pareto, objective, size_key) -
         sampler = study.sampler
         if isinstance(sampler, optuna.samplers.GridSampler):
             # The grid sampler skips grid points by their id among its (shuffled) grid.
-            point = tuple(params[name] for name in sampler._param_names)
-            if point in sampler._all_grids:
-                system_attrs = {"grid_id": sampler._all_grids.index(point), "search_space": sampler._search_space}
+            system_attrs = optuna_internals.grid_point_attrs(sampler, params)
         try:
             study.add_trial(
                 optuna.trial.create_trial(
@@ -219,13 +223,32 @@ def tell_finished(searcher, done, inverse, space, pareto, objective, size_key) -
             continue  # a value outside the current space
 
 
-def error_line(trial) -> str:
-    """One line on why a trial's worker failed (crashed, killed, out of memory)."""
+def node_lost(ray, node: dict, wait: float = 10.0) -> bool:
+    """Whether the node a trial ran on has left the cluster (its raylet gone, the machine down).
+
+    Ray reports a lost node's actors dead once its control service marks the node dead; the two
+    can arrive apart, so a node still listed alive is asked again for a few seconds (another
+    machine's trials only: the driver's own node is never lost while the driver runs)."""
+    deadline = time.monotonic() + wait
+    while True:
+        alive = any(n.get("NodeID") == node["id"] and n.get("Alive") for n in ray.nodes())
+        if not alive:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(1.0)
+
+
+def error_line(trial, node: dict | None = None, lost: bool = False) -> str:
+    """One line on why a trial's worker failed (its node lost, crashed, killed, out of memory)."""
     text = ""
     path = getattr(trial, "error_file", None)
     if path and Path(path).exists():
         text = Path(path).read_text(errors="replace")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if lost:
+        where = f"node {node['ip']} ({node['id'][:12]})" if node else "its node"
+        return f"node lost: {where} left the Ray cluster while the trial ran"
     died = next((ln for ln in lines if "OutOfMemoryError" in ln or "died" in ln.lower()), None)
     # Ray says why on a later line: the worker's exit type and detail (a signal, the OOM killer, ...).
     detail = next((ln[ln.index("Worker exit type") :] for ln in lines if "Worker exit type" in ln), None)

@@ -169,6 +169,7 @@ def test_a_killed_worker_is_recorded_and_the_search_goes_on(tmp_path, tiny_cnn_p
     assert [t["id"] for t in search["trials"]] == ["0001"]
     for trial in search["trials"]:
         assert trial["status"] == "failed" and trial["error"].startswith("worker crashed"), trial
+        assert trial["node"]  # where it crashed: the trial's worker said so before it died
         assert trial["params"]["stages.0.target_sparsity"] is not None
     assert search["best"] is None and not (out / "best.yaml").exists()
 
@@ -209,6 +210,8 @@ def test_search_on_a_ray_head_started_here(tmp_path, tiny_cnn_path, tiny_data):
         assert search["engine"]["max_concurrent"] == 2 and search["engine"]["cpus_per_trial"] == 1
         assert [t["id"] for t in search["trials"]] == ["0001", "0002"]
         assert all(t["status"] != "failed" for t in search["trials"]), search["trials"]
+        (node,) = {t["node"] for t in search["trials"]}  # the head's node (Ray lists the machine's address)
+        assert node
         check_record(out, search)
         # Both trials ran on the head's workers, reading the model the driver named.
         for trial in search["trials"]:
