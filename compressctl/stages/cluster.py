@@ -135,12 +135,9 @@ class Cluster(Stage):
         reason = unweighted(layer, "cluster")
         if reason:
             return reason
-        from compressctl.core.env import tfmot
+        from compressctl.core.internals import tfmot as tfmot_internals
 
-        tfmot()
-        from tensorflow_model_optimization.python.core.clustering.keras import clustering_registry
-
-        if clustering_registry.ClusteringRegistry.supports(layer):
+        if tfmot_internals.can_cluster(layer):
             return True
         return f"TFMOT cannot cluster {type(layer).__name__}"
 
@@ -153,9 +150,9 @@ class Cluster(Stage):
     def apply(self, model, ctx: StageContext) -> StageResult:
         require_keras(model, "cluster")
         from compressctl.core.env import tfmot
+        from compressctl.core.internals import tfmot as tfmot_internals
 
         mot = tfmot()
-        from tensorflow_model_optimization.python.core.clustering.keras.experimental import cluster as experimental
 
         p = self.params
         init = getattr(mot.clustering.keras.CentroidInitialization, CENTROID_INIT[p.centroid_init])
@@ -180,7 +177,7 @@ class Cluster(Stage):
                 )
                 return layer
             try:
-                wrapped = experimental.cluster_weights(
+                wrapped = tfmot_internals.cluster_weights(
                     layer,
                     number_of_clusters=clusters,
                     cluster_centroids_init=init,
