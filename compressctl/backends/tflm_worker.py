@@ -5,7 +5,7 @@ aborts on a malformed model) kills only this process, and the parent reports it 
 Requests (``op``):
 - ``arena`` {model, out}: the smallest arena that allocates (compressctl.litert.tflm.smallest_arena),
   then one inference in it; writes {"arena_bytes": n} as JSON to ``out``.
-- ``lut`` {model, arena, out, model_out}: the model with its clustered tensors as lookup tables
+- ``lut`` {model, arena, out, model_out, samples}: the model with its clustered tensors as lookup tables
   (compressctl.litert.tflm.lut_model) written to ``model_out`` when any is kept; the rows and its
   arena as JSON to ``out``.
 - ``predict`` {model, inputs, out, arena}: the float outputs for the samples in the ``inputs`` .npy,
@@ -37,7 +37,8 @@ def handle(spec: dict) -> dict:
             tflm.invoke_once(model, arena)  # it also runs in that arena
             measure.write_whole(spec["out"], json.dumps({"arena_bytes": arena}).encode())
         elif spec["op"] == "lut":
-            found = tflm.lut_model(model, int(spec["arena"]))
+            samples = np.load(spec["samples"]) if spec.get("samples") else None
+            found = tflm.lut_model(model, int(spec["arena"]), samples)
             if found["model"] is not None:
                 measure.write_whole(spec["model_out"], found["model"])
             answer = {"rows": found["rows"], "arena_bytes": found["arena"]}

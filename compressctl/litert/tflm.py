@@ -276,10 +276,15 @@ def check_inputs(model: bytes, count: int = 32, seed: int = 0) -> np.ndarray:
     return rng.integers(info.min, info.max + 1, [count, *shape[1:]]).astype(dtype)
 
 
-def lut_model(model: bytes, arena: int) -> dict:
-    """Each candidate tensor encoded alone, kept when the file shrinks and the outputs stay bit-identical
-    on ``check_inputs``; then the kept ones together. ``{"rows": [...], "model": bytes | None, "arena": n}``."""
-    inputs = check_inputs(model)
+def lut_model(model: bytes, arena: int, samples: np.ndarray | None = None) -> dict:
+    """Each candidate tensor encoded alone, kept when the file shrinks and the outputs stay bit-identical on
+    ``samples`` (float, quantized as the model's input; else ``check_inputs``); then the kept ones together.
+    ``{"rows": [...], "model": bytes | None, "arena": n}``."""
+    if samples is None:
+        inputs = check_inputs(model)
+    else:
+        detail = _interpreter(model, arena).get_input_details(0)
+        inputs = np.stack([_quantize(samples[k : k + 1], detail) for k in range(len(samples))])[:, 0]
     reference = raw_outputs(model, inputs, arena)
     kept = []
     for row in lut_candidates(model):

@@ -85,6 +85,7 @@ def _build_target(ctx: RunState, target, saved_model: Path) -> Built:
     for conversion in backend_steps.conversions_for(target):
         if backend_steps.needs_calibration(conversion) and calibration is None:
             calibration = _calibration_samples(ctx, target)
+            target.calibration = calibration
         emit(Event("step", f"converting {target.name}: {conversion.label}"))
         try:
             quantization, notes, requantized = {}, [], None

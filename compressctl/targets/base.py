@@ -58,6 +58,9 @@ class Target:
     figures: ClassVar[tuple[Figure, ...]] = ()
     # The recipe's name (its ``name:``, else its file's stem), set by the pipeline: what files are named after.
     recipe_name: str = ""
+    # The train samples its int8 conversion calibrated on, set by the pipeline before ``finish`` (None when it
+    # does not calibrate): what a target checks its artifact on (the mcu target's lookup tables).
+    calibration: object = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -132,7 +132,7 @@ class McuTarget(Target):
             lut = None
             if p.lut:
                 emit(Event("step", f"{self.name}: lookup tables for the tensors whose values fit in 7 bits"))
-                lut = _lut(worker, path, folder, dense["arena_bytes"], Path(tmp))
+                lut = _lut(worker, path, folder, dense["arena_bytes"], Path(tmp), self.calibration)
         flash, arena = dense["flash_bytes"], dense["arena_bytes"]
         fits_with_lut = lut is not None and p.flash_budget is not None and lut["flash_bytes"] <= p.flash_budget
         if p.flash_budget is not None and flash > p.flash_budget and not fits_with_lut:
@@ -183,11 +183,16 @@ class McuTarget(Target):
             return data.score(predict, task)
 
 
-def _lut(worker, path: Path, folder: Path, arena: int, tmp: Path) -> dict | None:
-    """The LUT-encoded model (``folder/model_lut.tflite``) and its figures, or None when no tensor encodes."""
+def _lut(worker, path: Path, folder: Path, arena: int, tmp: Path, samples) -> dict | None:
+    """The LUT-encoded model (``folder/lut/model.tflite``) and its figures, or None when no tensor encodes.
+
+    An encoding is kept when TFLM's outputs stay bit-identical on ``samples`` (the calibration samples)."""
     (folder / "lut").mkdir(exist_ok=True)
     out, encoded = tmp / "lut.json", folder / "lut" / "model.tflite"
     spec = {"op": "lut", "model": str(path), "arena": arena, "out": str(out), "model_out": str(encoded)}
+    if samples is not None:
+        np.save(tmp / "samples.npy", np.asarray(samples, np.float32))
+        spec["samples"] = str(tmp / "samples.npy")
     worker.request(spec, out, "lookup-table encoding")
     answer = json.loads(out.read_text())
     if not answer["rows"] or not encoded.exists():
