@@ -4,7 +4,8 @@ Same protocol as compressctl/backends/convert_worker.py: a TFLM interpreter that
 aborts on a malformed model) kills only this process, and the parent reports it in one line.
 Requests (``op``):
 - ``arena`` {model, out}: the smallest arena that allocates (compressctl.litert.tflm.smallest_arena),
-  then one inference in it; writes {"arena_bytes": n} as JSON to ``out``.
+  then one inference in it and the median time of 50 (a host figure); writes {"arena_bytes": n,
+  "host_latency_ms": t} as JSON to ``out``.
 - ``lut`` {model, arena, out, model_out, samples}: the model with its clustered tensors as lookup tables
   (compressctl.litert.tflm.lut_model) written to ``model_out`` when any is kept; the rows and its
   arena as JSON to ``out``.
@@ -35,13 +36,14 @@ def handle(spec: dict) -> dict:
         if spec["op"] == "arena":
             arena = tflm.smallest_arena(model)
             tflm.invoke_once(model, arena)  # it also runs in that arena
-            measure.write_whole(spec["out"], json.dumps({"arena_bytes": arena}).encode())
+            answer = {"arena_bytes": arena, "host_latency_ms": tflm.host_latency_ms(model, arena)}
+            measure.write_whole(spec["out"], json.dumps(answer).encode())
         elif spec["op"] == "lut":
             samples = np.load(spec["samples"]) if spec.get("samples") else None
             found = tflm.lut_model(model, int(spec["arena"]), samples)
             if found["model"] is not None:
                 measure.write_whole(spec["model_out"], found["model"])
-            answer = {"rows": found["rows"], "arena_bytes": found["arena"]}
+            answer = {"rows": found["rows"], "arena_bytes": found["arena"], "host_latency_ms": found.get("latency")}
             measure.write_whole(spec["out"], json.dumps(answer).encode())
         elif spec["op"] == "predict":
             outputs = tflm.predict(model, np.load(spec["inputs"]), int(spec["arena"]))

@@ -179,6 +179,22 @@ def invoke_once(model: bytes, arena: int) -> None:
     interpreter.invoke()
 
 
+def host_latency_ms(model: bytes, arena: int, runs: int = 50) -> float:
+    """Median milliseconds per inference (zero input) in the TFLM interpreter on this host: not a device figure."""
+    import time
+
+    interpreter = _interpreter(model, arena)
+    detail = interpreter.get_input_details(0)
+    interpreter.set_input(np.zeros(detail["shape"], detail["dtype"]), 0)
+    interpreter.invoke()  # warm-up
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        interpreter.invoke()
+        times.append(time.perf_counter() - start)
+    return round(1000 * float(np.median(times)), 4)
+
+
 def predict(model: bytes, x: np.ndarray, arena: int) -> np.ndarray:
     """Float outputs of ``model`` for samples ``x`` (one at a time: batch 1), run by the TFLM interpreter."""
     interpreter = _interpreter(model, arena)
@@ -302,7 +318,7 @@ def lut_model(model: bytes, arena: int, samples: np.ndarray | None = None) -> di
     encoded_arena = smallest_arena(encoded)
     if not np.array_equal(raw_outputs(encoded, inputs, encoded_arena), reference):
         return {"rows": [], "model": None, "arena": None}
-    return {"rows": kept, "model": encoded, "arena": encoded_arena}
+    return {"rows": kept, "model": encoded, "arena": encoded_arena, "latency": host_latency_ms(encoded, encoded_arena)}
 
 
 # --- the C sources a firmware compiles ---------------------------------------------------------------

@@ -36,6 +36,7 @@ class LutModel(_Record):
     flash_bytes: int
     arena_bytes: int = Field(description="Its smallest arena, measured like the int8 model's.")
     files: list[str] = Field(description="Its model_data.cc, model_data.h and op_resolver.h (with DECODE).")
+    host_latency_ms: float | None = Field(None, description="Like McuRecord.host_latency_ms, for this model.")
 
 
 class McuRecord(_Record):
@@ -52,6 +53,11 @@ class McuRecord(_Record):
     ops: list[McuOp] = Field(description="The model's distinct ops, each registered by the TFLM interpreter.")
     metric_runtime: str = Field(description="Where metric_value was measured: the TFLM interpreter, on the test split.")
     files: list[str] = Field(description="The C sources to ship, relative to the run directory.")
+    host_latency_ms: float | None = Field(
+        None,
+        description="Median ms per inference in the TFLM interpreter on this host's CPU (reference kernels): a "
+        "host figure, not a microcontroller's.",
+    )
     lut: list[LutTensor] | None = Field(
         None, description="Tensors kept as lookup tables: outputs bit-identical to the plain int8 model's."
     )
@@ -67,6 +73,8 @@ class McuRecord(_Record):
             f"{target}: {self.flash_bytes:,} bytes of flash, {self.arena_bytes:,}-byte tensor arena "
             f"(smallest that allocates), {len(self.ops)} ops; measured in {self.runtime}, metric included"
         )
+        if self.host_latency_ms is not None:
+            text += f"; {self.host_latency_ms:.3f} ms per inference in TFLM on this host (not a device figure)"
         if self.lut and self.lut_model:
             saved = self.flash_bytes - self.lut_model.flash_bytes
             text += (

@@ -128,7 +128,8 @@ class McuTarget(Target):
             out = Path(tmp) / "answer.json"
             worker.request({"op": "arena", "model": str(path), "out": str(out)}, out, "arena measurement")
             dense = {"path": f"{folder.name}/{path.name}", "flash_bytes": path.stat().st_size}
-            dense["arena_bytes"] = json.loads(out.read_text())["arena_bytes"]
+            answer = json.loads(out.read_text())
+            dense["arena_bytes"], latency = answer["arena_bytes"], answer["host_latency_ms"]
             lut = None
             if p.lut:
                 emit(Event("step", f"{self.name}: lookup tables for the tensors whose values fit in 7 bits"))
@@ -150,6 +151,7 @@ class McuTarget(Target):
             "flash_bytes": flash,
             "ops": [{"op": r["op"], "version": r["version"], "layer": r["layer"]} for r in ops],
             "metric_runtime": f"{tflm.version()} (Python interpreter on the host), test split",
+            "host_latency_ms": latency,
             "files": [f"{folder.name}/{file}" for file in files],
         }
         if lut:
@@ -205,6 +207,7 @@ def _lut(worker, path: Path, folder: Path, arena: int, tmp: Path, samples) -> di
         "path": f"{folder.name}/lut/{encoded.name}",
         "flash_bytes": encoded.stat().st_size,
         "arena_bytes": answer["arena_bytes"],
+        "host_latency_ms": answer["host_latency_ms"],
         "rows": rows,
     }
 

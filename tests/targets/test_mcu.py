@@ -153,6 +153,7 @@ def test_mcu_run_is_measured_in_tflm_and_ships_an_array_that_compiles(tmp_path, 
     mcu, tflite = artifact["mcu"], out / "mcu" / "model.tflite"
     assert artifact["input_dtype"] == artifact["output_dtype"] == "int8"
     assert mcu["runtime"] == tflm.version() and "tflite-micro" in mcu["metric_runtime"]
+    assert mcu["host_latency_ms"] > 0  # timed in TFLM on this host, labelled as such
     assert mcu["flash_bytes"] == tflite.stat().st_size == artifact["size_bytes"]
     assert [op["op"] for op in mcu["ops"]] == ["CONV_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"]
 
@@ -177,6 +178,7 @@ def test_mcu_run_is_measured_in_tflm_and_ships_an_array_that_compiles(tmp_path, 
     markdown = (out / "report.md").read_text()
     assert f"{mcu['flash_bytes']:,} bytes of flash" in markdown and f"{arena:,}-byte tensor arena" in markdown
     assert f"{arena:,}-byte tensor arena" in (out / "report.html").read_text()
+    assert "ms per inference in TFLM on this host (not a device figure)" in markdown
 
     # compare shows the two figures beside the others.
     compared = cli("compare", out)
