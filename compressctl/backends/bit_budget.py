@@ -3,10 +3,10 @@
 Like selective int8 (litert/selective.py), on the same train samples and the same steps (1, 2, 4, … ops,
 worst first, until the artifact is within the target's budget, measured against the float TFLite file
 it quantized): the ops are ranked by their own layer-wise error, which for weight-only and dynamic
-int4 is their weights' int4 error (litert/weight_error.py, the int4 artifact against that float
-file), and each kept op gets the scheme's 8-bit twin through an override on its output tensor name
-(``weight-only-int4`` → ``weight-only-int8``, ``dynamic-int4`` → ``dynamic``). The user's own
-overrides come first and stay in force for every other op.
+int4 is their weights' int4 error weighted by their inputs' power (litert/weight_error.py, the int4
+artifact against that float file, on 100 train samples), and each kept op gets the scheme's 8-bit
+twin through an override on its output tensor name (``weight-only-int4`` → ``weight-only-int8``,
+``dynamic-int4`` → ``dynamic``). The user's own overrides come first and stay in force for every other op.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def within_budget(ctx, target, conversion, saved_model: Path, path: Path, budget
     from compressctl.litert import selective, weight_error
 
     source = steps.float_tflite(ctx, saved_model)
-    ranked = weight_error.weight_errors(source, path)
+    ranked = weight_error.weight_errors(source, path, ctx.data.calibration(100, ctx.recipe.seed))
     answer = {"quantization": {"layer_errors": ranked}}
     eight = EIGHT_BIT[conversion.mode]
     own = list(conversion.options.get("overrides", []))

@@ -10,12 +10,14 @@ import os
 import sys
 
 from compressctl.backends.convert_worker import serve
-from compressctl.backends.litert_quantizer import SCHEMES
+from compressctl.backends.litert_quantizer import BLOCKWISE_MODES, SCHEMES
 from compressctl.core import measure
 
 
-def _granularity(qtyping, spec: dict):
-    if spec.get("granularity") == "blockwise":
+def _granularity(qtyping, spec: dict, mode: str):
+    """Blocks for the schemes the quantizer has blocks for; an override to another scheme (int8 weights for the
+    ops int4 loses most on, backends/bit_budget.py) keeps channelwise scales, which it quantizes."""
+    if spec.get("granularity") == "blockwise" and mode in BLOCKWISE_MODES:
         return qtyping.QuantGranularity(f"BLOCKWISE_{spec.get('block_size', 32)}")
     return qtyping.QuantGranularity.CHANNELWISE
 
@@ -51,10 +53,9 @@ def quantize(spec: dict) -> bytes:
     from ai_edge_quantizer import algorithm_manager, qtyping, quantizer
 
     q = quantizer.Quantizer(spec["float_model"])
-    granularity = _granularity(qtyping, spec)
-    _add(q, qtyping, algorithm_manager, ".*", spec["mode"], granularity)
+    _add(q, qtyping, algorithm_manager, ".*", spec["mode"], _granularity(qtyping, spec, spec["mode"]))
     for rule in spec.get("overrides", []):
-        _add(q, qtyping, algorithm_manager, rule["regex"], rule["mode"], granularity)
+        _add(q, qtyping, algorithm_manager, rule["regex"], rule["mode"], _granularity(qtyping, spec, rule["mode"]))
     calibration = None
     if q.need_calibration:
         samples = np.load(spec["calibration"]).astype(np.float32)

@@ -23,29 +23,43 @@ def weight_types(path):
 
 @pytest.fixture
 def outlier_cnn(tmp_path, tiny_cnn):
-    """The tiny CNN with conv channel 0 dead (ReLU of -1) and a 30× outlier in every fc1 column at an input
-    that dead channel feeds: the float model ignores the outliers, int4 (7 levels a side) rounds every other
-    fc1 weight to zero, 8 bits (127 levels) keep them."""
+    """The tiny CNN with conv channel 0 dead (ReLU of -1) and 30× outliers in fc1 at every input that dead
+    channel feeds (one in 8, so in every block of 32 too): the float model ignores them, int4 (7 levels a
+    side) rounds every other fc1 weight to zero, 8 bits (127 levels) keep them."""
     conv, fc1 = tiny_cnn.get_layer("conv"), tiny_cnn.get_layer("fc1")
     kernel, bias = conv.get_weights()
     kernel[..., 0], bias[0] = 0, -1
     conv.set_weights([kernel, bias])
     weights, fc_bias = fc1.get_weights()
-    weights[0, :] = 30 * np.abs(weights).max(axis=0)  # flatten index 0 is conv channel 0 at (0, 0)
+    weights[0::8, :] = 30 * np.abs(weights).max(axis=0)  # flatten order (row, column, channel): channel 0
     fc1.set_weights([weights, fc_bias])
     path = tmp_path / "outlier_cnn"
     tiny_cnn.save(str(path), save_format="tf")
     return path
 
 
-def test_int4_over_budget_keeps_its_worst_ops_at_8_bits(tmp_path, outlier_cnn, tiny_data):
+@pytest.mark.parametrize(
+    ("mode", "options", "scheme", "eight"),
+    [
+        ("weight-only-int4", "{}", "int4 weight-only", "weight-only-int8"),
+        # Blocks are the quantizer's for dynamic int4 only: the ops kept at 8 bits get channelwise int8.
+        ("dynamic-int4", "{granularity: blockwise, block_size: 32}", "dynamic int4", "dynamic"),
+    ],
+    ids=["channelwise", "blockwise"],
+)
+def test_int4_over_budget_keeps_its_worst_ops_at_8_bits(tmp_path, outlier_cnn, tiny_data, mode, options, scheme, eight):
     recipe = write_recipe(
         tmp_path,
         f"""
 model: {outlier_cnn}
 data: {tiny_data}
 targets:
-  - {{type: cpu, name: int4, backend: litert-quantizer, mode: weight-only-int4, max_metric_drop: 0.02}}
+  - type: cpu
+    name: int4
+    backend: litert-quantizer
+    mode: {mode}
+    litert_quantizer: {options}
+    max_metric_drop: 0.02
 bench: {{runs: 10, warmup: 1}}
 """,
     )
@@ -53,7 +67,8 @@ bench: {{runs: 10, warmup: 1}}
     assert result.exit_code == 0, result.report["failed_targets"]
     (artifact,) = result.report["artifacts"]
     chosen = artifact["quantization"]["selective"]
-    assert chosen["scheme"] == "int4 weight-only" and chosen["kept_as"] == "8 bits (weight-only-int8)"
+    assert chosen["scheme"] == scheme and chosen["kept_as"] == f"8 bits ({eight})"
+    assert "it quantized" in chosen["checked_on"]
     assert chosen["full_int8"]["metric_drop"] > 0.02  # the full int4 file was over budget
     assert chosen["within_budget"] and chosen["steps"][-1]["metric_drop"] <= 0.02
     kept = [op["name"] for op in chosen["kept_in_float"]]
