@@ -65,7 +65,9 @@ class McuRecord(_Record):
         None, description="What the lookup tables add to the arena (DECODE decodes into it): LUT arena − dense arena."
     )
     lut_model: LutModel | None = Field(None, description="The lookup-table model, when any tensor was kept encoded.")
-    lut_note: str | None = Field(None, description="Which budget only one of the two models meets, when one does.")
+    lut_note: str | None = Field(
+        None, description="Which budget only one of the two models meets, or why there are no lookup tables."
+    )
 
     def summary(self, target: str) -> str:
         """One line: flash, arena, the lookup tables' trade and where they and the metric were measured."""

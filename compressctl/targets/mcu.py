@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -130,10 +131,15 @@ class McuTarget(Target):
             dense = {"path": f"{folder.name}/{path.name}", "flash_bytes": path.stat().st_size}
             answer = json.loads(out.read_text())
             dense["arena_bytes"], latency = answer["arena_bytes"], answer["host_latency_ms"]
-            lut = None
+            lut, lut_failed = None, None
             if p.lut:
                 emit(Event("step", f"{self.name}: lookup tables for the tensors whose values fit in 7 bits"))
-                lut = _lut(worker, path, folder, dense["arena_bytes"], Path(tmp), self.calibration)
+                try:
+                    lut = _lut(worker, path, folder, dense["arena_bytes"], Path(tmp), self.calibration)
+                except StageError as exc:  # an extra: the int8 model still ships
+                    shutil.rmtree(folder / "lut", ignore_errors=True)
+                    lut_failed = f"no lookup tables: {exc}"
+                    emit(Event("warn", f"{self.name}: {lut_failed}"))
         flash, arena = dense["flash_bytes"], dense["arena_bytes"]
         fits_with_lut = lut is not None and p.flash_budget is not None and lut["flash_bytes"] <= p.flash_budget
         if p.flash_budget is not None and flash > p.flash_budget and not fits_with_lut:
@@ -164,6 +170,8 @@ class McuTarget(Target):
                 record["lut_note"] = f"the lookup-table model's arena is over arena_budget {p.arena_budget:,} bytes"
             elif fits_with_lut and flash > p.flash_budget:
                 record["lut_note"] = f"only the lookup-table model fits flash_budget {p.flash_budget:,} bytes"
+        if lut_failed:
+            record["lut_note"] = lut_failed
         record.update({k: v for k, v in (("flash_budget", p.flash_budget), ("arena_budget", p.arena_budget)) if v})
         return {"mcu": record, "latency_note": "timed in LiteRT on the host CPU; no microcontroller is attached here"}
 
