@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from compressctl.run import manifest
 from tests.conftest import REPO, write_recipe
 from tests.helpers.remeasure import remeasure
 
@@ -257,6 +258,8 @@ def test_search_on_two_hosts_ships_runs_back_and_survives_a_lost_node(hosts, tmp
         assert trial["metric_value"] == report["artifacts"][0]["metric_value"]
         for name in ("report.json", "report.md", "run.log", "recipe.lock.yaml", "manifest.json"):
             assert (run / name).is_file(), (tid, name)
+        checked = manifest.verify(run)  # every file the run listed, none missing or added, same sha256
+        assert checked["ok"] and checked["files"] >= 2, (tid, checked)
     assert sorted(p.name for p in (out / "trials").iterdir()) == sorted(set(trials) - {victim})
     assert set(search["pareto"]) <= set(trials) - {victim}
     assert search["best"] is None or search["best"]["trial"] in set(trials) - {victim}
