@@ -157,6 +157,7 @@ class Cluster(Stage):
         p = self.params
         init = getattr(mot.clustering.keras.CentroidInitialization, CENTROID_INIT[p.centroid_init])
         skipped, counts = [], {}
+        few = {}  # layers with no more distinct values than clusters: not clustered, still snapped with grid
 
         def wrap(layer):
             clusters = self.clusters_for(layer.name)
@@ -172,9 +173,11 @@ class Cluster(Stage):
             distinct = min(int(np.unique(a[a != 0] if p.preserve_sparsity else a).size) for a in arrays)
             if distinct <= clusters:
                 kind = "distinct non-zero weights" if p.preserve_sparsity else "distinct weights"
+                also = f"; snapped to the {p.grid} grid" if p.grid else ""
                 skipped.append(
-                    {"layer": layer.name, "reason": f"{distinct} {kind} are too few for {clusters} clusters"}
+                    {"layer": layer.name, "reason": f"{distinct} {kind} are too few for {clusters} clusters{also}"}
                 )
+                few[layer.name] = clusters
                 return layer
             try:
                 wrapped = tfmot_internals.cluster_weights(
@@ -191,10 +194,13 @@ class Cluster(Stage):
 
         wrapped = clone_with(model, wrap, "cluster")
         if not counts:
-            return StageResult(model=model, skipped_layers=skipped, notes=["no layer was selected for clustering"])
+            snapped = self._snap(model, few, skipped) if p.grid and few else []
+            notes = ["no layer was selected for clustering", *snapped]
+            return StageResult(model=model, skipped_layers=skipped, notes=notes)
         ctx.fit(wrapped, p.epochs, p.learning_rate, p.batch_size, "cluster")
         stripped = mot.clustering.keras.strip_clustering(wrapped)
-        notes = self._snap(stripped, counts, skipped) if p.grid else []
+        # A layer with fewer distinct values than clusters is snapped too: int4 would round it all the same.
+        notes = self._snap(stripped, {**counts, **few}, skipped) if p.grid else []
         measured = measure_unique(stripped, counts)
         if p.grid:
             widest = {}
@@ -209,7 +215,8 @@ class Cluster(Stage):
         return StageResult(model=stripped, skipped_layers=skipped, notes=notes, **measured)
 
     def _snap(self, model, counts: dict[str, int], skipped: list[dict]) -> list[str]:
-        """Snap each clustered kernel to its int4 grid (``grid``); layers it cannot are named in ``skipped``."""
+        """Snap the kernels of the layers in ``counts`` to their int4 grid (``grid``); layers it cannot are named in
+        ``skipped``."""
         levels = GRID_LEVELS[self.params.grid]
         moved, done = 0.0, []
         for layer in model.layers:
@@ -235,6 +242,6 @@ class Cluster(Stage):
         if not done:
             return [f"grid {self.params.grid}: no clustered layer could be snapped"]
         return [
-            f"grid {self.params.grid}: {len(done)} clustered layer(s) snapped to each output channel's int4 grid "
+            f"grid {self.params.grid}: {len(done)} layer(s) snapped to each output channel's int4 grid "
             f"(max|w|/7); the largest move was {100 * moved:.1f} % of a kernel's largest weight"
         ]

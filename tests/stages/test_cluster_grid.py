@@ -77,3 +77,20 @@ bench: {{runs: 10, warmup: 1}}
     python = tflite_runtime_python()
     if python:  # the claim held to the real runtime: tflite-runtime 2.14 refuses DEQUANTIZE of INT4
         assert not compat.probe(tmp_path / "run" / "int4" / "model.tflite", python)["loads"]
+
+
+def test_layers_with_fewer_values_than_clusters_are_snapped_too(tiny_cnn, stage_ctx):
+    from compressctl.stages.base import kernel_arrays
+    from compressctl.stages.cluster import Cluster
+
+    fc2 = tiny_cnn.get_layer("fc2")
+    kernel, bias = fc2.get_weights()
+    fc2.set_weights([np.round(kernel, 1), bias])  # a handful of values: too few for 16 clusters, not on the grid
+    params = Cluster.Params(type="cluster", number_of_clusters=16, grid="int4", epochs=1, learning_rate=1e-4)
+    result = Cluster(params).apply(tiny_cnn, stage_ctx)
+    reasons = {row["layer"]: row["reason"] for row in result.skipped_layers}
+    assert "too few" in reasons["fc2"] and "snapped to the int4 grid" in reasons["fc2"]
+    for name in ("conv", "fc1", "fc2"):
+        (snapped,) = kernel_arrays(result.model.get_layer(name))
+        np.testing.assert_allclose(snap_to_grid(snapped, (-1,)), snapped, rtol=1e-6, atol=0)  # on its grid
+    assert result.measured["unique_per_channel"] <= 16
