@@ -163,6 +163,13 @@ def search(request, emit: Emit = ignore):
     return run_search(request, emit=emit)
 
 
+def batch(request, emit: Emit = ignore):
+    """Run a fleet (``compressctl.search.batch.BatchRequest``): every model × recipe; returns a BatchResult."""
+    from compressctl.search.batch import batch as run_batch
+
+    return run_batch(request, emit=emit)
+
+
 def sensitivity(model_path: str, data_path: str, out: str, levels=None, clusters=None, **options) -> dict:
     """Layer sensitivity table of a model, written to ``out`` (json, md, png); returns the table.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from compressctl.cli import artifacts, reports, running, search, starting
+from compressctl.cli import artifacts, batch, reports, running, search, starting
 from compressctl.cli.common import app
 from compressctl.core.registry import PluginError
 
@@ -28,6 +28,7 @@ COMMANDS = (
     ("verify", reports.verify),
     ("search", search.search),
     ("sensitivity", search.sensitivity),
+    ("batch", batch.batch),
 )
 for _name, _command in COMMANDS:
     app.command(_name)(_command)

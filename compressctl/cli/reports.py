@@ -52,7 +52,7 @@ def report(
 
 
 def compare(
-    run_dirs: Annotated[list[str], typer.Argument(help="Run directories (each holding report.json).")],
+    run_dirs: Annotated[list[str], typer.Argument(help="Run directories (report.json) or batch folders (batch.json).")],
     *,
     by: Annotated[str, typer.Option("--by", help="Size axis of the Pareto front: size or gzip.")] = "size",
     html: Annotated[str | None, typer.Option("--html", help="Also write a self-contained HTML page here.")] = None,
@@ -60,14 +60,13 @@ def compare(
 ):
     """One table of every artifact across runs, with the Pareto front of size against metric."""
     from compressctl import api
-    from compressctl.report.compare import SIZE_KEYS, compare_reports, run_names
+    from compressctl.report.compare import SIZE_KEYS, compare_reports, named_runs
     from compressctl.report.summary import TABLE_COLUMNS, format_row
 
     if by not in SIZE_KEYS:
         bad_flag(f"--by: must be size or gzip, got {by!r}", json_)
     with session(json_, heavy=False) as ui:
-        names = run_names(run_dirs)
-        runs = [(name, d, api.load_report(d)) for name, d in zip(names, run_dirs, strict=True)]
+        runs = [(name, d, api.load_report(d)) for name, d in named_runs(run_dirs)]  # a batch: its runs
         rows, notes = compare_reports(runs, SIZE_KEYS[by])
         for note in notes:
             ui.warn(note)

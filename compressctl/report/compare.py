@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from compressctl.core.errors import UserError
 from compressctl.report.record import RunRecord
 
 SIZE_KEYS = {"size": "size_bytes", "gzip": "gzip_bytes"}
@@ -18,6 +19,37 @@ def run_names(run_dirs: list[str]) -> list[str]:
     """Each run's folder name; the whole path as given where two folders share a name."""
     names = [Path(d).name or str(d) for d in run_dirs]
     return [str(d) if names.count(n) > 1 else n for d, n in zip(run_dirs, names, strict=True)]
+
+
+def batch_runs(run_dir: str) -> list[tuple[str, str]] | None:
+    """(``model/recipe``, run directory) of each finished run of a ``compressctl batch`` directory (it holds
+    batch.json), in the batch's order; None for any other folder."""
+    import json
+
+    path = Path(run_dir) / "batch.json"
+    if not path.is_file():
+        return None
+    try:
+        batch = json.loads(path.read_text())
+        runs = [(r["model"], r["recipe"], r["run_dir"]) for r in batch["runs"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: not a readable batch record ({exc})") from None
+    found = [
+        (f"{model}/{Path(recipe).stem}", str(Path(run_dir) / sub))
+        for model, recipe, sub in runs
+        if (Path(run_dir) / sub / "report.json").is_file()
+    ]
+    if not found:
+        raise UserError(f"{run_dir}: the batch holds no finished run yet")
+    return found
+
+
+def named_runs(run_dirs: list[str]) -> list[tuple[str, str]]:
+    """(name, run directory) for each run to compare: a batch directory stands for its finished runs."""
+    expanded = [batch_runs(d) or [(None, d)] for d in run_dirs]
+    plain = [d for runs in expanded for name, d in runs if name is None]
+    plain_names = iter(run_names(plain))
+    return [(name or next(plain_names), d) for runs in expanded for name, d in runs]
 
 
 def rows_from_report(run: str, record: RunRecord, run_dir: str | Path = "") -> list[dict]:

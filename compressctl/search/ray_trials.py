@@ -1,4 +1,5 @@
-"""Ray for a search: starting or joining it, and what its worker processes run (trials, the trial registry)."""
+"""Ray for a search and a batch: starting or joining it, and what its worker processes run (trials, the trial
+registry, shipping a run directory from another machine to the driver)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,25 @@ from pathlib import Path
 
 from compressctl.core.errors import CompressctlError, UserError
 from compressctl.core.events import Event
+from compressctl.litert.bench import TIMING_LOCK_ENV
 from compressctl.recipe.search_spec import Dimension
 from compressctl.search import objective as obj
 from compressctl.search.space import resolved_recipe
 
 # --------------------------------------------------------------------------- driver side
+
+
+def worker_env() -> dict:
+    """The environment variables every Ray worker starts with (a batch's; a search's are engine's own)."""
+    lock_file = Path(tempfile.gettempdir()) / f"compressctl-timing-{os.getuid()}.lock"
+    env = {
+        "TF_USE_LEGACY_KERAS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+        TIMING_LOCK_ENV: str(lock_file),
+    }
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
 
 
 def ray_init(address: str | None, env: dict, emit) -> tuple[object, str, str | None]:
@@ -122,9 +137,7 @@ def trainable(config: dict, spec: dict):
         os.chdir(spec["cwd"])
     set_threads(cpus)
     registry = ray.get_actor(spec["registry"], namespace=spec["namespace"])
-    node_id = ray.get_runtime_context().get_node_id()
-    # The address the node joined with (`ray start --node-ip-address`), as the cluster lists it.
-    node_ip = next((n["NodeManagerAddress"] for n in ray.nodes() if n.get("NodeID") == node_id), None)
+    node_id, node_ip = current_node(ray)
     # The registry learns the node now: if the node is lost mid-trial, the driver still knows where it ran.
     trial_id = ray.get(registry.id_for.remote(tune.get_context().get_trial_id(), {"ip": node_ip, "id": node_id}))
     params = sampled_params(config, spec["keys"], spec["space"])
@@ -138,12 +151,38 @@ def trainable(config: dict, spec: dict):
         run_dir = local / "trials" / trial_id
         trial = run_trial(spec, params, trial_id, run_dir, local / ".cache")
         if run_dir.exists():
-            archive = shutil.make_archive(str(local / trial_id), "gztar", run_dir)
-            ray.get(registry.receive.remote(trial_id, Path(archive).read_bytes()))
-            Path(archive).unlink()
-            shutil.rmtree(run_dir, ignore_errors=True)
+            ray.get(registry.receive.remote(trial_id, pack_run(run_dir)))
     trial["node"] = node_ip
     return trial
+
+
+def current_node(ray) -> tuple[str, str | None]:
+    """This worker's Ray node: its id, and the address it joined with (`ray start --node-ip-address`)
+    as the cluster lists it."""
+    node_id = ray.get_runtime_context().get_node_id()
+    node_ip = next((n["NodeManagerAddress"] for n in ray.nodes() if n.get("NodeID") == node_id), None)
+    return node_id, node_ip
+
+
+def pack_run(run_dir: Path) -> bytes:
+    """A finished run directory on another machine as a tar.gz, to ship over Ray; the local copy is removed."""
+    archive = Path(shutil.make_archive(str(run_dir.parent / f".{run_dir.name}-ship"), "gztar", run_dir))
+    try:
+        return archive.read_bytes()
+    finally:
+        archive.unlink()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def unpack_run(archive: bytes, target: Path) -> None:
+    """A shipped run directory (``pack_run``) unpacked into ``target`` on the driver's machine (replacing it)."""
+    import io
+    import tarfile
+
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        tar.extractall(target, filter="data")
 
 
 def sensitivity_task(model, data, levels, trust_model, custom_objects, cpus):
@@ -176,11 +215,4 @@ class Registry:
         return self.nodes.get(tune_trial_id)
 
     def receive(self, trial_id: str, archive: bytes) -> None:
-        import io
-        import tarfile
-
-        target = self.out / "trials" / trial_id
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-            tar.extractall(target, filter="data")
+        unpack_run(archive, self.out / "trials" / trial_id)
