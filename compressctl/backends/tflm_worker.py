@@ -6,9 +6,11 @@ Requests (``op``):
 - ``arena`` {model, out}: the smallest arena that allocates (compressctl.litert.tflm.smallest_arena),
   then one inference in it and the median time of 50 (a host figure); writes {"arena_bytes": n,
   "host_latency_ms": t} as JSON to ``out``.
-- ``lut`` {model, arena, out, model_out, samples}: the model with its clustered tensors as lookup tables
-  (compressctl.litert.tflm.lut_model) written to ``model_out`` when any is kept; the rows and its
-  arena as JSON to ``out``.
+- ``lut_one`` {model, row, arena, out, samples}: one tensor as a lookup table, kept or not and why
+  (compressctl.litert.tflm.lut_one), as JSON to ``out``; one request a tensor, so that a TFLM crash on
+  one encoding costs that tensor only.
+- ``lut_all`` {model, rows, arena, out, model_out, samples}: the kept tensors together, written to
+  ``model_out`` when the outputs stay identical; its arena and latency as JSON to ``out``.
 - ``predict`` {model, inputs, out, arena}: the float outputs for the samples in the ``inputs`` .npy,
   run in an arena of ``arena`` bytes, written to the ``out`` .npy.
 Each writes ``out`` whole or not at all and answers {"ok": true} or {"error": ...}.
@@ -38,12 +40,16 @@ def handle(spec: dict) -> dict:
             tflm.invoke_once(model, arena)  # it also runs in that arena
             answer = {"arena_bytes": arena, "host_latency_ms": tflm.host_latency_ms(model, arena)}
             measure.write_whole(spec["out"], json.dumps(answer).encode())
-        elif spec["op"] == "lut":
+        elif spec["op"] == "lut_one":
             samples = np.load(spec["samples"]) if spec.get("samples") else None
-            found = tflm.lut_model(model, int(spec["arena"]), samples)
+            answer = tflm.lut_one(model, spec["row"], int(spec["arena"]), samples)
+            measure.write_whole(spec["out"], json.dumps(answer).encode())
+        elif spec["op"] == "lut_all":
+            samples = np.load(spec["samples"]) if spec.get("samples") else None
+            found = tflm.lut_all(model, spec["rows"], int(spec["arena"]), samples)
             if found["model"] is not None:
                 measure.write_whole(spec["model_out"], found["model"])
-            answer = {"rows": found["rows"], "arena_bytes": found["arena"], "host_latency_ms": found.get("latency")}
+            answer = {"arena_bytes": found["arena"], "host_latency_ms": found["latency"]}
             measure.write_whole(spec["out"], json.dumps(answer).encode())
         elif spec["op"] == "predict":
             outputs = tflm.predict(model, np.load(spec["inputs"]), int(spec["arena"]))

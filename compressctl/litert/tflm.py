@@ -292,35 +292,37 @@ def check_inputs(model: bytes, count: int = 32, seed: int = 0) -> np.ndarray:
     return rng.integers(info.min, info.max + 1, [count, *shape[1:]]).astype(dtype)
 
 
-def lut_model(model: bytes, arena: int, samples: np.ndarray | None = None) -> dict:
-    """Each candidate tensor encoded alone, kept when the file shrinks and the outputs stay bit-identical on
-    the first 8 of ``samples`` (float, quantized as the model's input; else ``check_inputs``); then the kept
-    ones together, kept when the outputs stay bit-identical on every sample.
-    ``{"rows": [...], "model": bytes | None, "arena": n}``."""
+def _inputs(model: bytes, arena: int, samples: np.ndarray | None) -> np.ndarray:
+    """``samples`` (float) quantized as the model's input; ``check_inputs`` when there are none."""
     if samples is None:
-        inputs = check_inputs(model)
-    else:
-        detail = _interpreter(model, arena).get_input_details(0)
-        inputs = np.stack([_quantize(samples[k : k + 1], detail) for k in range(len(samples))])[:, 0]
-    reference = raw_outputs(model, inputs, arena)
-    few = min(len(inputs), 8)  # each tensor alone on a few samples (a wrong table garbles every output); all below
-    kept = []
-    for row in lut_candidates(model):
-        single = lut_encode(model, [row])
-        saved = len(model) - len(single)
-        if saved <= 0:
-            continue
-        single_arena = smallest_arena(single)
-        if not np.array_equal(raw_outputs(single, inputs[:few], single_arena), reference[:few]):
-            continue
-        kept.append({**row, "bytes_after": row["bytes_before"] - saved, "arena_bytes_added": single_arena - arena})
-    if not kept:
-        return {"rows": [], "model": None, "arena": None}
-    encoded = lut_encode(model, kept)
+        return check_inputs(model)
+    detail = _interpreter(model, arena).get_input_details(0)
+    return np.stack([_quantize(samples[k : k + 1], detail) for k in range(len(samples))])[:, 0]
+
+
+def lut_one(model: bytes, row: dict, arena: int, samples: np.ndarray | None = None) -> dict:
+    """``row``'s tensor encoded alone: kept when the file shrinks and TFLM's outputs stay bit-identical on the
+    first 8 ``samples`` (a wrong table garbles every output). ``{kept, bytes_after, arena_bytes_added, why}``."""
+    inputs = _inputs(model, arena, samples)[:8]
+    single = lut_encode(model, [row])
+    saved = len(model) - len(single)
+    if saved <= 0:
+        return {"kept": False, "why": f"the file grows by {-saved} bytes"}
+    single_arena = smallest_arena(single)
+    if not np.array_equal(raw_outputs(single, inputs, single_arena), raw_outputs(model, inputs, arena)):
+        return {"kept": False, "why": "the outputs change"}
+    return {"kept": True, "bytes_after": row["bytes_before"] - saved, "arena_bytes_added": single_arena - arena}
+
+
+def lut_all(model: bytes, rows: list[dict], arena: int, samples: np.ndarray | None = None) -> dict:
+    """The tensors of ``rows`` encoded together, kept when TFLM's outputs stay bit-identical on every sample.
+    ``{"model": bytes | None, "arena": n, "latency": ms}``."""
+    inputs = _inputs(model, arena, samples)
+    encoded = lut_encode(model, rows)
     encoded_arena = smallest_arena(encoded)
-    if not np.array_equal(raw_outputs(encoded, inputs, encoded_arena), reference):
-        return {"rows": [], "model": None, "arena": None}
-    return {"rows": kept, "model": encoded, "arena": encoded_arena, "latency": host_latency_ms(encoded, encoded_arena)}
+    if not np.array_equal(raw_outputs(encoded, inputs, encoded_arena), raw_outputs(model, inputs, arena)):
+        return {"model": None, "arena": None, "latency": None}
+    return {"model": encoded, "arena": encoded_arena, "latency": host_latency_ms(encoded, encoded_arena)}
 
 
 # --- the C sources a firmware compiles ---------------------------------------------------------------

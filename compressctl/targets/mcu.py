@@ -164,6 +164,9 @@ class McuTarget(Target):
             lut_path = folder.parent / lut["path"]
             lut_files = _write_sources(lut_path.read_bytes(), tflm.model_ops(lut_path), lut_path.parent, name)
             record["lut"] = lut.pop("rows")
+            skipped = lut.pop("skipped")
+            if skipped:
+                lut_failed = f"{len(skipped)} tensor(s) left int8, the TFLM interpreter failing on them: {skipped[0]}"
             record["decode_arena_bytes"] = lut["arena_bytes"] - arena
             record["lut_model"] = {**lut, "files": [f"{folder.name}/lut/{file}" for file in lut_files]}
             if p.arena_budget is not None and lut["arena_bytes"] > p.arena_budget:
@@ -171,7 +174,7 @@ class McuTarget(Target):
             elif fits_with_lut and flash > p.flash_budget:
                 record["lut_note"] = f"only the lookup-table model fits flash_budget {p.flash_budget:,} bytes"
         if lut_failed:
-            record["lut_note"] = lut_failed
+            record["lut_note"] = "; ".join(note for note in (record.get("lut_note"), lut_failed) if note)
         record.update({k: v for k, v in (("flash_budget", p.flash_budget), ("arena_budget", p.arena_budget)) if v})
         return {"mcu": record, "latency_note": "timed in LiteRT on the host CPU; no microcontroller is attached here"}
 
@@ -196,27 +199,56 @@ class McuTarget(Target):
 def _lut(worker, path: Path, folder: Path, arena: int, tmp: Path, samples) -> dict | None:
     """The LUT-encoded model (``folder/lut/model.tflite``) and its figures, or None when no tensor encodes.
 
-    An encoding is kept when TFLM's outputs stay bit-identical on ``samples`` (the calibration samples)."""
-    (folder / "lut").mkdir(exist_ok=True)
-    out, encoded = tmp / "lut.json", folder / "lut" / "model.tflite"
-    spec = {"op": "lut", "model": str(path), "arena": arena, "out": str(out), "model_out": str(encoded)}
+    Each candidate is tried alone (a request of its own: a TFLM crash costs that tensor), kept when the file
+    shrinks and TFLM's outputs stay bit-identical on the calibration ``samples``; then the kept ones together."""
+    base = {"model": str(path), "arena": arena, "out": str(tmp / "lut.json")}
     if samples is not None:
         np.save(tmp / "samples.npy", np.asarray(samples, np.float32))
-        spec["samples"] = str(tmp / "samples.npy")
-    worker.request(spec, out, "lookup-table encoding")
-    answer = json.loads(out.read_text())
-    if not answer["rows"] or not encoded.exists():
+        base["samples"] = str(tmp / "samples.npy")
+    kept, skipped = [], []
+    for row in tflm.lut_candidates(path.read_bytes()):
+        (tmp / "lut.json").unlink(missing_ok=True)
+        try:
+            worker.request({**base, "op": "lut_one", "row": row}, tmp / "lut.json", "lookup-table encoding")
+        except StageError as exc:  # a crash: that tensor stays int8
+            skipped.append(f"{row['name'][:60]}: {exc}")
+            continue
+        answer = json.loads((tmp / "lut.json").read_text())
+        if answer["kept"]:
+            kept.append({**row, "bytes_after": answer["bytes_after"], "arena_bytes_added": answer["arena_bytes_added"]})
+    if not kept:
+        if skipped:
+            raise StageError(f"{len(skipped)} tensor(s) failed, e.g. {skipped[0]}")
+        return None
+    (folder / "lut").mkdir(exist_ok=True)
+    encoded = folder / "lut" / "model.tflite"
+    (tmp / "lut.json").unlink(missing_ok=True)
+    try:
+        spec = {**base, "op": "lut_all", "rows": kept, "model_out": str(encoded)}
+        worker.request(spec, tmp / "lut.json", "lookup-table encoding")
+    except StageError as exc:  # together they crash TFLM: the tensor that saves most, alone (it ran alone)
+        if len(kept) == 1:
+            raise
+        skipped.append(f"{len(kept) - 1} of the {len(kept)} tensors together: {exc}")
+        kept = [max(kept, key=lambda row: row["bytes_before"] - row["bytes_after"])]
+        encoded.unlink(missing_ok=True)
+        (tmp / "lut.json").unlink(missing_ok=True)
+        spec = {**base, "op": "lut_all", "rows": kept, "model_out": str(encoded)}
+        worker.request(spec, tmp / "lut.json", "lookup-table encoding")
+    answer = json.loads((tmp / "lut.json").read_text())
+    if not encoded.exists():
         (folder / "lut").rmdir()
         return None
-    rows = [{k: row[k] for k in LUT_FIELDS} for row in answer["rows"]]
-    for row, found in zip(rows, answer["rows"], strict=True):
-        row["tensor"] = found["name"]
+    rows = [{k: row[k] for k in LUT_FIELDS} for row in kept]
+    for out_row, row in zip(rows, kept, strict=True):
+        out_row["tensor"] = row["name"]
     return {
         "path": f"{folder.name}/lut/{encoded.name}",
         "flash_bytes": encoded.stat().st_size,
         "arena_bytes": answer["arena_bytes"],
         "host_latency_ms": answer["host_latency_ms"],
         "rows": rows,
+        "skipped": skipped,
     }
 
 
