@@ -23,6 +23,7 @@ from compressctl.core.strict import StrictModel
 from compressctl.datasets.specs import DataSpec  # data sources: pure pydantic, no TensorFlow
 from compressctl.model import selectors
 from compressctl.recipe.errors import format_errors, render_loc, where
+from compressctl.recipe.run_spec import Bench, Threads, Training  # noqa: F401 - Threads: re-exported
 from compressctl.recipe.search_spec import Search  # the search: section, read only by `compressctl search`
 from compressctl.stages import STAGES, legal_order, order_problem
 from compressctl.targets import TARGETS
@@ -48,32 +49,6 @@ class Task(StrictModel):
         "else accuracy.",
     )
     top_k: int = Field(5, ge=1, le=1000, description="k for top_k_accuracy.")
-
-
-class Training(StrictModel):
-    batch_size: int = Field(64, ge=1, le=65536, description="Default fine-tuning batch size for every stage.")
-    steps_per_epoch: int | None = Field(
-        None,
-        ge=1,
-        le=1_000_000_000,
-        description="At most this many batches per epoch in every training stage (default: the whole train "
-        "split). For data sets too large to pass over: the train stream then repeats, reshuffled on every pass, "
-        "and each epoch takes the next batches from it; pruning schedules count these steps.",
-    )
-    # compressctl.model.distribute turns this into a tf.distribute strategy for the training stages.
-    strategy: Literal["auto", "none", "mirrored", "multi_worker"] = Field(
-        "auto",
-        description="Devices the training stages fine-tune on: none (one device), mirrored (MirroredStrategy over "
-        "every local GPU), multi_worker (MultiWorkerMirroredStrategy from TF_CONFIG), auto (mirrored when more "
-        "than one GPU is visible, else none). QAT and distillation always run on one device.",
-    )
-
-
-class Bench(StrictModel):
-    runs: int = Field(200, ge=1, le=1_000_000, description="Timed invocations per model.")
-    warmup: int = Field(20, ge=0, le=100_000, description="Untimed invocations before timing.")
-    rounds: int = Field(5, ge=1, le=1000, description="Rounds alternating baseline and artifacts.")
-    threads: int = Field(1, ge=1, le=256, description="Interpreter threads.")
 
 
 class Gates(StrictModel):

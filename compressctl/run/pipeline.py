@@ -11,6 +11,7 @@ and each target's artifact in ``building``, and the measurements and the record 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from compressctl.datasets.npz import for_task
 from compressctl.litert.evaluate import TaskInfo
 from compressctl.model.distribute import check_tf_config, make_strategy
 from compressctl.model.selectors import layer_table, needs_binding
-from compressctl.recipe.schema import Recipe, Source, check_layer_names, check_stages
+from compressctl.recipe.schema import Recipe, Source, Threads, check_layer_names, check_stages
 from compressctl.report.record import BASELINE_ARTIFACT, RunRecord
 from compressctl.run import manifest
 from compressctl.run.building import build_targets, convert_baseline
@@ -83,7 +84,9 @@ def run(
     started = time.perf_counter()
     log_start, emit = logs.log_offset(), EventLog(emit)
     out, data = _check_inputs(recipe, recipe_path, sign_key)
-    with terminate_as_interrupt(), Converter() as converter:  # its TensorFlow import overlaps ours
+    # Pinned thread counts reach the conversion worker through its environment, and TensorFlow here next.
+    with pinned_thread_environment(recipe), terminate_as_interrupt(), Converter() as converter:
+        recipe, threads_note = with_threads_used(recipe)  # recipe.lock.yaml records the counts used
         # A multi-worker strategy must exist before TensorFlow runs anything else in the process.
         strategy, devices = make_strategy(recipe.training.strategy) if recipe.stages else (None, "no training")
         # Fresh Keras name counters: a layer named quant_dense_3 in a second run of one process would
@@ -92,6 +95,8 @@ def run(
         handle, task, data = _load_model(recipe, data, recipe_path, trust_model, custom_objects, source)
         # Only now, with every input checked, does the run start talking: bad input is one line.
         emit(Event("step", f"loaded {handle.path} ({handle.format}); data {data.label}"))
+        if threads_note:
+            emit(Event("warn", threads_note))
         seed_everything(recipe.seed)
         out.parent.mkdir(parents=True, exist_ok=True)
         cache = None
@@ -132,6 +137,40 @@ def run(
     if cache is not None and cache_root is None:  # a shared cache keeps every run's chain
         cache.prune_others()
     return RunResult(out=out, record=record)
+
+
+@contextlib.contextmanager
+def pinned_thread_environment(recipe: Recipe):
+    """training.threads as the environment TensorFlow reads (the conversion worker's too), restored after."""
+    from compressctl.core.env import pin_thread_environment, restore_environment
+
+    pinned = recipe.training.threads
+    previous = pin_thread_environment(pinned.intra_op, pinned.inter_op) if pinned is not None else {}
+    try:
+        yield
+    finally:
+        restore_environment(previous)
+
+
+def with_threads_used(recipe: Recipe) -> tuple[Recipe, str | None]:
+    """Apply training.threads before TensorFlow does any work; the recipe with the counts it really runs with.
+
+    A recipe without them keeps TensorFlow's own counts, which the returned recipe (and so the lock) names."""
+    from compressctl.core.env import apply_threads, threads_in_use
+
+    pinned = recipe.training.threads
+    if pinned is not None:
+        apply_threads(pinned.intra_op, pinned.inter_op)
+    used = Threads(**threads_in_use())
+    note = None
+    if pinned is not None and used != pinned:
+        note = (
+            f"training.threads asks for {pinned.intra_op} intra-op and {pinned.inter_op} inter-op threads, but "
+            f"TensorFlow already runs in this process with {used.intra_op} and {used.inter_op}; the run uses those "
+            "and recipe.lock.yaml says so (a fresh process applies the recipe's)"
+        )
+    training = recipe.training.model_copy(update={"threads": used})
+    return recipe.model_copy(update={"training": training}), note
 
 
 def _check_inputs(recipe: Recipe, recipe_path: str, sign_key: str | None) -> tuple[Path, DataSource]:

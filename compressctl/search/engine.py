@@ -254,7 +254,10 @@ class _RecordWriter:
         payload = record.build(header, trials, self.size_key, self.objective, None)
         best = obj.choose_best(trials, self.objective, self.size_key)
         if best is not None:
-            best_recipe = resolved_recipe(self.data, self.source, best["params"], {"out": str(out / "best")})
+            best_recipe = with_trial_threads(
+                resolved_recipe(self.data, self.source, best["params"], {"out": str(out / "best")}),
+                header["engine"]["cpus_per_trial"],
+            )
             (out / "best.yaml").write_text(
                 recipe_yaml(
                     best_recipe,
@@ -278,6 +281,17 @@ class _RecordWriter:
         if final:
             (out / "report.html").write_text(record.render_html(payload), encoding="utf-8")
         return payload
+
+
+def with_trial_threads(recipe, cpus: int):
+    """The recipe with the TensorFlow threads a trial ran with (its share of CPUs, unless the recipe sets them):
+    the artifact's bytes depend on them, so `compressctl run best.yaml` must use the same."""
+    from compressctl.recipe.schema import Threads
+
+    if recipe.training.threads is not None:
+        return recipe
+    training = recipe.training.model_copy(update={"threads": Threads(intra_op=cpus, inter_op=cpus)})
+    return recipe.model_copy(update={"training": training})
 
 
 def search(request: SearchRequest, emit: Emit = ignore) -> SearchResult:
