@@ -74,6 +74,82 @@ def bench_alternating(
     return {name: latency_stats(values) for name, values in timings.items()}
 
 
+def _resized(path: Path, batch: int, threads: int, xnnpack: bool):
+    """An interpreter whose inputs take ``batch`` samples, or the reason it cannot have them."""
+    try:
+        interpreter = runtime.load_interpreter(path, threads, xnnpack)
+        for detail in interpreter.get_input_details():
+            shape = [int(d) for d in detail["shape"]]
+            if not shape:
+                return None, "its input is a scalar, with no batch dimension"
+            interpreter.resize_tensor_input(detail["index"], [batch, *shape[1:]], strict=False)
+        interpreter.allocate_tensors()
+    except (RuntimeError, ValueError) as exc:
+        return None, f"the interpreter cannot resize its input to batch {batch} ({str(exc).splitlines()[0]})"
+    out = interpreter.get_output_details()[0]["shape"]
+    if len(out) == 0 or int(out[0]) != batch:
+        return None, f"its output keeps batch {int(out[0]) if len(out) else 'none'} when the input is resized"
+    return interpreter, None
+
+
+def _batch_of(sample: np.ndarray, batch: int) -> np.ndarray:
+    """``batch`` samples, the given ones repeated as often as needed."""
+    repeats = -(-batch // len(sample))
+    return np.concatenate([sample] * repeats)[:batch]
+
+
+def throughput(
+    models: dict[str, Path],
+    sample: np.ndarray,
+    batch_sizes: list[int],
+    runs: int = 200,
+    threads: int = 1,
+    xnnpack: dict[str, bool] | None = None,
+) -> dict[str, list[dict]]:
+    """Samples per second per model at each batch size; a batch size a model cannot take is ``not_run``.
+
+    Each batch size times about ``runs`` samples' worth of invocations (at least 5), after 2 untimed ones,
+    alternating between the models as the batch-1 latency does."""
+    xnnpack = xnnpack or {}
+    found: dict[str, list[dict]] = {name: [] for name in models}
+    for batch in batch_sizes:
+        ready, values = {}, _batch_of(sample, batch)
+        for name, path in models.items():
+            interpreter, reason = _resized(path, batch, threads, xnnpack.get(name, True))
+            if interpreter is None:
+                found[name].append({"batch_size": batch, "not_run": reason})
+                continue
+            detail = interpreter.get_input_details()[0]
+            interpreter.set_tensor(detail["index"], runtime.quantize_input(values, detail))
+            try:
+                for _ in range(2):
+                    interpreter.invoke()
+            except (RuntimeError, ValueError) as exc:
+                found[name].append({"batch_size": batch, "not_run": f"invoke failed at batch {batch} ({exc})"})
+                continue
+            ready[name] = interpreter
+        count = max(5, -(-runs // batch))
+        seconds: dict[str, list[float]] = {name: [] for name in ready}
+        for _ in range(count):
+            for name, interpreter in ready.items():
+                start = time.perf_counter()
+                interpreter.invoke()
+                seconds[name].append(time.perf_counter() - start)
+        for name, values_s in seconds.items():
+            median = float(np.median(values_s))
+            found[name].append(
+                {
+                    "batch_size": batch,
+                    "samples_per_s": round(batch / median, 2),
+                    "ms_per_batch": round(median * 1000.0, 5),
+                    "runs": count,
+                }
+            )
+    for name in found:  # in the order the recipe lists the batch sizes
+        found[name].sort(key=lambda entry: batch_sizes.index(entry["batch_size"]))
+    return found
+
+
 def measured_on(threads: int, xnnpack: bool = True) -> str:
     from compressctl.core.cpu_features import cpu_features, simd_suffix
 

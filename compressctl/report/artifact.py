@@ -21,6 +21,16 @@ class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Throughput(Record):
+    """Samples per second at one batch size (bench.batch_sizes), the interpreter's input resized to it."""
+
+    batch_size: int
+    samples_per_s: float | None = Field(None, description="batch_size / median seconds per invocation.")
+    ms_per_batch: float | None = Field(None, description="Median milliseconds per invocation of one batch.")
+    runs: int | None = None
+    not_run: str | None = Field(None, description="Why this batch size was not timed (the input cannot be resized).")
+
+
 class Latency(Record):
     """Milliseconds per inference (batch 1) over ``runs`` timed invocations."""
 
@@ -29,6 +39,9 @@ class Latency(Record):
     p99: float
     mean: float
     runs: int | None = None
+    throughput: list[Throughput] = Field(
+        default_factory=list, description="Samples per second at each of bench.batch_sizes (none when unset)."
+    )
 
 
 class Fallback(Record):

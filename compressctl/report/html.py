@@ -25,6 +25,7 @@ from compressctl.report.summary import (
     notices,
     stage_measured,
     summary_columns,
+    throughput_table,
 )
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -151,7 +152,17 @@ def _summary(record: RunRecord) -> str:
     for kind, lead, text in notices(record):
         notes.append(f'<p class="notice{" info" if kind == "info" else ""}"><b>{escape(lead)}</b> {escape(text)}</p>')
     notes += quantization.html_notes(record)  # per-artifact notes (not smaller, slower, float ops)
-    return html + "".join(notes)
+    return html + "".join(notes) + _throughput(record)
+
+
+def _throughput(record: RunRecord) -> str:
+    """Samples per second at each of bench.batch_sizes, beside the batch-1 latency (empty when none)."""
+    headers, rows, notes = throughput_table(record)
+    if not rows:
+        return ""
+    html = "<h3>Throughput</h3><p class=meta>Samples per second with the interpreter's input resized to each batch "
+    html += "size.</p>" + table(headers, rows, numeric=set(range(1, len(headers))))
+    return html + "".join(f'<p class="notice info">{escape(note)}</p>' for note in notes)
 
 
 def _quantization(record: RunRecord) -> list[str]:

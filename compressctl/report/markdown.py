@@ -6,7 +6,15 @@ from compressctl.core import metrics
 from compressctl.report import quantization
 from compressctl.report.compat import compat_markdown
 from compressctl.report.record import RunRecord
-from compressctl.report.summary import artifact_rows, kib, layer_table, notices, stage_measured, summary_columns
+from compressctl.report.summary import (
+    artifact_rows,
+    kib,
+    layer_table,
+    notices,
+    stage_measured,
+    summary_columns,
+    throughput_table,
+)
 
 __all__ = ["artifact_rows", "render_markdown"]
 
@@ -32,6 +40,15 @@ def _storage_lines(record: RunRecord) -> list[str]:
     return ["", "## Stored bytes", "", *_table(["artifact", "size", "bits/value", "by encoding"], rows, {1, 2})]
 
 
+def _throughput_lines(record: RunRecord) -> list[str]:
+    """Samples per second at each of bench.batch_sizes, beside the batch-1 latency."""
+    headers, rows, notes = throughput_table(record)
+    if not rows:
+        return []
+    lines = ["", "## Throughput", "", "Samples per second with the interpreter's input resized to each batch size.", ""]
+    return lines + _table(headers, rows, set(range(1, len(headers)))) + [f"\n- {note}" for note in notes]
+
+
 def render_markdown(record: RunRecord) -> str:
     metric = record.metric.name
     lines = [
@@ -53,6 +70,7 @@ def render_markdown(record: RunRecord) -> str:
     lines += _table([heading for _, heading in columns], summary, set(range(1, len(columns))))
     lines += [f"\n**{lead}** {text}" for _, lead, text in notices(record)]
     lines += _storage_lines(record)
+    lines += _throughput_lines(record)
     lines += quantization.markdown_lines(record)  # artifact notes, float ops, layer-wise error
     if record.stages:
         lines += ["", "## Stages", "", "| stage | seconds | " + metric + " | measured |", "| --- | ---: | ---: | --- |"]

@@ -147,3 +147,29 @@ def notices(record: RunRecord) -> list[tuple[str, str, str]]:
         if a.fallback:
             out.append(("info", a.target, f"fell back to {a.conversion}: {a.fallback.reason}."))
     return out
+
+
+def throughput_table(record: RunRecord) -> tuple[list[str], list[list[str]], list[str]]:
+    """Samples per second at each of bench.batch_sizes, beside the batch-1 p50: (headers, rows, notes).
+
+    Baseline first, then the artifacts; a batch size a model could not take reads "not run", its reason
+    in the notes. Empty when the run timed no batch sizes."""
+    models = [("baseline (float32)", record.baseline.latency_ms), *((a.label, a.latency_ms) for a in record.artifacts)]
+    sizes = sorted({t.batch_size for _, latency in models for t in latency.throughput})
+    if not sizes:
+        return [], [], []
+    headers = ["artifact", "p50 ms (batch 1)", *(f"batch {n}: samples/s" for n in sizes)]
+    rows, notes = [], []
+    for name, latency in models:
+        found = {t.batch_size: t for t in latency.throughput}
+        cells = []
+        for n in sizes:
+            entry = found.get(n)
+            if entry is None or entry.samples_per_s is None:
+                cells.append("not run")
+                if entry is not None and entry.not_run:
+                    notes.append(f"{name} at batch {n}: {entry.not_run}")
+            else:
+                cells.append(f"{entry.samples_per_s:,.0f}")
+        rows.append([name, f"{latency.p50:.3f}", *cells])
+    return headers, rows, notes

@@ -39,9 +39,17 @@ def time_models(ctx: RunState, baseline_path: Path, baseline_xnnpack: bool, buil
     models = {BASELINE_ARTIFACT: baseline_path, **{a.fields["path"]: a.path for a in built}}
     xnnpack = {BASELINE_ARTIFACT: baseline_xnnpack, **{a.fields["path"]: a.xnnpack for a in built}}
     with bench.timing_lock():  # concurrent search trials on one machine time one at a time
-        return bench.bench_alternating(
+        latency = bench.bench_alternating(
             models, ctx.data.head(1), b.runs, b.warmup, b.rounds, b.threads, xnnpack=xnnpack, emit=ctx.emit
         )
+        if b.batch_sizes:
+            sizes = ", ".join(map(str, b.batch_sizes))
+            ctx.emit(Event("step", f"timing throughput at batch size(s) {sizes}"))
+            sample = ctx.data.head(min(max(b.batch_sizes), 256))  # repeated to fill larger batches
+            found = bench.throughput(models, sample, b.batch_sizes, b.runs, b.threads, xnnpack=xnnpack)
+            for name, entries in found.items():
+                latency[name]["throughput"] = entries
+    return latency
 
 
 def baseline_record(ctx: RunState, path: Path, keras_metric: float, latency: dict, xnnpack: bool) -> Baseline:
