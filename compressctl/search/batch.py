@@ -125,16 +125,21 @@ def _previous(out: Path, resume: bool) -> dict[str, dict]:
 
 
 def _engine(ray, shown_address: str, max_concurrent: int | None) -> dict:
-    """batch.json's engine: Ray's version and address; runs at once (default: the cluster's CPUs / 2) and each
-    run's share of the cluster's CPUs."""
+    """batch.json's engine: Ray's version and address, runs at once and CPUs per run, as a search sizes them
+    (2 CPUs a run, or the cluster's CPUs / --max-concurrent), never more than the largest machine has."""
     cpus_total = int(ray.cluster_resources().get("CPU", 1))
-    concurrent = max_concurrent or max(1, cpus_total // DEFAULT_CPUS_PER_TRIAL)
+    largest = max((int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")), default=1)
+    if max_concurrent is not None:
+        concurrent, cpus = max_concurrent, max(1, cpus_total // max_concurrent)
+    else:
+        cpus = min(DEFAULT_CPUS_PER_TRIAL, cpus_total)
+        concurrent = max(1, cpus_total // cpus)
     return {
         "name": "ray",
         "version": ray.__version__,
         "address": shown_address,
         "max_concurrent": concurrent,
-        "cpus_per_run": max(1, cpus_total // concurrent),
+        "cpus_per_run": max(1, min(cpus, largest)),
         "cluster_cpus": cpus_total,
     }
 
