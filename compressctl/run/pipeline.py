@@ -12,6 +12,7 @@ and each target's artifact in ``building``, and the measurements and the record 
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import time
 from dataclasses import dataclass
@@ -66,6 +67,19 @@ class RunResult:
         return EXIT_OK if self.record.passed else EXIT_GATE_FAILED
 
 
+def _pinning_threads(function):
+    """training.threads pinned in the environment for the whole run: a streamed data source opened in the
+    input checks may start TensorFlow, and the conversion worker reads the same variables."""
+
+    @functools.wraps(function)
+    def pinned(recipe: Recipe, **kwargs) -> RunResult:
+        with pinned_thread_environment(recipe):
+            return function(recipe, **kwargs)
+
+    return pinned
+
+
+@_pinning_threads
 def run(
     recipe: Recipe,
     *,
@@ -84,8 +98,7 @@ def run(
     started = time.perf_counter()
     log_start, emit = logs.log_offset(), EventLog(emit)
     out, data = _check_inputs(recipe, recipe_path, sign_key)
-    # Pinned thread counts reach the conversion worker through its environment, and TensorFlow here next.
-    with pinned_thread_environment(recipe), terminate_as_interrupt(), Converter() as converter:
+    with terminate_as_interrupt(), Converter() as converter:  # its TensorFlow import overlaps ours
         recipe, threads_note = with_threads_used(recipe)  # recipe.lock.yaml records the counts used
         # A multi-worker strategy must exist before TensorFlow runs anything else in the process.
         strategy, devices = make_strategy(recipe.training.strategy) if recipe.stages else (None, "no training")
