@@ -141,7 +141,7 @@ def throughput(
                 {
                     "batch_size": batch,
                     "samples_per_s": round(batch / median, 2),
-                    "ms_per_batch": round(median * 1000.0, 5),
+                    "ms_per_batch": float(f"{median * 1000.0:.6g}"),
                     "runs": count,
                 }
             )
