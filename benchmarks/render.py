@@ -81,6 +81,10 @@ def render(results: dict) -> str:
         if results.get("channels_date") != results["date"]:
             when = results["channels_date"]
             lines.append(f"\nThis section was measured {when} (`benchmarks/run.py --only channels`).")
+    if results.get("mcu"):  # issue 21: the mcu target measured in TensorFlow Lite Micro
+        from benchmarks.mcu import render as render_mcu
+
+        lines += ["", *render_mcu(results["mcu"])]
     backends = results.get("backends")
     if backends:
         lines += [

@@ -233,7 +233,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer timing runs and rounds (a smoke run)")
     parser.add_argument(
         "--only",
-        choices=["channels", "backends", "search", "scale", "zoo"],
+        choices=["channels", "backends", "search", "scale", "zoo", "mcu"],
         help="measure this section alone and merge it into results.json",
     )
     parser.add_argument(
@@ -261,6 +261,8 @@ def main() -> int:
         return rerun_section(args.only, args.quick, started, parts, models)
     ensure_samples()
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.only == "mcu":  # the mcu target in TFLM (issue 21), merged into the last full run's results
+        return rerun_mcu(started)
     if args.only == "channels":  # structured pruning (issue 12), merged into the last full run's results
         results = json.loads((REPO / "benchmarks" / "results.json").read_text())
         log("structured pruning: recipes/fast-cpu.yaml")
@@ -288,6 +290,8 @@ def main() -> int:
     results["channels_date"] = results["date"]
     log("quantization backends on a MobileNetV2-type model")
     results["backends"] = backends.run(CLI, OUT / "backends", REPO)
+    log("microcontrollers: the mcu target in TensorFlow Lite Micro")
+    results["mcu"] = mcu_section(started)
     if not args.no_scale:  # model scale: keras.applications models fed an image folder (benchmarks/scale.py)
         from benchmarks.scale import run_scale
 
@@ -316,6 +320,31 @@ def _write(results: dict) -> int:
 
     (REPO / "benchmarks" / "RESULTS.md").write_text(render(results))
     log(f"wrote benchmarks/RESULTS.md and benchmarks/results.json ({results['wall_s']:.0f} s for the full run)")
+    return 0
+
+
+def mcu_section(started: float) -> dict:
+    from benchmarks import mcu
+
+    section = mcu.run(CLI, OUT / "mcu", SAMPLES, REPO)
+    section["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    section["wall_s"] = time.perf_counter() - started
+    return section
+
+
+def rerun_mcu(started: float) -> int:
+    """Measure the mcu section again and merge it into the existing results.json."""
+    path = REPO / "benchmarks" / "results.json"
+    results = json.loads(path.read_text())
+    log("microcontrollers: the mcu target in TensorFlow Lite Micro")
+    results["mcu"] = mcu_section(started)
+    results["goals"] = goals(results)
+    results["notes"] = notes(results)
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    from benchmarks.render import render
+
+    (REPO / "benchmarks" / "RESULTS.md").write_text(render(results))
+    log(f"wrote benchmarks/RESULTS.md and benchmarks/results.json in {time.perf_counter() - started:.0f} s")
     return 0
 
 
@@ -524,6 +553,10 @@ def goals(results: dict) -> list[dict]:
         from benchmarks.render import peer_rows
 
         out += search_bench.goals(results["search"], peer_rows(results))
+    if results.get("mcu"):  # issue 21: the mcu target measured in TensorFlow Lite Micro
+        from benchmarks import mcu
+
+        out += mcu.goals(results["mcu"])
     return out + channels.goals(results.get("channels") or [])
 
 
