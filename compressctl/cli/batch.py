@@ -51,13 +51,16 @@ def batch(
     with session(json_, verbose=verbose) as ui:
         result = api.batch(request, emit=ui.emit)
         _render(ui, result)
+        if result.interrupted:
+            done = sum(r["status"] != "pending" for r in result.batch["runs"])
+            ui.error(f"interrupted: {done} finished run(s) kept; continue with --resume")
     raise typer.Exit(result.exit_code)
 
 
 def _render(ui: UI, result) -> None:
     found = result.batch
     if ui.json_mode:
-        ui.print_json({"out": str(result.out), **found})
+        ui.print_json({"out": str(result.out), **found, "exit_code": result.exit_code})
         return
     from pathlib import Path
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import tempfile
 import time
 import uuid
@@ -22,7 +23,7 @@ from pathlib import Path
 from compressctl.core.errors import CompressctlError, UserError, first_line
 from compressctl.core.events import Emit, Event, ignore
 from compressctl.search import batch_record as rec
-from compressctl.search.engine import DEFAULT_CPUS_PER_TRIAL
+from compressctl.search.engine import DEFAULT_CPUS_PER_TRIAL, EXIT_INTERRUPTED
 from compressctl.search.fleet import Pair, load_fleet
 from compressctl.search.ray_trials import current_node, pack_run, ray_init, set_threads, unpack_run, worker_env
 from compressctl.search.record import load, write_json_atomic
@@ -43,10 +44,11 @@ class BatchRequest:
 class BatchResult:
     out: Path
     batch: dict
+    interrupted: bool = False
 
     @property
     def exit_code(self) -> int:
-        return self.batch["exit_code"]
+        return EXIT_INTERRUPTED if self.interrupted else self.batch["exit_code"]
 
 
 # --------------------------------------------------------------------------- worker side
@@ -144,6 +146,16 @@ def _engine(ray, shown_address: str, max_concurrent: int | None) -> dict:
     }
 
 
+def _clean_partials(out: Path) -> None:
+    """Remove the staging folders (``.<stem>.partial-*``) that interrupted runs left in DIR/runs/<model>/."""
+    for model in (out / "runs").glob("*"):
+        for entry in model.glob(".*"):
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+
 def _reason(exc: Exception) -> str:
     """One line for a task Ray could not finish (a lost node, a crashed worker)."""
     import ray.exceptions as rex
@@ -176,8 +188,26 @@ class _Batch:
         self.write()
 
 
-def _dispatch(ray, batch: _Batch, todo: list[Pair], spec: dict, emit: Emit) -> None:
-    """Run the pairs as Ray tasks, at most ``max_concurrent`` at once, recording each as it ends."""
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _dispatch(ray, batch: _Batch, todo: list[Pair], spec: dict, emit: Emit) -> bool:
+    """Run the pairs as Ray tasks, at most ``max_concurrent`` at once, recording each as it ends.
+
+    Ctrl-C or SIGTERM stops it (the running runs are cancelled and stay ``pending``): returns True then."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        _run_all(ray, batch, todo, spec, emit)
+    except KeyboardInterrupt:
+        emit(Event("warn", "stopping: finished runs are kept; continue with --resume"))
+        return True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return False
+
+
+def _run_all(ray, batch: _Batch, todo: list[Pair], spec: dict, emit: Emit) -> None:
     engine = batch.header["engine"]
     task = ray.remote(run_task).options(num_cpus=engine["cpus_per_run"], max_retries=0)
     waiting, running = list(todo), {}
@@ -187,7 +217,9 @@ def _dispatch(ray, batch: _Batch, todo: list[Pair], spec: dict, emit: Emit) -> N
             shutil.rmtree(batch.out / pair.run_dir, ignore_errors=True)  # a failed run's leftovers, on resume
             running[task.remote({**spec, "pair": {**asdict(pair), "run_dir": pair.run_dir}})] = pair
             emit(Event("step", f"started {pair.key}"))
-        done, _ = ray.wait(list(running), num_returns=1)
+        done, _ = ray.wait(list(running), num_returns=1, timeout=1.0)  # a timeout: signals get through
+        if not done:
+            continue
         pair = running.pop(done[0])
         try:
             entry, archive = ray.get(done[0])
@@ -203,6 +235,7 @@ def batch(request: BatchRequest, emit: Emit = ignore) -> BatchResult:
     out = Path(request.out).absolute()
     kept = _previous(out, request.resume)
     out.mkdir(parents=True, exist_ok=True)
+    _clean_partials(out)
     runs = [kept.get(p.run_dir) or rec.empty_run(p) for p in pairs]
     todo = [p for p, r in zip(pairs, runs, strict=True) if r["status"] == "pending"]
     text = Path(request.fleet).read_bytes()
@@ -233,9 +266,10 @@ def batch(request: BatchRequest, emit: Emit = ignore) -> BatchResult:
             "trust_model": request.trust_model,
             "custom_objects": request.custom_objects,
         }
-        _dispatch(ray, batch_, todo, spec, emit)
+        interrupted = _dispatch(ray, batch_, todo, spec, emit)
     finally:
-        ray.shutdown()
+        ray.shutdown()  # ends the runs still going when interrupted
         if temp:
             shutil.rmtree(temp, ignore_errors=True)
-    return BatchResult(out=out, batch=batch_.write(final=True))
+        _clean_partials(out)
+    return BatchResult(out=out, batch=batch_.write(final=True), interrupted=interrupted)
