@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests import conftest
 from tests.conftest import REPO, write_recipe
@@ -104,6 +105,11 @@ def test_local_search_records_failures_shares_prefixes_and_best_reproduces(tmp_p
     assert best["recipe"] == "best.yaml" and best["trial"] in {t["id"] for t in ran if t["status"] == "ok"}
     html = (out / "report.html").read_text()
     assert "<img" in html and best["trial"] in html and "Pareto" in html
+    # best.yaml pins the TensorFlow threads the trial ran with (its CPU share), as the trial's lock records them.
+    pinned = yaml.safe_load((out / "best.yaml").read_text())["training"]["threads"]
+    assert pinned == {"intra_op": 2, "inter_op": 2}
+    lock = yaml.safe_load((out / "trials" / best["trial"] / "recipe.lock.yaml").read_text())
+    assert lock["training"]["threads"] == pinned
     # best.yaml reproduces the chosen trial's artifact, byte for byte.
     rerun = cli("run", out / "best.yaml", "--out", tmp_path / "again", "--json")
     assert rerun.returncode == 0, rerun.stderr
