@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import signal
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +26,10 @@ from typing import Any
 
 from compressctl.core.errors import EXIT_GATE_FAILED, EXIT_OK, UserError
 from compressctl.core.events import Emit, Event, ignore
-from compressctl.litert.bench import TIMING_LOCK_ENV as LOCK_ENV
 from compressctl.recipe.search_spec import Dimension
 from compressctl.search import objective as obj
 from compressctl.search import record
-from compressctl.search.ray_trials import ray_init, sampled_params, sensitivity_task
+from compressctl.search.ray_trials import ray_init, sampled_params, sensitivity_task, worker_env
 from compressctl.search.space import load_search_recipe, recipe_yaml, resolved_recipe
 from compressctl.search.tune_loop import TuneLoop, run_tune
 
@@ -152,19 +150,6 @@ def _load(request: SearchRequest):
     if request.trials is not None and request.trials < 1:
         raise UserError("--trials: must be >= 1")
     return recipe, data, source
-
-
-def _worker_env() -> dict:
-    """The environment variables every Ray worker starts with."""
-    lock_file = Path(tempfile.gettempdir()) / f"compressctl-timing-{os.getuid()}.lock"
-    env = {
-        "TF_USE_LEGACY_KERAS": "1",
-        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
-        LOCK_ENV: str(lock_file),
-    }
-    if "PYTHONPATH" in os.environ:
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    return env
 
 
 @dataclass
@@ -308,7 +293,7 @@ def search(request: SearchRequest, emit: Emit = ignore) -> SearchResult:
     budget = request.time_budget or spec_search.time_budget
 
     address = request.address or os.environ.get("RAY_ADDRESS") or None
-    ray, shown_address, temp = ray_init(address, _worker_env(), emit)
+    ray, shown_address, temp = ray_init(address, worker_env(), emit)
     interrupted = {"flag": False}
     try:
         with _stopping_on_signals(interrupted, emit):

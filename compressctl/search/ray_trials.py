@@ -20,7 +20,7 @@ from compressctl.search.space import resolved_recipe
 
 
 def worker_env() -> dict:
-    """The environment variables every Ray worker starts with (a batch's; a search's are engine's own)."""
+    """The environment variables every Ray worker of a search or a batch starts with."""
     lock_file = Path(tempfile.gettempdir()) / f"compressctl-timing-{os.getuid()}.lock"
     env = {
         "TF_USE_LEGACY_KERAS": "1",
