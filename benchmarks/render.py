@@ -81,6 +81,10 @@ def render(results: dict) -> str:
         if results.get("channels_date") != results["date"]:
             when = results["channels_date"]
             lines.append(f"\nThis section was measured {when} (`benchmarks/run.py --only channels`).")
+    if results.get("throughput"):  # issue 22: bench.batch_sizes on the LeNet-5 demo artifact
+        from benchmarks.throughput import render as render_throughput
+
+        lines += ["", *render_throughput(results["throughput"])]
     if results.get("mcu"):  # issue 21: the mcu target measured in TensorFlow Lite Micro
         from benchmarks.mcu import render as render_mcu
 

@@ -279,6 +279,10 @@ def main() -> int:
     results["invoke_floor"] = invoke_floor(
         data, OUT / "lenet5_digits" / "cpu-int8" / "baseline" / "model_float32.tflite", 300 if args.quick else 1000
     )
+    from benchmarks import throughput  # issue 22: bench.batch_sizes on the LeNet-5 demo artifact
+
+    log("throughput: the LeNet-5 demo artifact at batch sizes " + ", ".join(map(str, throughput.BATCH_SIZES)))
+    results["throughput"] = throughput.section(OUT, data, 300 if args.quick else 1000)
     log("timing compressctl --help")
     results["help_median_s"] = help_latency(5 if args.quick else 11)
     log("PTQ overhead against the plain script")
