@@ -305,12 +305,12 @@ def lut_one(model: bytes, row: dict, arena: int, samples: np.ndarray | None = No
     first 8 ``samples`` (a wrong table garbles every output). ``{kept, bytes_after, arena_bytes_added, why}``."""
     inputs = _inputs(model, arena, samples)[:8]
     single = lut_encode(model, [row])
-    saved = len(model) - len(single)
-    if saved <= 0:
-        return {"kept": False, "why": f"the file grows by {-saved} bytes"}
     single_arena = smallest_arena(single)
     if not np.array_equal(raw_outputs(single, inputs, single_arena), raw_outputs(model, inputs, arena)):
         return {"kept": False, "why": "the outputs change"}
+    saved = len(model) - len(single)
+    if saved <= 0:
+        return {"kept": False, "why": f"the file grows by {-saved} bytes"}
     return {"kept": True, "bytes_after": row["bytes_before"] - saved, "arena_bytes_added": single_arena - arena}
 
 

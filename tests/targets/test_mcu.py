@@ -278,6 +278,15 @@ def test_clustered_weights_are_stored_as_lookup_tables_with_identical_outputs(tm
     without = _tflm_outputs(dense, tmp_path / "x.npy", mcu["arena_bytes"], tmp_path / "dense.npy")
     assert np.array_equal(with_tables, without)
     assert "AddDecode()" in (out / "mcu" / "lut" / "op_resolver.h").read_text()
+    # A table of the other granularity runs without error and decodes wrong values: it is refused.
+    flipped = _in_tflm(
+        "import json, math\nimport numpy as np\nfrom compressctl.litert import tflm\n"
+        f"model = open({str(dense)!r}, 'rb').read()\n"
+        "row = next(r for r in tflm.lut_candidates(model) if r['axis'] is not None)\n"
+        "row = {**row, 'axis': None, 'granularity': 'per-tensor', 'bits': 7}\n"
+        f"print(json.dumps(tflm.lut_one(model, row, {mcu['arena_bytes']}, np.load({str(tmp_path / 'x.npy')!r}))))\n"
+    )
+    assert json.loads(flipped.splitlines()[-1]) == {"kept": False, "why": "the outputs change"}
     assert model["files"] == ["mcu/lut/model_data.cc", "mcu/lut/model_data.h", "mcu/lut/op_resolver.h"]
     dumped, offset = _compiled_array(out / "mcu" / "lut", tmp_path, "tiny_mcu")
     assert dumped == lut.read_bytes() and offset == 0
