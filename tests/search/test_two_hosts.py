@@ -280,3 +280,46 @@ def test_search_on_two_hosts_ships_runs_back_and_survives_a_lost_node(hosts, tmp
         f"\ntwo hosts: nodes {nodes}; lost {victim}: {lost['error']}; "
         f"wall {time.time() - started:.0f} s (kill at {killed - started:.0f} s)"
     )
+
+
+BATCH_RECIPE = """\
+name: two-hosts-int8
+seed: 0
+targets:
+  - type: cpu
+    mode: int8
+    calibration_samples: 20
+bench: {runs: 5, warmup: 1, rounds: 1}
+gates:
+  max_metric_drop: 0.5
+"""
+
+
+def test_batch_on_two_hosts_ships_runs_back(hosts, tiny_cnn_path, tiny_data):
+    """`compressctl batch --address`: two runs at once on two one-CPU hosts, one on each; both directories
+    end up complete on the driver and none is left on the worker's disk."""
+    out = hosts.hidden / "batch"
+    recipe = write_recipe(hosts.hidden, BATCH_RECIPE, name="int8.yaml")
+    fleet = hosts.hidden / "fleet.yaml"
+    fleet.write_text(
+        f"models:\n  - {{name: a, model: {tiny_cnn_path}, data: {tiny_data}}}\n"
+        f"  - {{name: b, model: {tiny_cnn_path}, data: {tiny_data}}}\nrecipes: [{recipe}]\n"
+    )
+    assert not hosts.worker_view(fleet).exists()  # the worker host sees neither the fleet nor the recipe
+    command = hosts.in_head(sys.executable, "-m", "compressctl", "batch", fleet, "--out", out,
+                            "--address", f"{HEAD_IP}:{PORT}", "--max-concurrent", 2, "--json")  # fmt: skip
+    result = subprocess.run(command, env=hosts.env(), capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stderr[-4000:]
+    batch = json.loads((out / "batch.json").read_text())
+    assert batch["engine"]["address"] == f"{HEAD_IP}:{PORT}" and batch["engine"]["cpus_per_run"] == 1
+    nodes = {r["run_dir"]: r["node"] for r in batch["runs"]}
+    assert sorted(nodes.values()) == sorted([HEAD_IP, WORKER_IP]), nodes
+    for run in batch["runs"]:
+        assert run["status"] == "ok", run
+        report = remeasure(out / run["run_dir"], tiny_data)
+        assert run["gzip_bytes"] == report["artifacts"][0]["gzip_bytes"]
+        checked = manifest.verify(out / run["run_dir"])
+        assert checked["ok"] and checked["files"] >= 2, (run["run_dir"], checked)
+    left = list(hosts.worker_view(hosts.hidden / "disk").glob("compressctl-batch-*/runs/*/*"))
+    assert left == [], left  # the worker's copy is removed once shipped
+    print(f"\nbatch on two hosts: nodes {nodes}")
