@@ -34,10 +34,11 @@ class Training(StrictModel):
     )
     threads: Threads | None = Field(
         None,
-        description="{intra_op: N, inter_op: M}: TensorFlow's thread counts for the run (training and conversion), set before TensorFlow "
-        "runs anything: float sums split over another count of threads round differently, so the artifact's "
-        "bytes depend on them. Default: TensorFlow's own (the environment's TF_NUM_INTRAOP_THREADS and "
-        "TF_NUM_INTEROP_THREADS, else the machine's CPUs); recipe.lock.yaml records the counts used either way.",
+        description="{intra_op: N, inter_op: M}: TensorFlow's thread counts for the run (training and "
+        "conversion), set before TensorFlow runs anything: float sums split over another count of threads "
+        "round differently, so the artifact's bytes depend on them. Default: TensorFlow's own (the "
+        "environment's TF_NUM_INTRAOP_THREADS and TF_NUM_INTEROP_THREADS, else the machine's CPUs); "
+        "recipe.lock.yaml records the counts used either way.",
     )
 
 
