@@ -123,6 +123,36 @@ def test_no_module_imports_a_private_name_of_another():
     assert found == []
 
 
+def _module_aliases(tree: ast.AST) -> set[str]:
+    """Names a file binds to compressctl modules: ``import compressctl.x as m``, ``from compressctl.y import z``."""
+    aliases = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            aliases |= {a.asname for a in node.names if a.name.startswith("compressctl") and a.asname}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("compressctl"):
+            aliases |= {a.asname or a.name for a in node.names}
+    return aliases
+
+
+def test_no_module_reads_a_private_name_of_another():
+    # ``from compressctl.litert import interpreter as runtime`` then ``runtime._helper()`` is the same
+    # reach-in as importing ``_helper``: what another module may use is public.
+    found = []
+    for path in sorted((REPO / "compressctl").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        aliases = _module_aliases(tree)
+        found += [
+            f"{path.relative_to(REPO)}:{node.lineno} {node.value.id}.{node.attr}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ]
+    assert found == []
+
+
 def _imported(folder: str, pattern: str = "*.py"):
     """(path:line, module name) for every import statement of the files under ``folder``."""
     for path in sorted((REPO / folder).rglob(pattern)):

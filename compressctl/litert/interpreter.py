@@ -10,7 +10,7 @@ from compressctl.core.errors import StageError, UserError
 from compressctl.core.internals import litert as litert_internals
 
 
-def _interpreter_module():
+def interpreter_module():
     try:
         from ai_edge_litert import interpreter as module
 
@@ -25,12 +25,12 @@ def _interpreter_module():
 
 
 def runtime_name() -> str:
-    return _interpreter_module()[1]
+    return interpreter_module()[1]
 
 
 def load_interpreter(path: str | Path, threads: int = 1, xnnpack: bool = True):
     """An allocated interpreter for a .tflite file (XNNPACK on unless ``xnnpack`` is False)."""
-    module, _ = _interpreter_module()
+    module, _ = interpreter_module()
     kwargs = {"model_path": str(path), "num_threads": threads}
     if not xnnpack:
         kwargs["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
@@ -51,7 +51,7 @@ def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
     return x.astype(dtype)
 
 
-def _dequantize_output(y: np.ndarray, detail: dict) -> np.ndarray:
+def dequantize_output(y: np.ndarray, detail: dict) -> np.ndarray:
     y = y.astype(np.float32)
     if detail["dtype"] in (np.int8, np.uint8, np.int16):
         scale, zero_point = detail["quantization"]
@@ -67,7 +67,7 @@ def predict(interpreter, x: np.ndarray) -> np.ndarray:
     for k in range(len(x)):
         interpreter.set_tensor(inp["index"], quantize_input(x[k : k + 1], inp))
         interpreter.invoke()
-        results.append(_dequantize_output(interpreter.get_tensor(out["index"]), out)[0])
+        results.append(dequantize_output(interpreter.get_tensor(out["index"]), out)[0])
     return np.asarray(results)
 
 

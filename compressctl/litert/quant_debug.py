@@ -265,7 +265,7 @@ def compare_tensors(float_path: str | Path, quant_path: str | Path, x: np.ndarra
     """Float vs quantized artifact, tensor by tensor (same names), on up to ``samples`` inputs."""
     from compressctl.litert import interpreter as runtime
 
-    module, _ = runtime._interpreter_module()  # noqa: SLF001
+    module, _ = runtime.interpreter_module()
 
     def load(path):
         interpreter = module.Interpreter(
@@ -290,7 +290,7 @@ def compare_tensors(float_path: str | Path, quant_path: str | Path, x: np.ndarra
             interpreter.set_tensor(detail["index"], runtime.quantize_input(x[k : k + 1], detail))  # noqa: SLF001
             interpreter.invoke()
         for name, fd, qd in pairs:
-            quantized = runtime._dequantize_output(q_int.get_tensor(qd["index"]), qd)  # noqa: SLF001
+            quantized = runtime.dequantize_output(q_int.get_tensor(qd["index"]), qd)
             acc.add(name, f_int.get_tensor(fd["index"]), quantized)
     rows = [
         acc.row(name, q_ops[qd["index"]])

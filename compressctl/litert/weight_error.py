@@ -120,7 +120,7 @@ def _input_energy(path: str | Path, inputs: dict[str, int], x: np.ndarray) -> di
     """Output name → the mean square of each channel (last axis) of the op's data input, over the samples ``x``."""
     from compressctl.litert import interpreter as runtime
 
-    module, _ = runtime._interpreter_module()  # noqa: SLF001
+    module, _ = runtime.interpreter_module()
     interpreter = module.Interpreter(
         model_path=str(path),
         experimental_preserve_all_tensors=True,
