@@ -95,6 +95,22 @@ def test_the_recipe_schema_lists_each_plugin():
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("how", ["variable", "entry points"])
+def test_recipes_parts_lists_each_plugin_beside_the_built_in_ones(tmp_path, how):
+    environment = env(COMPRESSCTL_PLUGINS=PLUGINS) if how == "variable" else installed(tmp_path)
+    done = cli("recipes", "--parts", "--json", env=environment)
+    assert done.returncode == 0, done.stderr
+    listed = {kind: {row["type"]: row for row in rows} for kind, rows in json.loads(done.stdout).items()}
+    assert listed["stages"]["demo_round"]["module"] == "tests.plugins.demo.stage"
+    assert listed["targets"]["demo_float"]["module"] == "tests.plugins.demo.target"
+    assert "demo_scaled" in listed["data_sources"]
+    assert {"prune", "cluster"} <= set(listed["stages"]) and {"cpu", "mcu"} <= set(listed["targets"])
+    assert all(row["description"] for rows in listed.values() for row in rows.values())
+    plain = cli("recipes", "--parts", env=env())
+    assert plain.returncode == 0 and "demo_round" not in plain.stdout and "prune_channels" in plain.stdout
+
+
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("variable", "message"),
     [

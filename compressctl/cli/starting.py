@@ -50,11 +50,46 @@ def inspect(
             ui.line(f"note: {note}")
 
 
-def recipes(*, json_: JsonOpt = False):
+def _parts() -> dict[str, list[dict]]:
+    """The stage and target types and data formats a recipe can name, plugins included, one line each."""
+    from compressctl.datasets.specs import SPECS
+    from compressctl.stages import STAGES
+    from compressctl.targets import TARGETS
+
+    def rows(classes: dict) -> list[dict]:
+        return [
+            {
+                "type": name,
+                "description": ((cls.__doc__ or "").strip().splitlines() or [""])[0],
+                "module": cls.__module__,
+            }
+            for name, cls in classes.items()
+        ]
+
+    return {"stages": rows(STAGES), "targets": rows(TARGETS), "data_sources": rows(SPECS)}
+
+
+def recipes(
+    *,
+    parts: Annotated[
+        bool,
+        typer.Option("--parts", help="List the stage types, target types and data formats (plugins included) instead."),
+    ] = False,
+    json_: JsonOpt = False,
+):
     """List the bundled recipes with one line on each."""
     from compressctl.recipe.bundled import bundled_recipes, recipes_dir
 
     with session(json_, heavy=False) as ui:
+        if parts:
+            found = _parts()
+            if json_:
+                ui.print_json(found)
+                return
+            rows = [[kind, r["type"], r["description"], r["module"]] for kind, listed in found.items() for r in listed]
+            columns = [("kind", "left"), ("type", "left"), ("description", "left"), ("module", "left")]
+            ui.table("what a recipe can name", columns, rows)
+            return
         found = bundled_recipes()
         if not found:
             raise UserError("no bundled recipes found (looked in compressctl/recipes and the repository's recipes/)")
