@@ -12,7 +12,6 @@ from tests.helpers.remeasure import remeasure
 # One worker runs these in turn under pytest-xdist (--dist loadgroup): each starts Ray.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
-DIGITS = REPO / "sample_models" / "digits.npz"
 CHEAP = ["bench.runs=10", "bench.warmup=2", "bench.rounds=2"]
 
 
@@ -21,15 +20,16 @@ def cli(*args):
     return conftest.cli(*args, env=env, timeout=600)
 
 
-def test_a_fleet_runs_every_pair_records_a_failure_resumes_and_compares(tmp_path):
+def test_a_fleet_runs_every_pair_records_a_failure_resumes_and_compares(tmp_path, sample_models):
+    digits = sample_models / "digits.npz"
     broken = tmp_path / "broken.h5"
     broken.write_bytes(b"not an HDF5 file")
     fleet = tmp_path / "fleet.yaml"
     fleet.write_text(
         "models:\n"
-        f"  - {{name: lenet, model: {REPO}/sample_models/lenet5_digits, data: {DIGITS}}}\n"
-        f"  - {{name: mlp, model: {REPO}/sample_models/mlp_digits, data: {DIGITS}}}\n"
-        f"  - {{name: broken, model: {broken}, data: {DIGITS}, recipes: [gpu-fp16]}}\n"
+        f"  - {{name: lenet, model: {sample_models}/lenet5_digits, data: {digits}}}\n"
+        f"  - {{name: mlp, model: {sample_models}/mlp_digits, data: {digits}}}\n"
+        f"  - {{name: broken, model: {broken}, data: {digits}, recipes: [gpu-fp16]}}\n"
         f"recipes: [{REPO}/recipes/cpu-int8.yaml, {REPO}/recipes/gpu-fp16.yaml]\n"
         f"set: {json.dumps(CHEAP)}\n"
     )
@@ -52,7 +52,7 @@ def test_a_fleet_runs_every_pair_records_a_failure_resumes_and_compares(tmp_path
     for run_dir, run in runs.items():
         assert run["status"] == "ok" and run["gates_passed"] is True and run["error"] is None
         assert run["node"] and run["seconds"] > 0
-        report = remeasure(out / run_dir, DIGITS)  # sizes, gzip, sha256, ratios and metrics match the files
+        report = remeasure(out / run_dir, digits)  # sizes, gzip, sha256, ratios and metrics match the files
         (artifact,) = report["artifacts"]
         for key in ("gzip_bytes", "size_bytes", "compression_ratio", "compression_ratio_gzip", "metric_delta"):
             assert run[key] == artifact[key]

@@ -8,14 +8,26 @@ from tests.conftest import REPO, cli
 
 pytestmark = pytest.mark.unit
 
-# Paths relative to the repository, where each test runs (fleet paths are relative to the working directory).
+# Paths relative to the working directory, as fleet paths are. Each test runs in a folder laid out like the
+# repository after `make sample-models` (a clean clone has no sample_models/): the fleet's checks ask only
+# that a model path exists, so empty stand-ins serve and no TensorFlow is needed.
 LENET, MLP, DIGITS = "sample_models/lenet5_digits", "sample_models/mlp_digits", "sample_models/digits.npz"
 INT8, FP16 = "recipes/cpu-int8.yaml", "recipes/gpu-fp16.yaml"
 
 
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("workspace")
+    for model in (LENET, MLP):
+        (root / model).mkdir(parents=True)
+    (root / DIGITS).write_bytes(b"")
+    (root / "recipes").symlink_to(REPO / "recipes")
+    return root
+
+
 @pytest.fixture(autouse=True)
-def _in_the_repository(monkeypatch):
-    monkeypatch.chdir(REPO)
+def _in_the_workspace(monkeypatch, workspace):
+    monkeypatch.chdir(workspace)
 
 
 def fleet(tmp_path, text: str):
@@ -108,10 +120,10 @@ def test_schema_rules(tmp_path, text, expected):
     assert any(line.startswith(path + expected) for line in lines), lines
 
 
-def test_the_cli_exits_2_for_a_bad_fleet_and_writes_nothing(tmp_path):
+def test_the_cli_exits_2_for_a_bad_fleet_and_writes_nothing(tmp_path, workspace):
     path = fleet(tmp_path, f"models:\n  - {{name: lenet, model: {LENET}, dta: {DIGITS}}}\nrecipes: [{INT8}]\n")
     out = tmp_path / "out"
-    result = cli("batch", path, "--out", out, "--json")
+    result = cli("batch", path, "--out", out, "--json", cwd=workspace)
     assert result.returncode == 2, result.stderr
     assert f"{path}:2:55 models[0].dta: unknown field; did you mean 'data'?" in result.stderr
     assert not out.exists()
