@@ -173,8 +173,10 @@ class _Batch:
     header: dict
     runs: list[dict]
 
-    def write(self, final: bool = False) -> dict:
+    def write(self, final: bool = False, interrupted: bool = False) -> dict:
         payload = rec.build(self.header, self.runs)
+        if interrupted:  # what the command exits with: the runs left pending are not failures
+            payload["exit_code"] = EXIT_INTERRUPTED
         write_json_atomic(self.out / "batch.json", payload)
         if final:
             (self.out / "report.html").write_text(rec.render_html(payload), encoding="utf-8")
@@ -272,4 +274,4 @@ def batch(request: BatchRequest, emit: Emit = ignore) -> BatchResult:
         if temp:
             shutil.rmtree(temp, ignore_errors=True)
         _clean_partials(out)
-    return BatchResult(out=out, batch=batch_.write(final=True), interrupted=interrupted)
+    return BatchResult(out=out, batch=batch_.write(final=True, interrupted=interrupted), interrupted=interrupted)

@@ -49,3 +49,14 @@ def test_a_shipped_run_directory_arrives_whole_and_leaves_the_sender(tmp_path):
     unpack_run(archive, target)
     assert (target / "report.json").read_text() == "{}"
     assert (target / "cpu" / "model.tflite").read_bytes() == b"\0" * 1000
+
+
+def test_an_interrupted_batch_records_the_exit_code_the_command_gives(tmp_path):
+    from compressctl.search.batch import _Batch
+
+    runs = [{**run("a", "int8", "ok", gzip=300), "status": "ok"}, run("a", "fp16", "pending")]
+    batch = _Batch(out=tmp_path, header={"fleet": {"path": "f.yaml"}, "models": ["a"]}, runs=runs)
+    assert batch.write(final=True)["exit_code"] == 3  # a pending run: not all done
+    written = batch.write(final=True, interrupted=True)
+    assert written["exit_code"] == 130 and written["counts"]["pending"] == 1
+    assert '"exit_code": 130' in (tmp_path / "batch.json").read_text()
