@@ -6,6 +6,7 @@ import html
 from pathlib import Path
 
 from compressctl.core.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_STAGE_FAILED
+from compressctl.search.record import cell_text
 
 FIGURES = (
     "metric_value",
@@ -106,17 +107,7 @@ def build(header: dict, runs: list[dict]) -> dict:
 
 
 def _cell(value, kind: str) -> str:
-    if value is None:
-        return ""
-    if kind == "ratio":
-        return f"{value:.2f}×"
-    if kind == "delta":
-        return f"{value * 100:+.2f} pt"
-    if kind == "bytes":
-        return f"{value / 1024:,.1f} KiB"
-    if kind == "ms":
-        return f"{value:.3f}"
-    return html.escape(str(value))
+    return html.escape(cell_text(value, kind))
 
 
 _COLUMNS = (
@@ -127,7 +118,7 @@ _COLUMNS = (
     ("gzip", "gzip_bytes", "bytes"),
     ("ratio", "compression_ratio", "ratio"),
     ("gzip ratio", "compression_ratio_gzip", "ratio"),
-    ("metric Δ", "metric_delta", "delta"),
+    ("metric Δ", "metric_delta", "pt"),
     ("p50 ms", "latency_ms_p50", "ms"),
     ("node", "node", "text"),
     ("seconds", "seconds", "text"),
@@ -159,7 +150,7 @@ def render_html(batch: dict) -> str:
         best_rows.append(
             f"<tr><td>{html.escape(model)}</td><td>{html.escape(Path(best['recipe']).stem)}</td>"
             f"<td>{html.escape(best['target'])}</td><td>{_cell(best['gzip_bytes'], 'bytes')}</td>"
-            f"<td>{_cell(best['compression_ratio_gzip'], 'ratio')}</td><td>{_cell(best['metric_delta'], 'delta')}</td>"
+            f"<td>{_cell(best['compression_ratio_gzip'], 'ratio')}</td><td>{_cell(best['metric_delta'], 'pt')}</td>"
             f'<td><a href="{html.escape(link)}">{html.escape(best["path"])}</a></td></tr>'
         )
     counts = ", ".join(f"{n} {status}" for status, n in batch["counts"].items() if n)

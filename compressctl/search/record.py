@@ -96,7 +96,8 @@ def front_plot(search: dict, size_key: str) -> bytes | None:
         return to_png(fig)
 
 
-def _fmt(value, kind: str) -> str:
+def cell_text(value, kind: str) -> str:
+    """One figure as a table shows it: ``bytes``, ``ratio``, ``pct``, ``pt`` (a change), ``ms`` or as it is."""
     if value is None:
         return ""
     if kind == "bytes":
@@ -150,15 +151,15 @@ def render_html(search: dict) -> str:
             [
                 t["id"] + (" (best)" if t["id"] == best else ""),
                 (t["status"], "pass" if t["status"] == "ok" else "fail"),
-                _fmt(t["metric_value"], "pct"),
-                _fmt(t["metric_delta"], "pt"),
-                _fmt(t["size_bytes"], "bytes"),
-                _fmt(t["gzip_bytes"], "bytes"),
-                _fmt(t["compression_ratio"], "ratio"),
-                _fmt(t["compression_ratio_gzip"], "ratio"),
-                _fmt(t["latency_ms_p50"], "ms"),
-                _fmt(t["speedup"], "ratio"),
-                _fmt(t["seconds"], ""),
+                cell_text(t["metric_value"], "pct"),
+                cell_text(t["metric_delta"], "pt"),
+                cell_text(t["size_bytes"], "bytes"),
+                cell_text(t["gzip_bytes"], "bytes"),
+                cell_text(t["compression_ratio"], "ratio"),
+                cell_text(t["compression_ratio_gzip"], "ratio"),
+                cell_text(t["latency_ms_p50"], "ms"),
+                cell_text(t["speedup"], "ratio"),
+                cell_text(t["seconds"], ""),
                 "*" if t["id"] in front else "",
                 params + (f" — {t['error']}" if t["error"] else ""),
             ]
