@@ -29,6 +29,19 @@ def _hash_path(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _rebuilds_from_config(model) -> bool:
+    """Whether ``load`` can rebuild the model from its config alone (QAT wrappers around TFOpLambda
+    arithmetic, for one, cannot: they reload only from traced functions)."""
+    from compressctl.core.env import tfmot
+
+    try:
+        with tfmot().quantization.keras.quantize_scope():
+            model.__class__.from_config(model.get_config())
+    except Exception:  # noqa: BLE001 - any failure means: keep the traces
+        return False
+    return True
+
+
 class StageCache:
     def __init__(self, out: Path, model_path: Path, data_sha256: str, settings: dict, root: Path | None = None):
         # root: a cache shared by several runs (search trials); entries are then never replaced.
@@ -60,7 +73,9 @@ class StageCache:
         except (OSError, ValueError):
             return None
         from compressctl.core.env import keras, tfmot
+        from compressctl.stages.qat_configs import register_classes
 
+        register_classes()
         try:
             with tfmot().quantization.keras.quantize_scope():
                 model = keras().models.load_model(str(entry / "model"), compile=False)
@@ -72,7 +87,10 @@ class StageCache:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=self.root))
         try:
-            model.save(str(tmp / "model"), save_format="tf", include_optimizer=False)
+            # Without traced call functions when the model rebuilds from its layers' configs: that save
+            # is several times faster, and the entry then reloads from those configs.
+            traces = not _rebuilds_from_config(model)
+            model.save(str(tmp / "model"), save_format="tf", include_optimizer=False, save_traces=traces)
             (tmp / "row.json").write_text(json.dumps(row))
             final = self.root / key
             if final.exists() and self.shared:

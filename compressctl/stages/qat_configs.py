@@ -117,6 +117,13 @@ def op_layer_class():
     return _OP_LAYER[0]
 
 
+def register_classes() -> None:
+    """Register this module's Keras classes, so that a QAT model saved without traced functions (the
+    stage cache, run/cache.py) reloads from its config in a process that has not run QAT yet."""
+    output_config_class()
+    op_layer_class()
+
+
 def _constant_operands(layer) -> bool:
     """True when every call of the op takes a single tensor first and only constants after it.
 
