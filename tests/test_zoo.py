@@ -21,11 +21,25 @@ from tests.conftest import REPO, cli, quadrant_data
 pytestmark = pytest.mark.slow
 
 # Every bundled recipe `run` takes (search.yaml runs deep-compression's stages: prune → cluster → PCQAT).
-RECIPES = ["cpu-int8", "cpu-int4", "gpu-fp16", "edgetpu", "fast-cpu", "deep-compression", "lowrank-distill"]
+RECIPES = [
+    "cpu-int8",
+    "cpu-int4",
+    "gpu-fp16",
+    "edgetpu",
+    "fast-cpu",
+    "deep-compression",
+    "lowrank-distill",
+    "smallest",
+    "mcu",
+]
 # Few timing runs, few calibration samples, training capped: the pairs test that things run.
 QUICK = ["bench.runs=3", "bench.warmup=1", "bench.rounds=1", "training.steps_per_epoch=2"]
-ONE_EPOCH = {"fast-cpu": 1, "deep-compression": 3, "lowrank-distill": 2}  # stages whose epochs drop to one
-CALIBRATED = ("cpu-int8", "edgetpu", "deep-compression", "lowrank-distill")  # full-int8 targets: 16 samples
+# Stages whose epochs drop to one, per recipe.
+ONE_EPOCH = {"fast-cpu": 1, "deep-compression": 3, "lowrank-distill": 2, "smallest": 2, "mcu": 3}
+CALIBRATED = ("cpu-int8", "edgetpu", "deep-compression", "lowrank-distill", "mcu")  # full-int8 targets: 16 samples
+# A limit for each `compressctl` child process of init → run: generous, as the other test worker
+# shares the two cores (the slowest family took 335 s alone).
+CLI_LIMIT_S = 1500
 PER_RECIPE = {
     recipe: [f"stages.{i}.epochs=1" for i in range(ONE_EPOCH.get(recipe, 0))]
     + (["targets.0.calibration_samples=16"] if recipe in CALIBRATED else [])
@@ -101,12 +115,12 @@ def test_zoo_family_runs_bundled_recipe_unchanged(family, recipe, tmp_path, tmp_
 def test_zoo_family_init_then_run(family, tmp_path, tmp_path_factory, zoo_npz):
     model = _model(family, tmp_path_factory, zoo_npz)
     recipe = tmp_path / "recipe.yaml"
-    proc = cli("init", model, "--data", zoo_npz[0], "--out", recipe)
+    proc = cli("init", model, "--data", zoo_npz[0], "--out", recipe, timeout=CLI_LIMIT_S)
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "run"
     stages = yaml.safe_load(recipe.read_text()).get("stages") or []
     epochs = [f"stages.{i}.epochs=1" for i in range(len(stages))]
     sets = [arg for s in [*QUICK, *epochs] for arg in ("--set", s)]
-    proc = cli("run", recipe, "--out", out, *sets)
+    proc = cli("run", recipe, "--out", out, *sets, timeout=CLI_LIMIT_S)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     check_artifacts(out)
