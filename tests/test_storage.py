@@ -21,12 +21,21 @@ def converted(tmp_path_factory, tiny_cnn_path, tiny_data):
     kernel[np.abs(kernel) < np.quantile(np.abs(kernel), 0.8)] = 0
     model.get_layer("fc1").set_weights([kernel, bias])
     model.save(str(root / "sparse_model"), save_format="tf")
+    shared = keras().models.load_model(str(tiny_cnn_path), compile=False)  # fc1 with 8 distinct weights
+    kernel, bias = shared.get_layer("fc1").get_weights()
+    centres = np.quantile(kernel, np.linspace(0.05, 0.95, 8))
+    kernel = centres[np.abs(kernel[..., None] - centres).argmin(axis=-1)].astype(np.float32)
+    shared.get_layer("fc1").set_weights([kernel, bias])
+    shared.save(str(root / "shared_model"), save_format="tf")
     out = {}
     with Converter() as converter:
         out["float32"] = converter.convert(tiny_cnn_path, root / "f32.tflite", "float32", root)
         out["int8"] = converter.convert(tiny_cnn_path, root / "int8.tflite", "int8", root, calibration=calibration)
         out["sparse"] = converter.convert(
             root / "sparse_model", root / "sparse.tflite", "int8", root, calibration=calibration, sparsity=True
+        )
+        out["shared"] = converter.convert(
+            root / "shared_model", root / "shared.tflite", "int8", root, calibration=calibration
         )
     return out, model
 
@@ -64,6 +73,29 @@ def test_a_sparse_encoding_is_its_own_entry_and_smaller_than_dense(converted):
     assert "int8-sparse" in by, by  # fc1, 80 % zeros
     sparse = by["int8-sparse"]
     assert sparse["bytes"] < sparse["params"]  # fewer stored bytes than values: the zeros are not stored
+
+
+def test_lookup_tables_count_as_lut_entries_of_their_decoded_size(converted, tmp_path):
+    """TFLM's lookup-table encoding (DECODE): each encoded tensor is one lut<bits> entry, its packed indices
+    plus its value tables; the tensors left alone keep their int8 entry; everything still adds up."""
+    from compressctl.litert import tflm
+
+    files, _ = converted
+    dense = files["shared"].read_bytes()
+    rows = [row for row in tflm.lut_candidates(dense) if row["bits"] <= 3]
+    assert rows, "fc1 holds 8 distinct weights per channel at most: 3 bits"
+    encoded = tmp_path / "lut.tflite"
+    encoded.write_bytes(tflm.lut_encode(dense, rows))
+    before, after = breakdown(files["shared"]), breakdown(encoded)
+    assert sum(e["bytes"] for e in after["storage"]) + after["other_bytes"] == encoded.stat().st_size
+    by = {e["encoding"]: e for e in after["storage"]}
+    luts = [e for name, e in by.items() if name.startswith("lut")]
+    assert {e["encoding"] for e in luts} == {f"lut{row['bits']}" for row in rows}
+    assert sum(e["tensors"] for e in luts) == len(rows)
+    assert sum(e["params"] for e in luts) == sum(row["bytes_before"] for row in rows)  # int8: a byte each
+    assert all(e["bytes"] < e["params"] for e in luts)
+    int8_before = {e["encoding"]: e for e in before["storage"]}["int8"]
+    assert by["int8"]["params"] == int8_before["params"] - sum(row["bytes_before"] for row in rows)
 
 
 def test_every_artifact_of_a_run_records_where_its_bytes_go(tmp_path, tiny_cnn_path, tiny_data):

@@ -7,6 +7,11 @@ counts the tensor's values (its dense shape for a sparse one), ``bytes`` the dat
 ``other_bytes`` is everything else: the graph, metadata, names, quantization parameters and
 alignment, so that the entries plus ``other_bytes`` add up to the file's size.
 
+A tensor that TensorFlow Lite Micro's DECODE op (custom ``TFLM_DECODE``) rebuilds at run time is
+counted under what DECODE makes of it: ``lut4`` for 4-bit indices into value tables (``lut1`` to
+``lut7``), with ``params`` the decoded tensor's values and ``bytes`` its packed indices plus its
+ancillary tensor (the 16-byte DECODE header and the value tables).
+
 Pure: no TensorFlow, only the flatbuffer schema that ai-edge-litert ships.
 """
 
@@ -44,6 +49,38 @@ def _buffer_bytes(model, index: int) -> int:
     return size
 
 
+_DECODE = b"TFLM_DECODE"
+_DCM_BYTES = 16  # the DECODE Common Metadata header that begins every ancillary tensor
+
+
+def _count(tensor) -> int:
+    count = 1
+    for d in tensor.ShapeAsNumpy() if tensor.ShapeLength() else []:
+        count *= max(int(d), 0)
+    return count
+
+
+def _decoded(model, subgraph) -> dict[int, tuple[str, int, list[int]]]:
+    """Encoded tensor index -> (encoding, decoded params, [its buffer, its ancillary buffer]) for every
+    (encoded, ancillary) input pair of a DECODE op, whose i-th output is the i-th pair decoded."""
+    found = {}
+    for o in range(subgraph.OperatorsLength()):
+        op = subgraph.Operators(o)
+        if model.OperatorCodes(op.OpcodeIndex()).CustomCode() != _DECODE:
+            continue
+        for i in range(min(op.OutputsLength(), op.InputsLength() // 2)):
+            encoded, ancillary = subgraph.Tensors(op.Inputs(2 * i)), subgraph.Tensors(op.Inputs(2 * i + 1))
+            header = model.Buffers(ancillary.Buffer())
+            if header is None or header.DataLength() < _DCM_BYTES:
+                continue
+            kind = int(header.Data(0))  # DCM byte 0: the decode type (0 = lookup tables)
+            encoding = f"lut{int(header.Data(5)) & 0x07}" if kind == 0 else f"decode{kind}"
+            params = _count(subgraph.Tensors(op.Outputs(i)))
+            found[op.Inputs(2 * i)] = (encoding, params, [encoded.Buffer(), ancillary.Buffer()])
+            found[op.Inputs(2 * i + 1)] = (encoding, 0, [])  # counted with its encoded tensor
+    return found
+
+
 def breakdown(path: str | Path, sized: bool = True) -> dict:
     """``{"storage": [entry, …], "other_bytes": n, "size_bytes": n}`` for one .tflite file, largest entry first.
 
@@ -58,8 +95,19 @@ def breakdown(path: str | Path, sized: bool = True) -> dict:
     seen: set[int] = set()
     for s in range(model.SubgraphsLength()):
         subgraph = model.Subgraphs(s)
+        decoded = _decoded(model, subgraph)
         for t in range(subgraph.TensorsLength()):
             tensor = subgraph.Tensors(t)
+            if t in decoded:
+                encoding, params, buffers = decoded[t]
+                size = sum(_buffer_bytes(model, b) for b in buffers if b and b not in seen)
+                seen.update(buffers)
+                if buffers:
+                    entry = entries.setdefault(encoding, Entry(encoding))
+                    entry.tensors += 1
+                    entry.params += params
+                    entry.bytes += size
+                continue
             index = tensor.Buffer()
             if index == 0 or index in seen:  # buffer 0 is the empty sentinel; shared buffers count once
                 continue
@@ -70,13 +118,9 @@ def breakdown(path: str | Path, sized: bool = True) -> dict:
             encoding = names.get(tensor.Type(), f"type{tensor.Type()}")
             if tensor.Sparsity() is not None:  # the shape stays the dense one; the data holds the kept values
                 encoding += "-sparse"
-            shape = [int(d) for d in tensor.ShapeAsNumpy()] if tensor.ShapeLength() else []
-            count = 1
-            for d in shape:
-                count *= max(d, 0)
             entry = entries.setdefault(encoding, Entry(encoding))
             entry.tensors += 1
-            entry.params += count
+            entry.params += _count(tensor)
             entry.bytes += size
     listed = sorted(entries.values(), key=lambda e: -e.bytes)
     other = len(blob) - sum(e.bytes for e in listed)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from compressctl.report import figures
 from compressctl.report.mcu import McuRecord
+from compressctl.report.storage import StorageEntry
 
 
 class Record(BaseModel):
@@ -166,15 +167,6 @@ class QuantizationInfo(Record):
     layer_errors_error: str | None = Field(None, description="Why no layer errors were measured.")
     selective: SelectiveInfo | None = None
     error: str | None = Field(None, description="Why the quantization analysis failed (the artifact is kept).")
-
-
-class StorageEntry(Record):
-    """The constant tensors of one encoding in the stored file (compressctl.litert.storage)."""
-
-    encoding: str = Field(description="float32, float16, int8, int4, int32, …; -sparse when sparse-encoded.")
-    tensors: int
-    params: int = Field(description="Values the tensors hold (their dense shape).")
-    bytes: int = Field(description="Bytes they take in the file.")
 
 
 class Artifact(Record):

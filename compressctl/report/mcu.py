@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from compressctl.report.storage import StorageEntry
+
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -37,6 +39,10 @@ class LutModel(_Record):
     arena_bytes: int = Field(description="Its smallest arena, measured like the int8 model's.")
     files: list[str] = Field(description="Its model_data.cc, model_data.h and op_resolver.h (with DECODE).")
     host_latency_ms: float | None = Field(None, description="Like McuRecord.host_latency_ms, for this model.")
+    storage: list[StorageEntry] | None = Field(
+        None, description="Its constant tensors by encoding (lut1-lut7 for the lookup tables), as artifacts[].storage."
+    )
+    other_bytes: int | None = Field(None, description="Its bytes outside the constant tensors; storage + this = flash.")
 
 
 class McuRecord(_Record):

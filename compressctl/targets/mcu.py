@@ -26,7 +26,7 @@ from compressctl.backends.convert import Converter
 from compressctl.core import measure
 from compressctl.core.errors import StageError
 from compressctl.core.events import Event
-from compressctl.litert import tflm
+from compressctl.litert import storage, tflm
 from compressctl.litert.compat import read_operators
 from compressctl.targets.base import Conversion, QuantizedTargetParams, Target
 
@@ -247,6 +247,7 @@ def _lut(worker, path: Path, folder: Path, arena: int, tmp: Path, samples) -> di
         "flash_bytes": encoded.stat().st_size,
         "arena_bytes": answer["arena_bytes"],
         "host_latency_ms": answer["host_latency_ms"],
+        **storage.breakdown(encoded, sized=False),
         "rows": rows,
         "skipped": skipped,
     }

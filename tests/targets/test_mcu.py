@@ -268,6 +268,12 @@ def test_clustered_weights_are_stored_as_lookup_tables_with_identical_outputs(tm
     assert any(row["granularity"].startswith("per-channel") for row in mcu["lut"])  # the conv kernel's
     model = mcu["lut_model"]
     assert model["path"] == "mcu/lut/model.tflite" and model["flash_bytes"] == lut.stat().st_size
+    # Its storage, read from the file: the encoded tensors under lut<bits>, adding up to its flash.
+    by_encoding = {e["encoding"]: e for e in model["storage"]}
+    assert sum(e["bytes"] for e in model["storage"]) + model["other_bytes"] == model["flash_bytes"]
+    assert {f"lut{row['bits']}" for row in mcu["lut"]} == {e for e in by_encoding if e.startswith("lut")}
+    assert sum(by_encoding[f"lut{b}"]["tensors"] for b in {r["bits"] for r in mcu["lut"]}) == len(mcu["lut"])
+    assert all(e["bytes"] < e["params"] for k, e in by_encoding.items() if k.startswith("lut"))  # < 1 byte each
     assert lut.stat().st_size < mcu["flash_bytes"] == dense.stat().st_size
     assert mcu["decode_arena_bytes"] == model["arena_bytes"] - mcu["arena_bytes"] > 0  # DECODE's output
     assert _allocates(lut, model["arena_bytes"], model["arena_bytes"] - 16) == [True, False]
