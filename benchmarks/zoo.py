@@ -21,7 +21,17 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-RECIPES = ["cpu-int8", "cpu-int4", "gpu-fp16", "edgetpu", "fast-cpu", "deep-compression", "lowrank-distill"]
+RECIPES = [
+    "cpu-int8",
+    "cpu-int4",
+    "gpu-fp16",
+    "edgetpu",
+    "fast-cpu",
+    "deep-compression",
+    "lowrank-distill",
+    "smallest",
+    "mcu",
+]
 GUIDE_FAMILIES = 3  # the guides run on the first three families
 
 
