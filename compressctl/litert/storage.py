@@ -60,8 +60,8 @@ def _count(tensor) -> int:
     return count
 
 
-def _decoded(model, subgraph) -> dict[int, tuple[str, int, list[int]]]:
-    """Encoded tensor index -> (encoding, decoded params, [its buffer, its ancillary buffer]) for every
+def _decoded(model, subgraph) -> dict[int, tuple[str, int, int]]:
+    """Encoded tensor index -> (encoding, decoded params, its ancillary tensor's buffer) for every
     (encoded, ancillary) input pair of a DECODE op, whose i-th output is the i-th pair decoded."""
     found = {}
     for o in range(subgraph.OperatorsLength()):
@@ -69,15 +69,13 @@ def _decoded(model, subgraph) -> dict[int, tuple[str, int, list[int]]]:
         if model.OperatorCodes(op.OpcodeIndex()).CustomCode() != _DECODE:
             continue
         for i in range(min(op.OutputsLength(), op.InputsLength() // 2)):
-            encoded, ancillary = subgraph.Tensors(op.Inputs(2 * i)), subgraph.Tensors(op.Inputs(2 * i + 1))
-            header = model.Buffers(ancillary.Buffer())
+            ancillary = subgraph.Tensors(op.Inputs(2 * i + 1)).Buffer()
+            header = model.Buffers(ancillary)
             if header is None or header.DataLength() < _DCM_BYTES:
                 continue
             kind = int(header.Data(0))  # DCM byte 0: the decode type (0 = lookup tables)
             encoding = f"lut{int(header.Data(5)) & 0x07}" if kind == 0 else f"decode{kind}"
-            params = _count(subgraph.Tensors(op.Outputs(i)))
-            found[op.Inputs(2 * i)] = (encoding, params, [encoded.Buffer(), ancillary.Buffer()])
-            found[op.Inputs(2 * i + 1)] = (encoding, 0, [])  # counted with its encoded tensor
+            found[op.Inputs(2 * i)] = (encoding, _count(subgraph.Tensors(op.Outputs(i))), ancillary)
     return found
 
 
@@ -96,18 +94,9 @@ def breakdown(path: str | Path, sized: bool = True) -> dict:
     for s in range(model.SubgraphsLength()):
         subgraph = model.Subgraphs(s)
         decoded = _decoded(model, subgraph)
+        seen.update(ancillary for _, _, ancillary in decoded.values())  # counted with their encoded tensor
         for t in range(subgraph.TensorsLength()):
             tensor = subgraph.Tensors(t)
-            if t in decoded:
-                encoding, params, buffers = decoded[t]
-                size = sum(_buffer_bytes(model, b) for b in buffers if b and b not in seen)
-                seen.update(buffers)
-                if buffers:
-                    entry = entries.setdefault(encoding, Entry(encoding))
-                    entry.tensors += 1
-                    entry.params += params
-                    entry.bytes += size
-                continue
             index = tensor.Buffer()
             if index == 0 or index in seen:  # buffer 0 is the empty sentinel; shared buffers count once
                 continue
@@ -118,9 +107,13 @@ def breakdown(path: str | Path, sized: bool = True) -> dict:
             encoding = names.get(tensor.Type(), f"type{tensor.Type()}")
             if tensor.Sparsity() is not None:  # the shape stays the dense one; the data holds the kept values
                 encoding += "-sparse"
+            params = _count(tensor)
+            if t in decoded:  # packed indices: DECODE's output and its value tables count here
+                encoding, params, ancillary = decoded[t]
+                size += _buffer_bytes(model, ancillary)
             entry = entries.setdefault(encoding, Entry(encoding))
             entry.tensors += 1
-            entry.params += _count(tensor)
+            entry.params += params
             entry.bytes += size
     listed = sorted(entries.values(), key=lambda e: -e.bytes)
     other = len(blob) - sum(e.bytes for e in listed)
