@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+# Every bundled recipe `run` takes (search.yaml runs deep-compression's stages: prune → cluster → PCQAT);
+# tests/test_zoo.py runs the same list.
 RECIPES = [
     "cpu-int8",
     "cpu-int4",

@@ -14,24 +14,13 @@ import numpy as np
 import pytest
 import yaml
 
+from benchmarks.zoo import RECIPES  # every bundled recipe `run` takes, as the bench runs them
 from benchmarks.zoo_models import CLASSES, FAMILIES, SHAPE, build_and_train
 from compressctl.core.errors import CompressctlError
 from tests.conftest import REPO, cli, quadrant_data
 
 pytestmark = pytest.mark.slow
 
-# Every bundled recipe `run` takes (search.yaml runs deep-compression's stages: prune → cluster → PCQAT).
-RECIPES = [
-    "cpu-int8",
-    "cpu-int4",
-    "gpu-fp16",
-    "edgetpu",
-    "fast-cpu",
-    "deep-compression",
-    "lowrank-distill",
-    "smallest",
-    "mcu",
-]
 # Few timing runs, few calibration samples, training capped: the pairs test that things run.
 QUICK = ["bench.runs=3", "bench.warmup=1", "bench.rounds=1", "training.steps_per_epoch=2"]
 # Stages whose epochs drop to one, per recipe.
