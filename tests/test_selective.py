@@ -63,6 +63,8 @@ def test_cpu_int8_recipe_keeps_a_raw_feature_tabular_model_within_one_point(tmp_
     assert selective["within_budget"] and selective["budget_from"] == "gates.max_metric_drop"
     kept = {row["op"] for row in quant["float_ops"] if row["reason"].startswith("kept in float")}
     assert kept and kept <= {"SUB", "MUL", "DIV"}  # the Normalization arithmetic, not the Dense layers
+    # The weight-light ops were tried first, and they sufficed: no step drew from the Dense layers.
+    assert {step.get("pool") for step in selective["steps"][1:]} == {"weight-light"}, selective["steps"]
     assert any("kept in float" in note for note in artifact["notes"])
     # Most weights stay int8: the Dense kernels are int8, only the normalisation constants are float.
     weights = weight_precision(out / artifact["path"])

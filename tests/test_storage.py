@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compressctl.litert.storage import bits_per_param, breakdown
+from compressctl.litert.storage import bits_per_param, breakdown, weights_by_output
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +65,18 @@ def test_int8_kernels_take_one_byte_and_biases_stay_int32(converted, tiny_cnn):
     # int32: the biases, and the shape constants of the Reshape/Flatten ops
     assert biases <= by["int32"]["params"] <= biases + 8 and by["int32"]["bytes"] == 4 * by["int32"]["params"]
     assert "float32" not in by
+
+
+def test_each_op_is_charged_the_constant_bytes_it_reads(converted, tiny_cnn):
+    files, _ = converted
+    weights = weights_by_output(files["float32"])
+    # In float32 every parameter is read by exactly one op, at four bytes (plus a reshape's shape constant).
+    assert 0 <= sum(weights.values()) - 4 * tiny_cnn.count_params() <= 16
+    fc1 = tiny_cnn.get_layer("fc1")
+    charged = [size for name, size in weights.items() if "fc1" in name]
+    assert 4 * fc1.count_params() in charged, weights
+    # Weight-free ops (the activations, the reshape) are charged nothing but their shape constants.
+    assert min(weights.values()) <= 8
 
 
 def test_a_sparse_encoding_is_its_own_entry_and_smaller_than_dense(converted):

@@ -4,7 +4,10 @@ After the full-int8 conversion, the conversion worker measures each op's quantiz
 (quant_debug.py). When the artifact loses more than the target's metric budget, the ops with the
 lowest SNR are kept in float (the TFLite quantizer's denylisted nodes), one group at a time
 (1, 1, 2, 4, … ops, worst first), re-quantizing the same calibration, until the artifact is within
-budget or every op is float. The budget is checked on train samples (``selection_samples`` of
+budget or every op is float. Ops that carry few weights (at most ``LIGHT_SHARE`` of the file each:
+activations, squeeze-and-excite gates, depthwise convolutions, arithmetic) are tried first, since
+keeping them in float costs little of the file; only when every one of them in float is not enough
+are the weight-heavy ops tried too, in the same order. The budget is checked on train samples (``selection_samples`` of
 them, drawn from the seed), never on the test split that the report's metric comes from; the
 report's figures are then measured on the test split like any artifact's.
 """
@@ -19,6 +22,8 @@ from compressctl.core.errors import StageError
 from compressctl.core.events import Emit, Event
 
 SELECTION_SAMPLES = 300
+# An op is weight-light when its constant inputs are at most this share of the full-int8 file.
+LIGHT_SHARE = 0.01
 
 
 @dataclass
@@ -88,6 +93,7 @@ def within_budget(
     """Keep ops in ``kept_as`` (float; 8 bits for int4, backends/bit_budget.py) until ``path`` is within ``budget``:
     ``convert(quantization)`` re-converts it with ``float_nodes`` out of ``scheme``. Returns (record, notes)."""
     from compressctl.core import measure
+    from compressctl.litert import storage
     from compressctl.litert.evaluate import evaluate_tflite
 
     x, y = data.labeled_sample(SELECTION_SAMPLES, seed + 1)
@@ -99,6 +105,7 @@ def within_budget(
         return metrics.drop(task.metric, float_metric, evaluate_tflite(path, x, y, task))
 
     first = drop()
+    weights = storage.weights_by_output(path)  # of the full-int8 file, before any op is kept in float
     ranked = list((answer.get("quantization") or {}).get("layer_errors") or [])
     steps = [{"float_ops": 0, "metric_drop": round(first, 6), "size_bytes": full_size}]
     selective = {
@@ -119,30 +126,42 @@ def within_budget(
         return selective, [f"full {scheme} loses {100 * first:.2f} points on train samples; no op could be "
                            f"ranked to keep in {kept_as} ({reason})"]  # fmt: skip
 
-    def attempt(count: int) -> dict:
-        emit(Event("step", f"{label}: keeping the {count} op(s) with the largest {scheme} error in {kept_as}"))
+    limit = int(LIGHT_SHARE * full_size)
+    light = [r for r in ranked if _weight_bytes(r["name"], weights) <= limit]
+    # Weight-light ops first where their activations are what the scheme quantizes (int8), not for a
+    # weight-only scheme, whose error is in the weights.
+    split = kept_as == "float" and 0 < len(light) < len(ranked)
+    pools = {"weight-light": light, "all": ranked} if split else {"all": ranked}
+
+    def attempt(pool: str, count: int) -> dict:
+        which = f"weight-light op(s) (≤ {limit:,} bytes of weights each)" if pool == "weight-light" else "op(s)"
+        emit(Event("step", f"{label}: keeping the {count} {which} with the largest {scheme} error in {kept_as}"))
         try:
             if count:
-                convert({"layer_errors": True, "float_nodes": [r["name"] for r in ranked[:count]]})
+                convert({"layer_errors": True, "float_nodes": [r["name"] for r in pools[pool][:count]]})
             else:
                 convert({"layer_errors": True})
         except StageError as exc:
             raise StageError(f"selective quantization with {count} op(s) in {kept_as} failed: {exc}") from None
         size = measure.file_facts(path)["size_bytes"]
-        return {"float_ops": count, "metric_drop": round(drop(), 6), "size_bytes": size}
+        step = {"float_ops": count, "metric_drop": round(drop(), 6), "size_bytes": size}
+        return {**step, "pool": pool} if len(pools) > 1 else step
 
-    for count in groups(len(ranked)):
-        steps.append(attempt(count))
-        if steps[-1]["metric_drop"] <= budget.max_drop:
-            break
-    else:
-        # Never within budget: keep the step that lost least, with the fewest ops in float.
-        best = min(steps, key=lambda step: (step["metric_drop"], step["float_ops"]))
+    def search() -> None:
+        for pool, ops in pools.items():
+            for count in groups(len(ops)):
+                steps.append(attempt(pool, count))
+                if steps[-1]["metric_drop"] <= budget.max_drop:
+                    return
+        # Never within budget: keep the step that lost least, with the smallest file.
+        best = min(steps, key=lambda step: (step["metric_drop"], step["size_bytes"]))
         if best is not steps[-1]:
-            chosen = attempt(best["float_ops"])
+            chosen = attempt(best.get("pool", "all"), best["float_ops"])
             chosen["chosen_after_all_steps"] = True
             steps.append(chosen)
-    kept = ranked[: steps[-1]["float_ops"]]
+
+    search()
+    kept = pools[steps[-1].get("pool", "all")][: steps[-1]["float_ops"]]
     size = steps[-1]["size_bytes"]
     selective.update(
         {
@@ -156,10 +175,19 @@ def within_budget(
     verdict = "within" if selective["within_budget"] else "still over"
     note = (
         f"full {scheme} lost {100 * first:.2f} points (budget {100 * budget.max_drop:.2f}, on {n} train "
-        f"samples); {len(kept)} op(s) with the largest {scheme} error kept in {kept_as}, {verdict} budget at "
+        f"samples); {len(kept)} {'weight-light ' if steps[-1].get('pool') == 'weight-light' else ''}op(s) with the "
+        f"largest {scheme} error kept in {kept_as}, {verdict} budget at "
         f"{100 * steps[-1]['metric_drop']:.2f} points, size {size - full_size:+,} bytes"
     )
     return selective, [note]
+
+
+def _weight_bytes(name: str, weights: dict[str, int]) -> int:
+    """The weights of the op writing ``name`` (the debugger's names may lack the file's trailing digit)."""
+    for candidate in (name, name[:-1] if name[-1:].isdigit() else name, *(name + str(d) for d in range(10))):
+        if candidate in weights:
+            return weights[candidate]
+    return 1 << 62  # not found in the file: never counted as light
 
 
 def kept_reasons(selective: dict | None) -> dict[str, str]:

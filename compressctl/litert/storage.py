@@ -125,3 +125,21 @@ def bits_per_param(storage: list[dict]) -> float | None:
     """Stored bits per weight over all constant tensors (None when the file holds none)."""
     params = sum(e["params"] for e in storage)
     return 8 * sum(e["bytes"] for e in storage) / params if params else None
+
+
+def weights_by_output(path: str | Path) -> dict[str, int]:
+    """Each op's output tensor name → the stored bytes of the constant tensors it reads (its weights and bias)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(Path(path).read_bytes(), 0)
+    found: dict[str, int] = {}
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        for o in range(subgraph.OperatorsLength()):
+            op = subgraph.Operators(o)
+            inputs = [int(i) for i in op.InputsAsNumpy()] if op.InputsLength() else []
+            size = sum(_buffer_bytes(model, subgraph.Tensors(i).Buffer()) for i in inputs if i >= 0)
+            for i in op.OutputsAsNumpy() if op.OutputsLength() else []:
+                name = (subgraph.Tensors(int(i)).Name() or b"").decode(errors="replace")
+                found[name] = found.get(name, 0) + size
+    return found

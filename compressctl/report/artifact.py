@@ -132,6 +132,10 @@ class SelectiveStep(Record):
     float_ops: int = Field(description="How many ops were kept in float at this step.")
     metric_drop: float
     size_bytes: int
+    pool: Literal["weight-light", "all"] | None = Field(
+        None,
+        description="Which ops the step drew from, worst first: the weight-light ones (tried first) or all.",
+    )
     chosen_after_all_steps: bool | None = None
 
 
