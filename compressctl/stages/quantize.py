@@ -17,8 +17,10 @@ from compressctl.stages.base import (
     StageContext,
     StageResult,
     clone_with,
+    kernel_weights,
     measure_sparsity,
     measure_unique,
+    model_layers,
     nested_model,
     require_keras,
 )
@@ -142,9 +144,16 @@ class Quantize(Stage):
         _refresh_preprocessing(qat)
         samples = ctx.data.calibration(RANGE_SAMPLES, ctx.seed)
         calibrated = calibrate(model, qat, samples)
+        holder = _zero_holder(qat) if "sparsity" in self.params.preserve else None
         # TFMOT does not support QAT under tf.distribute: it trains on one device whatever the strategy.
         ctx.fit(
-            qat, self.params.epochs, self.params.learning_rate, self.params.batch_size, "quantize", distribute=False
+            qat,
+            self.params.epochs,
+            self.params.learning_rate,
+            self.params.batch_size,
+            "quantize",
+            callbacks=[holder] if holder else (),
+            distribute=False,
         )
         measured = {"quantized_layers": len(annotated)}
         layers = []
@@ -159,6 +168,36 @@ class Quantize(Stage):
         if ctx.strategy is not None:
             notes.append(replica_note(ctx.strategy, "TFMOT does not support QAT under tf.distribute"))
         return StageResult(model=qat, measured=measured, layers=layers, skipped_layers=skipped, notes=notes)
+
+
+# A kernel with at least this share of exact zeros was pruned: its zeros are held through QAT.
+PRUNED_ZEROS = 0.01
+
+
+def _zero_holder(model):
+    """A callback that puts every pruned kernel's zeros back after each training batch.
+
+    TFMOT's sparsity-preserving schemes hold the zeros of Conv2D and Dense kernels only; a
+    depthwise kernel gets plain QAT (their registry says so), and so does every layer TFMOT does
+    not annotate, and training moves their zeros off zero. The masks are taken before training.
+    """
+    from compressctl.core.env import keras, tf
+
+    held = []
+    for layer in model_layers(model):
+        for weight in kernel_weights(layer):
+            zeros = weight.numpy() == 0
+            if zeros.size and zeros.mean() >= PRUNED_ZEROS:
+                held.append((weight, tf().constant((~zeros).astype(weight.numpy().dtype))))
+    if not held:
+        return None
+
+    class HoldZeros(keras().callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            for weight, mask in held:
+                weight.assign(weight * mask)
+
+    return HoldZeros()
 
 
 def _names_layer(message: str, name: str) -> bool:

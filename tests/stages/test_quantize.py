@@ -55,6 +55,32 @@ def test_pcqat_keeps_the_zeros_of_a_convolution_after_one_without_zeros(stage_ct
     assert max(np.unique(kernel[..., c]).size for c in range(kernel.shape[-1])) <= 5
 
 
+@pytest.mark.parametrize("preserve", [["sparsity"], ["sparsity", "clusters"]])
+def test_qat_keeps_the_zeros_of_depthwise_kernels(stage_ctx, preserve):
+    # TFMOT's sparsity-preserving schemes cover Conv2D and Dense; a depthwise kernel gets plain QAT,
+    # whose training moves its zeros off zero unless the stage holds them.
+    from compressctl.core.env import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    inputs = k.Input((8, 8, 1))
+    h = k.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inputs)
+    h = k.layers.DepthwiseConv2D(3, padding="same", activation="relu", name="dw")(h)
+    outputs = k.layers.Dense(3, activation="softmax", name="out")(k.layers.GlobalAveragePooling2D()(h))
+    model = k.Model(inputs, outputs)
+    kernel, bias = model.get_layer("dw").get_weights()
+    rng = np.random.default_rng(0)
+    kernel[rng.random(kernel.shape) < 0.8] = 0
+    model.get_layer("dw").set_weights([kernel, bias])
+    zeros = kernel == 0
+    result = Quantize(Quantize.Params(type="quantize", epochs=2, preserve=preserve)).apply(model, stage_ctx)
+    (trained,) = kernel_arrays(result.model.get_layer("quant_dw"))
+    assert np.all(trained[zeros] == 0)
+    assert np.any(trained[~zeros] != kernel[~zeros])  # the other weights did train
+    row = next(r for r in result.layers if r["layer"] == "quant_dw")
+    assert row["sparsity"] == pytest.approx(float(np.mean(zeros)), abs=1e-6)
+
+
 def test_exclude_leaves_layers_unquantized(tiny_cnn, stage_ctx):
     result = Quantize(Quantize.Params(type="quantize", epochs=1, exclude=["fc2"])).apply(tiny_cnn, stage_ctx)
     layers = {layer.name: type(layer).__name__ for layer in result.model.layers}
