@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import subprocess
 import sys
 import time
@@ -110,6 +111,8 @@ def _row(run: dict, label: str) -> dict:
                 "baseline_bytes": base["size_bytes"],
                 "baseline_gzip": base["gzip_bytes"],
                 "wall_s": round(run["wall_s"], 1),
+                # the mcu target's flash and arena, measured in the TFLM interpreter
+                **({k: art["mcu"][k] for k in ("flash_bytes", "arena_bytes")} if art.get("mcu") else {}),
             }
         )
     failed = [f"{t['target']}: {t.get('reason', '')}" for t in report.get("failed_targets") or []]
@@ -128,6 +131,13 @@ def _run(cli: list[str], recipe: str, model: Path, data: Path, out: Path) -> dic
     printed = json.loads(proc.stdout)
     record = RunRecord.model_validate({k: v for k, v in printed.items() if k not in ("out", "exit_code")})
     return {"record": record, "wall_s": wall, "exit_code": proc.returncode}
+
+
+def _exception_line(stderr: str) -> str:
+    """The last ``SomeError: message`` line of a traceback (a message may go on over more lines), shortened."""
+    lines = stderr.strip().splitlines() or [""]
+    found = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception)\b", line)]
+    return " ".join((found or lines)[-1].split())[:200]
 
 
 def _guides(model: Path, data_path: Path, baseline_bytes: int, baseline_gzip: int) -> list[dict]:
@@ -152,9 +162,7 @@ def _guides(model: Path, data_path: Path, baseline_bytes: int, baseline_gzip: in
             cwd=REPO,
         )
         if proc.returncode != 0:
-            rows.append(
-                {"recipe": f"TFMOT {guide.replace('_', ' ')}", "error": proc.stderr.strip().splitlines()[-1][:300]}
-            )
+            rows.append({"recipe": f"TFMOT {guide.replace('_', ' ')}", "error": _exception_line(proc.stderr)})
             continue
         blob = out.read_bytes()
         gz = len(gzip.compress(blob, 9, mtime=0))
@@ -239,8 +247,11 @@ def render_zoo(zoo: dict) -> list[str]:
                 continue
             speed = f"{r['speedup']:.2f}×" if r.get("speedup") else ""
             gz = f"{r['ratio_gzip']:.2f}×" if r.get("ratio_gzip") else ""
+            artifact = r.get("artifact", "")
+            if "flash_bytes" in r:
+                artifact += f" (flash {r['flash_bytes'] / 1024:,.1f} KiB, arena {r['arena_bytes'] / 1024:,.1f} KiB)"
             lines.append(
-                f"| {r['recipe']} | {r.get('artifact', '')} | {r.get('exit_code', '')} "
+                f"| {r['recipe']} | {artifact} | {r.get('exit_code', '')} "
                 f"| {r['size_bytes'] / 1024:,.1f} KiB "
                 f"| {r['ratio']:.2f}× | {gz} | {speed} | {100 * r['delta']:+.2f} pt | {r.get('wall_s', '')} |"
             )
