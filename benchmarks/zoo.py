@@ -256,3 +256,29 @@ def render_zoo(zoo: dict) -> list[str]:
                 f"| {r['ratio']:.2f}× | {gz} | {speed} | {100 * r['delta']:+.2f} pt | {r.get('wall_s', '')} |"
             )
     return lines
+
+
+def readme_table(zoo: dict) -> list[str]:
+    """The README's zoo table: a row per recipe, a column per family (stored / gzip ratio, Δ, speed-up)."""
+    families = list(zoo["families"])
+    labels: list[str] = []
+    cells: dict[tuple[str, str], str] = {}
+    for family in families:
+        for r in zoo["families"][family]["rows"]:
+            if r["recipe"] not in labels:
+                labels.append(r["recipe"])
+            if "size_bytes" not in r:
+                cells[r["recipe"], family] = "fails (RESULTS.md)"
+                continue
+            cell = f"{r['ratio']:.2f}× / {r['ratio_gzip']:.1f}×, {100 * r['delta']:+.1f} pt"
+            if r.get("speedup"):
+                cell += f", {r['speedup']:.2f}× faster"
+            if "flash_bytes" in r:
+                cell += f", {r['flash_bytes'] / 1024:,.0f} KiB flash, {r['arena_bytes'] / 1024:,.0f} KiB arena"
+            if r.get("exit_code"):
+                cell += f" (exit {r['exit_code']})"
+            cells[r["recipe"], family] = cell
+    lines = ["| recipe | " + " | ".join(families) + " |", "| --- |" + " ---: |" * len(families)]
+    for label in labels:
+        lines.append(f"| {label} | " + " | ".join(cells.get((label, f), "—") for f in families) + " |")
+    return lines

@@ -77,3 +77,16 @@ def test_every_documented_command_line_parses(page, args):
 
 def test_the_readme_stays_short():
     assert len((REPO / "README.md").read_bytes()) <= 16 * 1024
+
+
+def test_the_readme_zoo_table_is_the_one_make_bench_measured():
+    import json
+
+    from benchmarks.zoo import readme_table
+
+    zoo = json.loads((REPO / "benchmarks" / "results.json").read_text())["zoo"]
+    table = readme_table(zoo)
+    readme = (REPO / "README.md").read_text().splitlines()
+    assert table[0] in readme, "the README has no zoo table"
+    start = readme.index(table[0])
+    assert readme[start : start + len(table)] == table
