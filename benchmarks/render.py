@@ -89,6 +89,11 @@ def render(results: dict) -> str:
         from benchmarks.mcu import render as render_mcu
 
         lines += ["", *render_mcu(results["mcu"])]
+    if results.get("stored"):  # issue 20: stored size, smallest.yaml
+        from benchmarks.stored import render as render_stored
+
+        lines += ["", *render_stored(results["stored"], results.get("zoo"))]
+        lines.append(f"This section was measured {results['stored']['date']}.")
     backends = results.get("backends")
     if backends:
         lines += [

@@ -233,7 +233,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer timing runs and rounds (a smoke run)")
     parser.add_argument(
         "--only",
-        choices=["channels", "backends", "search", "scale", "zoo", "mcu"],
+        choices=["channels", "backends", "search", "scale", "zoo", "mcu", "stored"],
         help="measure this section alone and merge it into results.json",
     )
     parser.add_argument(
@@ -263,6 +263,12 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     if args.only == "mcu":  # the mcu target in TFLM (issue 21), merged into the last full run's results
         return rerun_mcu(started)
+    if args.only == "stored":  # stored size (issue 20): smallest.yaml, merged into the last full run's results
+        results = json.loads((REPO / "benchmarks" / "results.json").read_text())
+        results["stored"] = stored_section()
+        results["goals"] = goals(results)
+        results["notes"] = notes(results)
+        return _write(results)
     if args.only == "channels":  # structured pruning (issue 12), merged into the last full run's results
         results = json.loads((REPO / "benchmarks" / "results.json").read_text())
         log("structured pruning: recipes/fast-cpu.yaml")
@@ -296,6 +302,7 @@ def main() -> int:
     results["backends"] = backends.run(CLI, OUT / "backends", REPO)
     log("microcontrollers: the mcu target in TensorFlow Lite Micro")
     results["mcu"] = mcu_section(started)
+    results["stored"] = stored_section()
     if not args.no_scale:  # model scale: keras.applications models fed an image folder (benchmarks/scale.py)
         from benchmarks.scale import run_scale
 
@@ -336,12 +343,22 @@ def mcu_section(started: float) -> dict:
     return section
 
 
+def stored_section() -> dict:
+    from benchmarks import stored
+
+    log(f"stored size: recipes/{stored.RECIPE}.yaml on LeNet-5")
+    section = stored.run(compressctl_run, SAMPLES, OUT / "stored")
+    section["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return section
+
+
 def rerun_mcu(started: float) -> int:
     """Measure the mcu section again and merge it into the existing results.json."""
     path = REPO / "benchmarks" / "results.json"
     results = json.loads(path.read_text())
     log("microcontrollers: the mcu target in TensorFlow Lite Micro")
     results["mcu"] = mcu_section(started)
+    results["stored"] = stored_section()
     results["goals"] = goals(results)
     results["notes"] = notes(results)
     path.write_text(json.dumps(results, indent=2, default=str) + "\n")
@@ -561,6 +578,11 @@ def goals(results: dict) -> list[dict]:
         from benchmarks import mcu
 
         out += mcu.goals(results["mcu"])
+    if results.get("stored"):  # issue 20: stored size, smallest.yaml
+        from benchmarks import stored
+
+        guides = [r for r in lenet["rows"] if r["pipeline"].startswith("TFMOT")]
+        out += stored.goals(results["stored"], results.get("zoo"), guides)
     return out + channels.goals(results.get("channels") or [])
 
 
