@@ -100,8 +100,8 @@ def render(section: dict, zoo: dict | None) -> list[str]:
         "runs of the same recipe. Bits per weight: the constant tensors' bytes over their values, read from "
         "the file.",
         "",
-        "| model | exit | weights (model → file) | stored | stored ratio | gzip ratio | bits / weight | Δ | p50 ms (float32) "
-        "| speed-up |",
+        "| model | exit | weights (model → file) | stored | stored ratio | gzip ratio | bits / weight | Δ "
+        "| p50 ms (float32) | speed-up |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
     for r in section["rows"]:
@@ -109,8 +109,9 @@ def render(section: dict, zoo: dict | None) -> list[str]:
         bits = 8 * sum(e["bytes"] for e in r["storage"]) / params if params else None
         p50 = f"{r['p50_ms']:.4f} ({r['baseline_p50_ms']:.4f})" if r.get("p50_ms") else ""
         lines.append(
-            f"| {r['model']} | {r['exit_code']} | {r['params']:,} → {params:,} | {r['size_bytes']:,} B | {r['ratio']:.1f}× "
-            f"| {r['ratio_gzip']:.1f}× | {f'{bits:.2f}' if bits else ''} | {100 * r['delta']:+.2f} pt | {p50} "
+            f"| {r['model']} | {r['exit_code']} | {r['params']:,} → {params:,} | {r['size_bytes']:,} B "
+            f"| {r['ratio']:.1f}× | {r['ratio_gzip']:.1f}× | {f'{bits:.2f}' if bits else ''} "
+            f"| {100 * r['delta']:+.2f} pt | {p50} "
             f"| {r['speedup']:.2f}× |"
         )
     for family, r in _zoo_rows(zoo).items():
