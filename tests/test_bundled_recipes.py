@@ -74,3 +74,26 @@ bench: {{runs: 10, warmup: 1}}
         assert "runs only without XNNPACK" in sparse["fallback"]["tried"][0]
         assert sparse["sha256"] == dense["sha256"]
     remeasure(tmp_path / "run", tiny_data)
+
+
+def test_smallest_recipe_searches_the_stored_size(tmp_path, tiny_cnn_path, tiny_data):
+    """recipes/smallest.yaml is also a search recipe: its trials are ranked by stored bytes."""
+    import json
+
+    from tests.conftest import cli
+
+    out = tmp_path / "search"
+    quick = ["stages.0.epochs=1", "stages.1.epochs=1", "bench.runs=5", "bench.warmup=1", "bench.rounds=1"]
+    sets = [arg for item in quick for arg in ("--set", item)]
+    result = cli("search", REPO / "recipes" / "smallest.yaml", "--model", tiny_cnn_path, "--data", tiny_data,
+                 "--out", out, "--trials", 2, "--max-concurrent", 1, *sets)  # fmt: skip
+    assert result.returncode in (0, 1), result.stderr  # 1: no trial met the LeNet-5 gates on the tiny model
+    search = json.loads((out / "search.json").read_text())
+    assert search["objective"]["minimize"] == search["objective"]["pareto_size"] == "size_bytes"
+    trials = search["trials"]
+    assert len(trials) == 2 and all(t["status"] != "failed" for t in trials), trials
+    ratios = {t["params"]["stages.0.ratio"] for t in trials}
+    assert len(ratios) == 2 and all(0.3 <= r <= 0.7 for r in ratios)
+    for trial in trials:  # each trial's stored size is its artifact's, read from its own report
+        report = json.loads((out / trial["run_dir"] / "report.json").read_text())
+        assert trial["size_bytes"] == report["artifacts"][0]["size_bytes"]
