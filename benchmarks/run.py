@@ -578,6 +578,10 @@ def goals(results: dict) -> list[dict]:
         from benchmarks import mcu
 
         out += mcu.goals(results["mcu"])
+    if results.get("zoo"):  # issue 18: init → run against the TFMOT guides on the zoo
+        from benchmarks import zoo
+
+        out += zoo.goals(results["zoo"])
     if results.get("stored"):  # issue 20: stored size, smallest.yaml
         from benchmarks import stored
 

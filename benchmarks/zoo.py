@@ -282,3 +282,36 @@ def readme_table(zoo: dict) -> list[str]:
     for label in labels:
         lines.append(f"| {label} | " + " | ".join(cells.get((label, f), "—") for f in families) + " |")
     return lines
+
+
+def goals(zoo: dict) -> list[dict]:
+    """issue 18's goal against the guides, per family that ran them: `init` → `run` at one point lost, at
+    least twice the best guide's gzip ratio and at least its stored ratio."""
+    out = []
+    for family, entry in zoo["families"].items():
+        rows = {r["recipe"]: r for r in entry["rows"] if "size_bytes" in r}
+        guides = [r for name, r in rows.items() if name.startswith("TFMOT")]
+        ours = rows.get("init → run")
+        if not guides or ours is None:
+            continue
+        gzip_best, stored_best = max(g["ratio_gzip"] for g in guides), max(g["ratio"] for g in guides)
+        within = [r for name, r in rows.items() if not name.startswith("TFMOT") and -r["delta"] <= 0.01 + 1e-9]
+        best = max(within, key=lambda r: r["ratio_gzip"], default=None)
+        beside = (
+            f"; the bundled recipe with the best gzip ratio at ≤ 1 point: {best['recipe']}, {best['ratio']:.2f}× / "
+            f"{best['ratio_gzip']:.2f}×"
+            if best
+            else ""
+        )
+        out.append(
+            {
+                "goal": f"zoo {family}: init → run at ≤ 1 point lost, ≥ 2× the best TFMOT guide's gzip ratio "
+                "and ≥ its stored ratio",
+                "measured": f"{ours['ratio']:.2f}× stored / {ours['ratio_gzip']:.2f}× gzip at "
+                f"{100 * ours['delta']:+.2f} pt; guides' best {stored_best:.2f}× / {gzip_best:.2f}×{beside}",
+                "met": -ours["delta"] <= 0.01 + 1e-9
+                and ours["ratio_gzip"] >= 2 * gzip_best
+                and ours["ratio"] >= stored_best,
+            }
+        )
+    return out
