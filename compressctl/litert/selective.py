@@ -161,6 +161,13 @@ def within_budget(
             steps.append(chosen)
 
     search()
+    return selective, [_outcome(selective, pools, first, budget, n, scheme, kept_as, full_size)]
+
+
+def _outcome(selective: dict, pools: dict, first: float, budget: Budget, n: int, scheme: str, kept_as: str,
+             full_size: int) -> str:  # fmt: skip
+    """Record the last step's ops in ``selective``; the note that says what was kept and what it cost."""
+    steps = selective["steps"]
     kept = pools[steps[-1].get("pool", "all")][: steps[-1]["float_ops"]]
     size = steps[-1]["size_bytes"]
     selective.update(
@@ -173,13 +180,12 @@ def within_budget(
         }
     )
     verdict = "within" if selective["within_budget"] else "still over"
-    note = (
+    light = "weight-light " if steps[-1].get("pool") == "weight-light" else ""
+    return (
         f"full {scheme} lost {100 * first:.2f} points (budget {100 * budget.max_drop:.2f}, on {n} train "
-        f"samples); {len(kept)} {'weight-light ' if steps[-1].get('pool') == 'weight-light' else ''}op(s) with the "
-        f"largest {scheme} error kept in {kept_as}, {verdict} budget at "
-        f"{100 * steps[-1]['metric_drop']:.2f} points, size {size - full_size:+,} bytes"
+        f"samples); {len(kept)} {light}op(s) with the largest {scheme} error kept in {kept_as}, {verdict} budget "
+        f"at {100 * steps[-1]['metric_drop']:.2f} points, size {size - full_size:+,} bytes"
     )
-    return selective, [note]
 
 
 def _weight_bytes(name: str, weights: dict[str, int]) -> int:
