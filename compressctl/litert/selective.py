@@ -190,7 +190,7 @@ def _outcome(selective: dict, pools: dict, first: float, budget: Budget, n: int,
 
 def _weight_bytes(name: str, weights: dict[str, int]) -> int:
     """The weights of the op writing ``name`` (the debugger's names may lack the file's trailing digit)."""
-    for candidate in (name, name[:-1] if name[-1:].isdigit() else name, *(name + str(d) for d in range(10))):
+    for candidate in (name, name[:-1] if name[-1:].isdigit() else name):  # kept_reasons' convention
         if candidate in weights:
             return weights[candidate]
     return 1 << 62  # not found in the file: never counted as light
