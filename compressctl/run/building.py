@@ -112,6 +112,8 @@ def _build_target(ctx: RunState, target, saved_model: Path) -> Built:
                 quantization = {"error": f"{type(exc).__name__}: {str(exc).strip()[:300]}"}
             if requantized:
                 notes.insert(0, requantized)
+            if target.params.strip_strings:
+                notes.append(_strip(path, data.head(2)))
             status = runtime.smoke_test(path, data.head(1))
             if conversion.sparsity and not status["xnnpack"]:
                 # The default interpreter applies XNNPACK, so an artifact that fails there fails for
@@ -152,6 +154,18 @@ def _build_target(ctx: RunState, target, saved_model: Path) -> Built:
         return Built(path=path, fields=fields, xnnpack=status["xnnpack"], target=target)
     shutil.rmtree(folder, ignore_errors=True)
     raise StageError("; ".join(tried) or "no conversion was tried")
+
+
+def _strip(path: Path, sample: np.ndarray) -> str:
+    """Strip ``path``'s debug strings (litert/strip.py), checked to compute exactly what it did before."""
+    from compressctl.litert.strip import strip_file
+
+    before = runtime.predict(runtime.load_interpreter(path, xnnpack=False), sample)
+    saved = strip_file(path)
+    after = runtime.predict(runtime.load_interpreter(path, xnnpack=False), sample)
+    if not np.array_equal(before, after):  # pragma: no cover - a flatbuffer rewrite that changed the model
+        raise StageError("stripping its tensor names changed the artifact's outputs")
+    return f"strip_strings: tensor names and descriptions removed, {saved:,} bytes of the file"
 
 
 def _calibration_samples(ctx: RunState, target) -> np.ndarray:
