@@ -249,13 +249,17 @@ def main() -> int:
     parser.add_argument(
         "--zoo-families", default="", help="with --only zoo: comma-separated families of tests/zoo.py (default: all)"
     )
+    parser.add_argument(
+        "--zoo-recipes", default="", help="with --only zoo: comma-separated recipes (default: all, init and guides)"
+    )
     parser.add_argument("--no-scale", action="store_true", help="skip the MobileNetV2 / ResNet-50 runs (minutes)")
     args = parser.parse_args()
     started = time.perf_counter()
     if args.only == "backends":
         return rerun_backends(started)
     if args.only == "zoo":
-        return rerun_zoo(args.quick, started, [f for f in args.zoo_families.split(",") if f])
+        names = [f for f in args.zoo_families.split(",") if f], [r for r in args.zoo_recipes.split(",") if r]
+        return rerun_zoo(args.quick, started, *names)
     if args.only in ("search", "scale"):
         parts, models = tuple(args.search_parts.split(",")), tuple(args.search_models.split(","))
         return rerun_section(args.only, args.quick, started, parts, models)
@@ -387,15 +391,16 @@ def rerun_backends(started: float) -> int:
     return 0
 
 
-def rerun_zoo(quick: bool, started: float, families: list[str]) -> int:
-    """Measure the zoo section again (all families, or those named) and merge it into results.json."""
-    from benchmarks.zoo import zoo_section
+def rerun_zoo(quick: bool, started: float, families: list[str], recipes: list[str] = ()) -> int:
+    """Measure the zoo section again (all families or those named; all recipes or those named) and merge it
+    into results.json: rows not measured again keep their last figures."""
+    from benchmarks.zoo import merged, zoo_section
 
     ensure_samples()
     results = json.loads((REPO / "benchmarks" / "results.json").read_text())
-    zoo = zoo_section(CLI, SAMPLES, OUT / "zoo", families or None, epochs=1 if quick else 5)
-    if families and results.get("zoo"):  # the families not named keep their last figures
-        zoo["families"] = {**results["zoo"]["families"], **zoo["families"]}
+    zoo = zoo_section(CLI, SAMPLES, OUT / "zoo", families or None, list(recipes) or None, epochs=1 if quick else 5)
+    if (families or recipes) and results.get("zoo"):
+        zoo = merged(results["zoo"], zoo)
     results["zoo"] = zoo
     results["zoo"]["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     results["zoo"]["wall_s"] = time.perf_counter() - started

@@ -181,11 +181,14 @@ def _guides(model: Path, data_path: Path, baseline_bytes: int, baseline_gzip: in
 
 
 def zoo_section(cli: list[str], samples: Path, out: Path, families=None, recipes=None, epochs: int = 3) -> dict:
+    """Each family trained, then through ``recipes`` (default: all, then ``init`` → ``run`` and the guides;
+    recipes named: those alone)."""
     from benchmarks.zoo_models import FAMILIES
 
     out.mkdir(parents=True, exist_ok=True)
     data = digits32(samples, out)
     families = list(families or FAMILIES)
+    every = not recipes
     recipes = list(recipes or RECIPES)
     section = {"families": {}, "recipes": recipes, "epochs": epochs}
     for index, family in enumerate(families):
@@ -197,6 +200,9 @@ def zoo_section(cli: list[str], samples: Path, out: Path, families=None, recipes
             rows += _row(
                 _run(cli, str(REPO / "recipes" / f"{recipe}.yaml"), model, data, out / family / recipe), recipe
             )
+        if not every:
+            section["families"][family] = {**facts, "rows": rows}
+            continue
         log(f"zoo: {family} × init → run")
         init_recipe = out / family / "init.yaml"
         init_recipe.parent.mkdir(parents=True, exist_ok=True)
@@ -216,6 +222,19 @@ def zoo_section(cli: list[str], samples: Path, out: Path, families=None, recipes
                 rows.append(row)
         section["families"][family] = {**facts, "rows": rows}
     return section
+
+
+def merged(earlier: dict, zoo: dict) -> dict:
+    """``zoo`` (families or recipes measured again) over ``earlier``: the rows not measured again stay."""
+    families = dict(earlier.get("families", {}))
+    for family, facts in zoo["families"].items():
+        again = {row["recipe"] for row in facts["rows"]}
+        kept = [row for row in families.get(family, {}).get("rows", []) if row["recipe"] not in again]
+        order = {recipe: k for k, recipe in enumerate(RECIPES)}
+        rows = sorted(kept + facts["rows"], key=lambda row: order.get(row["recipe"], len(order)))
+        families[family] = {**facts, "rows": rows}
+    recipes = list(dict.fromkeys([*earlier.get("recipes", []), *zoo["recipes"]]))
+    return {**zoo, "families": families, "recipes": recipes}
 
 
 def render_zoo(zoo: dict) -> list[str]:

@@ -93,7 +93,7 @@ def test_smallest_recipe_searches_the_stored_size(tmp_path, tiny_cnn_path, tiny_
     trials = search["trials"]
     assert len(trials) == 2 and all(t["status"] != "failed" for t in trials), trials
     ratios = {t["params"]["stages.0.ratio"] for t in trials}
-    assert len(ratios) == 2 and all(0.3 <= r <= 0.7 for r in ratios)
+    assert len(ratios) == 2 and all(0.2 <= r <= 0.5 for r in ratios)
     for trial in trials:  # each trial's stored size is its artifact's, read from its own report
         report = json.loads((out / trial["run_dir"] / "report.json").read_text())
         assert trial["size_bytes"] == report["artifacts"][0]["size_bytes"]
