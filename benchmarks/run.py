@@ -399,11 +399,17 @@ def rerun_zoo(quick: bool, started: float, families: list[str], recipes: list[st
     ensure_samples()
     results = json.loads((REPO / "benchmarks" / "results.json").read_text())
     zoo = zoo_section(CLI, SAMPLES, OUT / "zoo", families or None, list(recipes) or None, epochs=1 if quick else 5)
-    if (families or recipes) and results.get("zoo"):
-        zoo = merged(results["zoo"], zoo)
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    wall = time.perf_counter() - started
+    earlier = results.get("zoo")
+    if (families or recipes) and earlier:
+        zoo = merged(earlier, zoo)
+        # The section's date and seconds stay those of the full run; each partial run is listed after them.
+        again = {"date": now, "wall_s": wall, "families": list(families), "recipes": list(recipes)}
+        zoo.update(date=earlier.get("date"), wall_s=earlier.get("wall_s"), reruns=[*earlier.get("reruns", []), again])
+    else:
+        zoo.update(date=now, wall_s=wall, reruns=[])
     results["zoo"] = zoo
-    results["zoo"]["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    results["zoo"]["wall_s"] = time.perf_counter() - started
     results["goals"] = goals(results)
     results["notes"] = notes(results)
     return _write(results)

@@ -252,6 +252,13 @@ def render_zoo(zoo: dict) -> list[str]:
     ]
     if zoo.get("date"):
         lines.append(f"\nMeasured {zoo['date']} (`benchmarks/run.py --only zoo`), {zoo.get('wall_s', 0):.0f} s.")
+    for again in zoo.get("reruns", []):
+        which = " ".join(
+            f"{flag} {','.join(names)}"
+            for flag, names in (("--zoo-families", again["families"]), ("--zoo-recipes", again["recipes"]))
+            if names
+        )
+        lines.append(f"Measured again {again['date']} (`--only zoo {which}`), {again['wall_s']:.0f} s: those rows.")
     for family, entry in zoo["families"].items():
         lines += [
             "",

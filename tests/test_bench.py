@@ -33,3 +33,34 @@ def test_measured_on_names_machine_delegate_threads_and_int8_instruction_set():
     suffix = "-" + simd_suffix(cpu_features())
     assert measured_on(1).startswith("host-cpu-") and measured_on(1).endswith("-xnnpack-1t" + suffix)
     assert measured_on(4, xnnpack=False).endswith("-reference-4t" + suffix)
+
+
+def test_a_partial_zoo_rerun_keeps_other_rows_and_is_dated_apart():
+    from benchmarks.zoo import merged, render_zoo
+
+    row = {"size_bytes": 2048, "ratio": 2.0, "ratio_gzip": 3.0, "delta": 0.01, "exit_code": 0}
+    earlier = {
+        "epochs": 5,
+        "recipes": ["cpu-int8", "smallest"],
+        "families": {
+            "resnet": {
+                "params": 10,
+                "accuracy": 0.9,
+                "rows": [{**row, "recipe": "cpu-int8"}, {**row, "recipe": "smallest"}],
+            }
+        },
+    }
+    again = {
+        "epochs": 5,
+        "recipes": ["smallest"],
+        "families": {"resnet": {"params": 10, "accuracy": 0.9, "rows": [{**row, "recipe": "smallest", "ratio": 6.0}]}},
+    }
+    zoo = merged(earlier, again)
+    rows = {r["recipe"]: r["ratio"] for r in zoo["families"]["resnet"]["rows"]}
+    assert rows == {"cpu-int8": 2.0, "smallest": 6.0}
+    zoo.update(
+        date="D1", wall_s=1800.0, reruns=[{"date": "D2", "wall_s": 200.0, "families": [], "recipes": ["smallest"]}]
+    )
+    text = "\n".join(render_zoo(zoo))
+    assert "Measured D1 (`benchmarks/run.py --only zoo`), 1800 s." in text
+    assert "Measured again D2 (`--only zoo --zoo-recipes smallest`), 200 s: those rows." in text
