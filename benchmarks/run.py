@@ -238,8 +238,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--search-parts",
-        default="models,throughput",
-        help="with --only search: models (24-trial searches), throughput (trials per hour), or both",
+        default="models,throughput,early_stopping",
+        help="with --only search: models (24-trial searches), throughput (trials per hour), early_stopping "
+        "(the MLP's search without and with ASHA), comma-separated",
     )
     parser.add_argument(
         "--search-models",

@@ -6,6 +6,9 @@ Usage: python benchmarks/search_bench.py [--quick] [--trials N]   (also called b
   unchanged, given --model and --data) runs N trials (24 by default); its best trial is the
   largest gzip ratio among trials that lost at most one point (the recipe's gate), measured by
   that trial's own run, as every compressctl figure is.
+- Early stopping: the MLP's 24-trial search again with `search.early_stopping` (ASHA, EARLY below), same
+  seed and sampler: trials per hour and the best gzip and stored ratio within one point, beside the search
+  without it (the same run's).
 - Trials per hour: the same random-sampler search (same seed, so the same trial parameters) on the
   MLP with 1 and with 2 concurrent trials (the machine's CPUs split between them).
 Writes benchmarks/out/search/ (the search directories) and returns a dict for results.json.
@@ -26,6 +29,10 @@ OUT = REPO / "benchmarks" / "out" / "search"
 SAMPLES = REPO / "sample_models"
 CLI = [sys.executable, "-m", "compressctl"]
 QUICK_SETS = ["stages.0.epochs=1", "stages.1.epochs=1", "bench.runs=50"]
+# ASHA compares the trials at the 4th and the 8th of the recipe's 15 training epochs (pruning still ramps up
+# to epoch 8.4) and stops those in the bottom half there.
+EARLY = "search.early_stopping={scheduler: asha, grace_epochs: 4, reduction_factor: 2}"
+QUICK_EARLY = "search.early_stopping={scheduler: asha, grace_epochs: 1, reduction_factor: 2}"
 
 
 def _log(message: str) -> None:
@@ -66,21 +73,23 @@ def search_section(
     trials: int = 24,
     quick: bool = False,
     models=("lenet5_digits", "mlp_digits"),
-    parts=("models", "throughput"),
+    parts=("models", "throughput", "early_stopping"),
     earlier: dict | None = None,
 ) -> dict:
     """The search section; a part left out of ``parts``, or a model not in ``models``, is kept from
     ``earlier`` (a previous run's section)."""
     sets = [a for s in QUICK_SETS for a in ("--set", s)] if quick else []
     earlier = earlier if earlier and earlier.get("quick") == quick else {}
-    section = {"trials": trials, "quick": quick, "models": {}, "throughput": {}}
-    for part in {"models", "throughput"} - set(parts):
+    section = {"trials": trials, "quick": quick, "models": {}, "throughput": {}, "early_stopping": {}}
+    for part in {"models", "throughput", "early_stopping"} - set(parts):
         section[part] = earlier.get(part, {})
     if "models" in parts:  # models not searched now keep their earlier figures
         section["models"] = {m: v for m, v in earlier.get("models", {}).items() if m not in models}
+    plain = {}
     for model in models if "models" in parts else ():
         _log(f"search: {trials} trials on {model}")
         result = run_search(model, fresh(OUT / model), trials, sets)
+        plain[model] = result
         search = result["search"]
         section["models"][model] = {
             "best": best_within_one_point(search),
@@ -89,6 +98,8 @@ def search_section(
             "engine": search["engine"],
             "date": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
         }
+    if "early_stopping" in parts:
+        section["early_stopping"] = early_stopping_part(trials, quick, sets, plain.get("mlp_digits"))
     throughput_trials = 2 if quick else 6
     for concurrent in (1, 2) if "throughput" in parts else ():
         _log(f"search: {throughput_trials} trials on mlp_digits, {concurrent} at a time")
@@ -109,6 +120,40 @@ def search_section(
             "date": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
         }
     return section
+
+
+def early_stopping_part(trials: int, quick: bool, sets: list[str], plain: dict | None) -> dict:
+    """The MLP's search without and with ASHA (the one without reused when the models part just ran it)."""
+    part = {"setting": (QUICK_EARLY if quick else EARLY).split("=", 1)[1], "runs": {}}
+    for name in ("without", "with"):
+        if name == "without" and plain is not None:
+            result = plain
+        else:
+            _log(f"search: {trials} trials on mlp_digits, early stopping {name}")
+            extra = [*sets, "--set", QUICK_EARLY if quick else EARLY] if name == "with" else sets
+            result = run_search("mlp_digits", fresh(OUT / f"early-{name}"), trials, extra)
+        search = result["search"]
+        best = best_within_one_point(search)
+        part["runs"][name] = {
+            "trials": len(search["trials"]),
+            "wall_s": result["wall_s"],
+            "trials_per_hour": 3600 * len(search["trials"]) / result["wall_s"],
+            "statuses": {
+                s: sum(t["status"] == s for t in search["trials"]) for s in ("ok", "gate_failed", "failed", "stopped")
+            },  # fmt: skip
+            "best": best,
+            "best_stored_ratio": _stored_ratio(search, best),
+            "stopped_at": sorted(t["stopped_at_epoch"] for t in search["trials"] if t["status"] == "stopped"),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+        }
+    return part
+
+
+def _stored_ratio(search: dict, best: dict | None) -> float | None:
+    if best is None:
+        return None
+    trial = next(t for t in search["trials"] if t["id"] == best["id"])
+    return trial["compression_ratio"]
 
 
 def trials_span_s(out: Path, search: dict) -> float | None:
@@ -148,6 +193,19 @@ def goals(section: dict, peers: dict[str, dict]) -> list[dict]:
                     "measured": (f"{lenet['compression_ratio_gzip']:.1f}×" if lenet else "none within one point")
                     + f" vs {hand_row['ratio_gzip']:.1f}×",
                     "met": bool(lenet and lenet["compression_ratio_gzip"] >= hand_row["ratio_gzip"])})  # fmt: skip
+    runs = (section.get("early_stopping") or {}).get("runs", {})
+    if "with" in runs and "without" in runs:
+        w, wo = runs["with"], runs["without"]
+        rate = w["trials_per_hour"] / wo["trials_per_hour"]
+        kept = (
+            bool(w["best"] and wo["best"])
+            and w["best"]["compression_ratio_gzip"] >= wo["best"]["compression_ratio_gzip"]
+        )
+        out.append({"goal": "early stopping on the MLP's search: more trials per hour, the best within one point kept",
+                    "measured": f"{rate:.2f}× the trials per hour; best "
+                    + (f"{w['best']['compression_ratio_gzip']:.1f}× gzip" if w["best"] else "none")
+                    + " vs " + (f"{wo['best']['compression_ratio_gzip']:.1f}×" if wo["best"] else "none"),
+                    "met": rate > 1.0 and kept})  # fmt: skip
     one, two = section["throughput"].get("1"), section["throughput"].get("2")
     if one and two:
         # The rate once the engine runs trials; the whole command (Ray's start included) is shown beside it.
@@ -207,6 +265,22 @@ def render_section(section: dict, peers: dict[str, dict] | None = None) -> list[
             f"| {f'{running:.1f}' if running else ''} | {t['wall_s']:.0f} | {t['trials_per_hour']:.1f} "
             f"| {t['mean_trial_s']:.0f} |"
         )
+    early = section.get("early_stopping") or {}
+    if early.get("runs"):
+        lines += ["", f"Early stopping on the MLP's search (`search.early_stopping: {early['setting']}`, same seed "
+                  "and sampler; the training metric of each epoch compared at ASHA's rungs):", "",
+                  "| early stopping | trials | ok / missed gate / failed / stopped | stopped at epoch | wall s "
+                  "| trials per hour | best within one point | gzip ratio | stored ratio | accuracy Δ |",
+                  "| --- | ---: | --- | --- | ---: | ---: | --- | ---: | ---: | ---: |"]  # fmt: skip
+        for name, r in early["runs"].items():
+            c, b = r["statuses"], r["best"]
+            figures = (f"{b['id']} | {b['compression_ratio_gzip']:.1f}× | {r['best_stored_ratio']:.2f}× "
+                       f"| {100 * b['metric_delta']:+.2f} pt" if b else "none | | |")  # fmt: skip
+            lines.append(
+                f"| {name} | {r['trials']} | {c['ok']} / {c['gate_failed']} / {c['failed']} / {c['stopped']} "
+                f"| {', '.join(map(str, r['stopped_at'])) or '—'} | {r['wall_s']:.0f} | {r['trials_per_hour']:.1f} "
+                f"| {figures} |"
+            )
     lines.append(
         "\nTrials per hour: the same random-sampler search (same seed, same parameters, sensitivity off) on the MLP. "
         "Trials span: from the first trial's start to the last trial's end, each trial's start being its report's "

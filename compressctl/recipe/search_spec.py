@@ -112,6 +112,18 @@ class PerLayer(StrictModel):
         return sorted(set(value))
 
 
+class EarlyStopping(StrictModel):
+    """Stop the trials whose training trails the others' at the same epoch (Ray Tune's ASHA)."""
+
+    scheduler: Literal["asha"] = Field("asha", description="asha: asynchronous successive halving (Ray Tune).")
+    grace_epochs: int = Field(
+        1, ge=1, le=1000, description="Training epochs (counted over the recipe's stages) every trial runs first."
+    )
+    reduction_factor: float = Field(
+        3.0, gt=1, le=16, description="At each rung (grace_epochs × factor^k) a trial goes on only in the top 1/factor."
+    )
+
+
 class Search(StrictModel):
     """What `compressctl search` varies, what it optimises, and how long it may take."""
 
@@ -150,6 +162,12 @@ class Search(StrictModel):
         ge=1,
         le=1024,
         description="CPUs (and TensorFlow threads) per trial (default: 2, or CPUs / --max-concurrent).",
+    )
+
+    early_stopping: EarlyStopping | None = Field(
+        None,
+        description="{scheduler: asha, grace_epochs: N, reduction_factor: 3}: stop trials whose training metric "
+        "trails the others' at the same epoch; a stopped trial is recorded `stopped`, with no artifact.",
     )
 
     @model_validator(mode="after")

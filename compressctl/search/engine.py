@@ -90,7 +90,7 @@ def _check_out(out: Path, resume: bool) -> list[dict]:
         return []
     kept = []
     for trial in previous.get("trials", []):
-        if (out / trial["run_dir"] / "report.json").exists() or trial["status"] == "failed":
+        if (out / trial["run_dir"] / "report.json").exists() or trial["status"] in ("failed", "stopped"):
             kept.append(trial)
     return kept
 

@@ -81,7 +81,7 @@ def score(trial: dict, objective: str, size_key: str, gates: list[dict] = ()) ->
     A trial that missed a gate scores worse than any that passed: ln(value) plus 5 and five times
     its relative violation, so the sampler still learns which way the gate lies.
     """
-    if trial["status"] == "failed":
+    if trial["status"] in ("failed", "stopped"):  # no artifact: a stopped trial never reached its targets
         return {"score": FAILED_SCORE, "size": FAILED_SCORE * 1e9, "metric": 0.0}
     value = objective_value(trial, objective, size_key)
     penalty = 0.0 if trial["status"] == "ok" else 5.0 * (1.0 + violation(gates))

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from compressctl.core.errors import CompressctlError, UserError
-from compressctl.core.events import Event
+from compressctl.core.events import Event, ignore
 from compressctl.litert.bench import TIMING_LOCK_ENV
 from compressctl.recipe.search_spec import Dimension
 from compressctl.search import objective as obj
@@ -83,20 +83,28 @@ def set_threads(cpus: int) -> None:
         pass
 
 
-def run_trial(spec: dict, params: dict, trial_id: str, run_dir: Path, cache_root: Path) -> dict:
-    """One trial: the recipe with ``params`` applied, run end to end; its figures from its report.json."""
+def run_trial(spec: dict, params: dict, trial_id: str, run_dir: Path, cache_root: Path, epochs_to=None) -> dict:
+    """One trial: the recipe with ``params`` applied, run end to end; its figures from its report.json.
+
+    ``epochs_to`` (early stopping): called with every training epoch's figures (compressctl.search.early_stop)."""
     from compressctl.recipe.schema import Source
     from compressctl.run import pipeline
+    from compressctl.search import early_stop
 
     started = time.perf_counter()
     trial = {"id": trial_id, "params": params, "run_dir": f"trials/{trial_id}", "error": None}
     trial.update(dict.fromkeys(obj.FIGURES))
     gates: list = []
+    emit = ignore
     try:
         source = Source(path=spec["recipe_path"], text=spec["recipe_text"])
         recipe = resolved_recipe(spec["data"], source, params, {"out": str(run_dir)})
+        if epochs_to is not None:
+            known = {"id": trial_id, "params": params, "run_dir": trial["run_dir"], "node": spec.get("node")}
+            emit = early_stop.EpochReporter(epochs_to, early_stop.stage_epochs(recipe.stages), known, spec["objective"])
         result = pipeline.run(
             recipe,
+            emit=emit,
             recipe_path=spec["recipe_path"],
             recipe_sha256=spec["recipe_sha256"],
             trust_model=spec["trust_model"],
@@ -118,6 +126,8 @@ def run_trial(spec: dict, params: dict, trial_id: str, run_dir: Path, cache_root
             {"status": "failed", "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
         )
     trial["seconds"] = round(time.perf_counter() - started, 3)
+    if epochs_to is not None:  # Tune requires the scheduler's figure in every result, a failed trial's too
+        trial[early_stop.GOODNESS] = emit.last if isinstance(emit, early_stop.EpochReporter) else -1e9
     trial.update(obj.score(trial, spec["objective"], spec["size_key"], gates))
     return trial
 
@@ -142,14 +152,16 @@ def trainable(config: dict, spec: dict):
     trial_id = ray.get(registry.id_for.remote(tune.get_context().get_trial_id(), {"ip": node_ip, "id": node_id}))
     params = sampled_params(config, spec["keys"], spec["space"])
     same_node = node_id == spec["driver_node"]
+    report = tune.report if spec.get("early_stopping") else None
+    spec = {**spec, "node": node_ip}
     if same_node:
         run_dir = Path(spec["out"]) / "trials" / trial_id
-        trial = run_trial(spec, params, trial_id, run_dir, Path(spec["out"]) / ".cache")
+        trial = run_trial(spec, params, trial_id, run_dir, Path(spec["out"]) / ".cache", report)
     else:
         # Another machine: run into a local folder, then ship the run directory to the driver's.
         local = Path(tempfile.gettempdir()) / f"compressctl-search-{spec['namespace']}"
         run_dir = local / "trials" / trial_id
-        trial = run_trial(spec, params, trial_id, run_dir, local / ".cache")
+        trial = run_trial(spec, params, trial_id, run_dir, local / ".cache", report)
         if run_dir.exists():
             ray.get(registry.receive.remote(trial_id, pack_run(run_dir)))
     trial["node"] = node_ip

@@ -17,7 +17,8 @@ from compressctl.search.pareto import trial_front
 
 # search.json's trial fields (DESIGN.md), in order: the trial's own, then the figures from its report.json.
 # `node`: the IP of the Ray node the trial ran on (None when it never started on one).
-TRIAL_KEYS = ("id", "params", "status", "error", "run_dir", "node", "seconds", *FIGURES)
+# `stopped_at_epoch`: the epoch after which early stopping ended the trial (status `stopped`), else None.
+TRIAL_KEYS = ("id", "params", "status", "error", "run_dir", "node", "seconds", "stopped_at_epoch", *FIGURES)
 
 
 def build(header: dict, trials: list[dict], size_key: str, objective: str, best_recipe: str | None) -> dict:

@@ -70,6 +70,11 @@ def load_search_recipe(path: str, overrides=(), flags=None) -> tuple[Recipe, dic
         if index >= len(recipe.stages) or recipe.stages[index].type != "prune":
             where = _where(source, ("search", "per_layer", "stage"))
             raise UserError(f"{where} search.per_layer.stage: stages[{index}] is not a prune stage")
+    if recipe.search.early_stopping is not None:
+        from compressctl.search import early_stop
+
+        where = _where(source, ("search", "early_stopping", "grace_epochs"))
+        early_stop.check(recipe.search.early_stopping, recipe.stages, recipe.search.space, where)
     return recipe, data, source
 
 

@@ -19,6 +19,9 @@ class Recorder(tune.Callback):
         if "id" not in result:
             self.on_trial_error(iteration, trials, trial)
             return
+        if "partial_epoch" in result:  # its last report was an epoch's: early stopping ended it there
+            ACTIVE["on_stopped"](result)
+            return
         ACTIVE["on_result"](result)
 
     def on_trial_error(self, iteration, trials, trial, **info):

@@ -85,6 +85,7 @@ def run_tune(request, loop: TuneLoop) -> None:
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=loop.concurrent),
             num_samples=loop.remaining,
             time_budget_s=loop.budget,
+            scheduler=_scheduler(loop),
             reuse_actors=False,
         ),
         run_config=ray_tune.RunConfig(
@@ -126,6 +127,17 @@ def _searcher(loop: TuneLoop):
     return searcher
 
 
+def _scheduler(loop: TuneLoop):
+    """ASHA when the recipe asks for early stopping, else Tune's default (every trial runs to its end)."""
+    early = loop.recipe.search.early_stopping
+    if early is None:
+        return None
+    from compressctl.search import early_stop
+
+    total = sum(early_stop.stage_epochs(loop.recipe.stages, loop.space))
+    return early_stop.scheduler(early, total)
+
+
 def _start_registry(loop: TuneLoop, namespace: str, driver_node: str):
     """The trial registry actor, pinned to the driver's node; numbering goes on after the finished trials."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -158,6 +170,7 @@ def _trial_spec(request, loop: TuneLoop, namespace: str, driver_node: str) -> di
         "keys": loop.keys,
         "space": {key: dim.to_json() for key, dim in loop.space.items()},
         "cpus_per_trial": loop.cpus,
+        "early_stopping": loop.recipe.search.early_stopping is not None,
         "registry": REGISTRY_NAME,
         "namespace": namespace,
         "driver_node": driver_node,
@@ -167,7 +180,9 @@ def _trial_spec(request, loop: TuneLoop, namespace: str, driver_node: str) -> di
 
 
 def _hooks(loop: TuneLoop, registry, spec: dict) -> dict:
-    """What tune_hooks calls as trials finish or fail: record the trial, say so, rewrite search.json."""
+    """What tune_hooks calls as trials finish, fail or are stopped: record the trial, say so, rewrite search.json."""
+    from compressctl.search import early_stop
+
     space_json, driver_node = spec["space"], spec["driver_node"]
 
     def on_result(result: dict) -> None:
@@ -187,7 +202,16 @@ def _hooks(loop: TuneLoop, registry, spec: dict) -> dict:
         announce(failed, loop.emit)
         loop.write_record()
 
-    return {"on_result": on_result, "on_error": on_error}
+    def on_stopped(result: dict) -> None:
+        stopped = early_stop.stopped_trial(result, result.get("params") or {})
+        run_dir = loop.out / stopped["run_dir"]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "run.log").write_text(result.get("log", "") + f"stopped: {stopped['error']}\n")
+        loop.trials.append(stopped)
+        announce(stopped, loop.emit)
+        loop.write_record()
+
+    return {"on_result": on_result, "on_error": on_error, "on_stopped": on_stopped}
 
 
 def tell_finished(searcher, done, inverse, space, pareto, objective, size_key) -> None:
@@ -260,6 +284,9 @@ def announce(trial: dict, emit) -> None:
     """One line per finished trial: a warning when it failed, else its figures."""
     if trial["status"] == "failed":
         emit(Event("warn", f"trial {trial['id']} failed: {trial['error']}"))
+        return
+    if trial["status"] == "stopped":
+        emit(Event("step", f"trial {trial['id']} {trial['error']}, {trial['seconds'] or 0:.0f} s"))
         return
     emit(
         Event(

@@ -239,3 +239,47 @@ def _cmdline(proc: Path) -> str:
         return (proc / "cmdline").read_bytes().decode(errors="replace")
     except OSError:
         return ""
+
+
+def test_early_stopping_stops_trailing_trials_and_resume_keeps_them(tmp_path, tiny_cnn_path, tiny_data):
+    # Two learning rates that fine-tune and two that wreck the model in its first epoch: ASHA, comparing the
+    # trials at epoch 1, stops a wrecked one that reaches it after a sound one.
+    space = (
+        "  sampler: grid\n"
+        "  space:\n"
+        "    stages.0.learning_rate: {choice: [0.9, 1.0, 0.001, 0.002]}\n"
+        "  early_stopping: {scheduler: asha, grace_epochs: 1, reduction_factor: 2}\n"
+    )
+    recipe = write_recipe(
+        tmp_path, (RECIPE % space).replace("epochs: 1\n    learning_rate", "epochs: 3\n    learning_rate")
+    )
+    out = tmp_path / "search"
+    result = cli("search", recipe, "--data", tiny_data, "--model", tiny_cnn_path, "--out", out, "--trials", 4,
+                 "--max-concurrent", 1)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    search = json.loads((out / "search.json").read_text())
+    by_status = {}
+    for trial in search["trials"]:
+        by_status.setdefault(trial["status"], []).append(trial)
+    stopped = by_status.get("stopped", [])
+    assert stopped, search["trials"]
+    for trial in stopped:
+        assert trial["params"]["stages.0.learning_rate"] >= 0.9
+        assert trial["stopped_at_epoch"] in (1, 2) and "early stopping (ASHA)" in trial["error"]
+        assert "training accuracy 0." in trial["error"]
+        assert trial["gzip_bytes"] is None and not (out / trial["run_dir"] / "report.json").exists()
+        log = (out / trial["run_dir"] / "run.log").read_text()
+        assert f"prune: epoch {trial['stopped_at_epoch']}/3" in log and log.rstrip().endswith(
+            "trailed the other trials'"
+        )
+    sound = [t for t in search["trials"] if t["params"]["stages.0.learning_rate"] < 0.9]
+    assert all(t["status"] in ("ok", "gate_failed") and t["stopped_at_epoch"] is None for t in sound)
+    check_record(out, {"trials": [t for t in search["trials"] if t["status"] != "stopped"]})
+    assert search["best"]["trial"] in {t["id"] for t in sound}
+    assert f"trial {stopped[0]['id']} stopped by early stopping" in result.stderr
+    # --resume keeps the stopped trials as finished: nothing runs again.
+    again = cli("search", recipe, "--data", tiny_data, "--model", tiny_cnn_path, "--out", out, "--trials", 4,
+                "--max-concurrent", 1, "--resume")  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert json.loads((out / "search.json").read_text())["trials"] == search["trials"]
+    assert (out / stopped[0]["run_dir"] / "run.log").exists()
