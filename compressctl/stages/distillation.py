@@ -98,7 +98,7 @@ def train_student(
                     f"{label}: epoch {epoch + 1}/{epochs}",
                     total=epochs,
                     completed=epoch + 1,
-                    data={"loss": float(np.mean(losses)), "metric": correct / seen},
+                    data={"loss": float(np.mean(losses)), "metric": correct / seen, "metric_name": task.metric_name},
                 )
             )
     except Exception as exc:  # noqa: BLE001 - a training failure names the stage
