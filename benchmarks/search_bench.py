@@ -268,7 +268,8 @@ def render_section(section: dict, peers: dict[str, dict] | None = None) -> list[
     early = section.get("early_stopping") or {}
     if early.get("runs"):
         lines += ["", f"Early stopping on the MLP's search (`search.early_stopping: {early['setting']}`, same seed "
-                  "and sampler; the training metric of each epoch compared at ASHA's rungs):", "",
+                  "and sampler; the training metric of each epoch compared at ASHA's rungs; measured "
+                  f"{early['runs']['with']['date']}):", "",
                   "| early stopping | trials | ok / missed gate / failed / stopped | stopped at epoch | wall s "
                   "| trials per hour | best within one point | gzip ratio | stored ratio | accuracy Δ |",
                   "| --- | ---: | --- | --- | ---: | ---: | --- | ---: | ---: | ---: |"]  # fmt: skip

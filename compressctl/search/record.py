@@ -120,7 +120,7 @@ def render_html(search: dict) -> str:
     size_key = search["objective"].get("pareto_size", "gzip_bytes")
     best = (search.get("best") or {}).get("trial")
     front = set(search["pareto"])
-    counts = {s: sum(t["status"] == s for t in search["trials"]) for s in ("ok", "gate_failed", "failed")}
+    counts = {s: sum(t["status"] == s for t in search["trials"]) for s in ("ok", "gate_failed", "failed", "stopped")}
     engine = search["engine"]
     badge = (
         '<span class="badge ok">a trial passed every gate</span>'
@@ -133,7 +133,9 @@ def render_html(search: dict) -> str:
         f"{escape(str(engine.get('version')))} at {escape(str(engine['address']))}, "
         f"{engine.get('max_concurrent')} concurrent trial(s) of {engine.get('cpus_per_trial')} CPU(s); "
         f"{len(search['trials'])} trials: {counts['ok']} passed, {counts['gate_failed']} missed a gate, "
-        f"{counts['failed']} failed</p>"
+        f"{counts['failed']} failed"
+        + (f", {counts['stopped']} stopped by early stopping" if counts["stopped"] else "")
+        + "</p>"
     )
     if best:
         head += f'<p class="meta">best: trial {escape(best)}, reproduced by <code>compressctl run best.yaml</code></p>'

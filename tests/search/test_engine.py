@@ -269,14 +269,14 @@ def test_early_stopping_stops_trailing_trials_and_resume_keeps_them(tmp_path, ti
         assert "training accuracy 0." in trial["error"]
         assert trial["gzip_bytes"] is None and not (out / trial["run_dir"] / "report.json").exists()
         log = (out / trial["run_dir"] / "run.log").read_text()
-        assert f"prune: epoch {trial['stopped_at_epoch']}/3" in log and log.rstrip().endswith(
-            "trailed the other trials'"
-        )
+        assert f"prune: epoch {trial['stopped_at_epoch']}/3" in log
+        assert log.rstrip().endswith("trailed the other trials' at that epoch")
     sound = [t for t in search["trials"] if t["params"]["stages.0.learning_rate"] < 0.9]
     assert all(t["status"] in ("ok", "gate_failed") and t["stopped_at_epoch"] is None for t in sound)
     check_record(out, {"trials": [t for t in search["trials"] if t["status"] != "stopped"]})
     assert search["best"]["trial"] in {t["id"] for t in sound}
     assert f"trial {stopped[0]['id']} stopped by early stopping" in result.stderr
+    assert f"{len(stopped)} stopped by early stopping" in (out / "report.html").read_text()
     # --resume keeps the stopped trials as finished: nothing runs again.
     again = cli("search", recipe, "--data", tiny_data, "--model", tiny_cnn_path, "--out", out, "--trials", 4,
                 "--max-concurrent", 1, "--resume")  # fmt: skip
