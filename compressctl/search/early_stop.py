@@ -109,7 +109,6 @@ class EpochReporter:
             return
         offset = self.offsets[self.stage] if self.stage < len(self.offsets) else 0
         epoch = offset + int(event.completed)
-        stopped = {**self.trial, "status": "stopped", **dict.fromkeys(obj.FIGURES)}
         self.last = goodness(event.data)
         self.report(
             {
@@ -120,17 +119,17 @@ class EpochReporter:
                 "seconds": round(time.perf_counter() - self.started, 3),
                 "log": "\n".join(self.log.lines) + "\n",
                 # What the sampler is told if ASHA stops the trial here: no artifact, scored as a failure.
-                **obj.score(stopped, self.objective, "gzip_bytes"),
+                **obj.score({"status": "stopped"}, self.objective, "gzip_bytes"),
             }
         )
 
 
-def stopped_trial(result: dict, params: dict) -> dict:
+def stopped_trial(result: dict) -> dict:
     """search.json's entry for a trial ASHA stopped after its last report (``result``)."""
     epoch = result[PARTIAL]
     return {
         "id": result["id"],
-        "params": params,
+        "params": result.get("params") or {},
         "status": "stopped",
         "error": f"stopped by early stopping (ASHA) after epoch {epoch}: "
         f"its {result.get('epoch_figure') or 'training'} trailed the other trials' at that epoch",

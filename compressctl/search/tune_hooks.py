@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from ray import tune
 
+from compressctl.search.early_stop import PARTIAL
+
 ACTIVE: dict = {}
 
 
@@ -19,7 +21,7 @@ class Recorder(tune.Callback):
         if "id" not in result:
             self.on_trial_error(iteration, trials, trial)
             return
-        if "partial_epoch" in result:  # its last report was an epoch's: early stopping ended it there
+        if PARTIAL in result:  # its last report was an epoch's: early stopping ended it there
             ACTIVE["on_stopped"](result)
             return
         ACTIVE["on_result"](result)

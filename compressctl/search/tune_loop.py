@@ -203,7 +203,7 @@ def _hooks(loop: TuneLoop, registry, spec: dict) -> dict:
         loop.write_record()
 
     def on_stopped(result: dict) -> None:
-        stopped = early_stop.stopped_trial(result, result.get("params") or {})
+        stopped = early_stop.stopped_trial(result)
         run_dir = loop.out / stopped["run_dir"]
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "run.log").write_text(result.get("log", "") + f"stopped: {stopped['error']}\n")

@@ -74,6 +74,6 @@ def test_epochs_are_numbered_over_the_recipe_also_after_a_cached_stage():
 
 
 def test_a_stopped_trial_names_its_epoch_and_has_no_figures():
-    trial = early_stop.stopped_trial({"id": "0003", early_stop.PARTIAL: 1, "node": "10.0.0.2", "seconds": 4.0}, {})
+    trial = early_stop.stopped_trial({"id": "0003", early_stop.PARTIAL: 1, "node": "10.0.0.2", "seconds": 4.0})
     assert trial["status"] == "stopped" and trial["stopped_at_epoch"] == 1 and trial["node"] == "10.0.0.2"
     assert "after epoch 1" in trial["error"] and trial["gzip_bytes"] is None
