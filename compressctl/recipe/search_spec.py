@@ -97,6 +97,14 @@ class PerLayer(StrictModel):
         description="A layer's range ends at the first level whose one-shot pruning (no fine-tuning) lost more "
         "than this, so fine-tuning has room to recover.",
     )
+    bisect: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="Trials that first bisect one compression level for the whole model (the one-shot drop each "
+        "layer may lose, read on its sensitivity curve) until the metric gate binds; the sampler then searches each "
+        "layer around it. With bisect, each layer's range runs from low to the last level and max_drop is not used.",
+    )
     levels: list[float] = Field(
         [0.5, 0.7, 0.8, 0.9, 0.95, 0.98],
         min_length=1,
@@ -147,7 +155,8 @@ class Search(StrictModel):
         None,
         description="{stage: 0, low: 0.3, max_drop: 0.02, levels: [0.5, …, 0.98]}: one sparsity range per prunable "
         "layer of that prune stage, from low to the first level at which pruning the layer alone (one shot) lost "
-        "more than max_drop (layer sensitivity, run before the trials).",
+        "more than max_drop (layer sensitivity, run before the trials); bisect: N first bisects one level for the "
+        "whole model on those curves until the metric gate binds.",
     )
     sampler: Literal["tpe", "random", "grid"] = Field(
         "tpe", description="Optuna sampler: tpe (TPE), random, or grid (every dimension a `choice`)."

@@ -19,14 +19,16 @@ import os
 import re
 import shutil
 import signal
+import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from compressctl.core.errors import EXIT_GATE_FAILED, EXIT_OK, UserError
 from compressctl.core.events import Emit, Event, ignore
 from compressctl.recipe.search_spec import Dimension
+from compressctl.search import bisect as bisection
 from compressctl.search import objective as obj
 from compressctl.search import record
 from compressctl.search.ray_trials import ray_init, sampled_params, sensitivity_task, worker_env
@@ -107,8 +109,9 @@ def _clean_partials(out: Path, keep: set[str]) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def _per_layer_space(recipe, out: Path, spec_data: dict, request: SearchRequest, ray_mod, cpus: int, emit) -> dict:
-    """Per-layer sparsity ranges for the prune stage, bounded by the sensitivity analysis."""
+def _per_layer_space(recipe, out: Path, request: SearchRequest, ray_mod, cpus: int, emit) -> tuple[dict, dict]:
+    """Per-layer sparsity ranges for the prune stage, bounded by the sensitivity analysis, and each
+    range's sensitivity curve (for the bisection)."""
     import json
 
     from compressctl.search import sensitivity
@@ -125,14 +128,16 @@ def _per_layer_space(recipe, out: Path, spec_data: dict, request: SearchRequest,
             )
         )
         sensitivity.write(result, out / "sensitivity")
-    space = {}
+    space, curves = {}, {}
     for row in result["layers"]:
-        bound = sensitivity.layer_bound(row, per_layer.max_drop)
+        bound = sensitivity.layer_bound(row, 1.0 if per_layer.bisect else per_layer.max_drop)
         if bound is None or not _SAFE_LAYER.fullmatch(row["name"]):
             continue
         high = max(bound, per_layer.low + 0.01)
-        space[f"stages.{per_layer.stage}.layers.{row['name']}"] = Dimension(sparsity=(per_layer.low, min(high, 0.995)))
-    return space
+        key = f"stages.{per_layer.stage}.layers.{row['name']}"
+        space[key] = Dimension(sparsity=(per_layer.low, min(high, 0.995)))
+        curves[key] = bisection.curve(row)
+    return space, curves
 
 
 def _load(request: SearchRequest):
@@ -285,6 +290,7 @@ def search(request: SearchRequest, emit: Emit = ignore) -> SearchResult:
     spec_search = recipe.search
     out = Path(request.out).absolute()
     done = _check_out(out, request.resume)
+    previous = (record.load(out / "search.json") or {}) if done else {}  # its bisection record, before rewriting
     out.mkdir(parents=True, exist_ok=True)
     _clean_partials(out, {t["id"] for t in done})
     target = spec_search.target or recipe.target_names()[0]
@@ -299,9 +305,10 @@ def search(request: SearchRequest, emit: Emit = ignore) -> SearchResult:
         with _stopping_on_signals(interrupted, emit):
             engine = _engine(ray, shown_address, request, spec_search.cpus_per_trial)
             cpus, concurrent = engine["cpus_per_trial"], engine["max_concurrent"]
-            space = dict(spec_search.space)
+            space, curves = dict(spec_search.space), {}
             if spec_search.per_layer is not None:
-                space.update(_per_layer_space(recipe, out, data, request, ray, cpus, emit))
+                layers, curves = _per_layer_space(recipe, out, request, ray, cpus, emit)
+                space.update(layers)
             keys = {f"p{i}": key for i, key in enumerate(space)}
             trials = list(done)
             writer = _RecordWriter(
@@ -314,6 +321,9 @@ def search(request: SearchRequest, emit: Emit = ignore) -> SearchResult:
                 source=source,
                 recipe_path=request.recipe,
             )
+            bisecting = spec_search.per_layer is not None and spec_search.per_layer.bisect > 0
+            if bisecting:
+                writer.header["bisect"] = _bisect_record(spec_search.per_layer.bisect, previous, done)
             writer.write()  # from the start, DIR holds a consistent search.json (no trial yet, or the kept ones)
             remaining = total_trials - len(done)
             if spec_search.sampler == "grid":
@@ -341,7 +351,10 @@ def search(request: SearchRequest, emit: Emit = ignore) -> SearchResult:
                     interrupted=interrupted,
                     emit=emit,
                 )
-                run_tune(request, loop)
+                if bisecting:
+                    _bisect_then_search(request, loop, curves, writer)
+                else:
+                    run_tune(request, loop)
             _clean_partials(out, {t["id"] for t in trials})
             payload = writer.write(final=True)
     finally:
@@ -349,3 +362,61 @@ def search(request: SearchRequest, emit: Emit = ignore) -> SearchResult:
         if temp:
             shutil.rmtree(temp, ignore_errors=True)
     return SearchResult(out=out, search=payload, interrupted=interrupted["flag"])
+
+
+def _bisect_record(trials: int, previous: dict, done: list[dict]) -> dict:
+    """search.json's ``bisect``: the allowance of each bisection trial (those a resumed search kept), the bracket."""
+    kept = {t["id"] for t in done}
+    allowances = {k: v for k, v in (previous.get("bisect") or {}).get("allowances", {}).items() if k in kept}
+    return {"trials": trials, "allowances": allowances, "bracket": None, "space": None}
+
+
+def _bisect_then_search(request: SearchRequest, loop: TuneLoop, curves: dict, writer: _RecordWriter) -> None:
+    """The bisection rounds (as many trials a round as run at a time), then the sampler in the narrowed ranges."""
+    state = writer.header["bisect"]
+    gate = loop.recipe.gates.max_metric_drop
+    started = time.monotonic()
+    inverse = {key: internal for internal, key in loop.keys.items()}
+    others = {k: bisection.default_value(loop.data, k, d) for k, d in loop.space.items() if k not in curves}
+    left = loop.remaining
+    while left > 0 and not loop.interrupted["flag"]:
+        budget = None if loop.budget is None else loop.budget - (time.monotonic() - started)
+        if budget is not None and budget <= 0:
+            return
+        lo, hi = bisection.bracket(state["allowances"], loop.trials, gate)
+        state["bracket"] = [lo, hi]
+        count = min(loop.concurrent, state["trials"] - len(state["allowances"]), left)
+        if count <= 0:
+            break
+        allowances = bisection.next_allowances(lo, hi, count)
+        points = [{**others, **bisection.layer_sparsities(curves, a, loop.space)} for a in allowances]
+        for a in allowances:
+            loop.emit(Event("step", f"bisection: each layer's one-shot drop up to {100 * a:.2f} pt"))
+        before = len(loop.trials)
+        internal = [{inverse[k]: loop.space[k].unsampled(v) for k, v in p.items()} for p in points]
+        run_tune(request, replace(loop, points=internal, remaining=count, done=list(loop.trials), budget=budget))
+        for trial in loop.trials[before:]:
+            match = next((a for a, p in zip(allowances, points, strict=True) if _same(trial["params"], p)), None)
+            if match is not None:
+                state["allowances"][trial["id"]] = match
+        left -= len(loop.trials) - before
+        state["bracket"] = list(bisection.bracket(state["allowances"], loop.trials, gate))
+        writer.write()
+        if len(loop.trials) == before:  # nothing ran (interrupted, out of time)
+            return
+    if left <= 0 or loop.interrupted["flag"]:
+        return
+    lo, hi = state["bracket"] or (bisection.LOWEST, bisection.HIGHEST)
+    found = any(not bisection.too_far(t, gate) for t in loop.trials if t["id"] in state["allowances"])
+    space = bisection.narrowed(curves, loop.space, lo, hi, found)
+    state["space"] = {k: space[k].to_json() for k in curves}
+    writer.write()
+    budget = None if loop.budget is None else loop.budget - (time.monotonic() - started)
+    if budget is None or budget > 0:
+        run_tune(request, replace(loop, space=space, remaining=left, done=list(loop.trials), budget=budget))
+
+
+def _same(params: dict, point: dict) -> bool:
+    return params.keys() == point.keys() and all(
+        abs(float(params[k]) - float(v)) < 1e-6 if isinstance(v, float) else params[k] == v for k, v in point.items()
+    )

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class TuneLoop:
     write_record: Callable[[], object]
     interrupted: dict  # {"flag": bool}, set by the driver's signal handler
     emit: Emit
+    points: list[dict] = field(default_factory=list)  # run first, in sampler names and values (bisection)
 
 
 def make_sampler(name: str, seed: int, space: dict[str, Dimension], keys: dict[str, str]):
@@ -122,6 +123,7 @@ def _searcher(loop: TuneLoop):
         mode=["min", "max"] if pareto else "min",
         # A resumed search continues from a new seed: the same seed would propose the finished trials again.
         sampler=make_sampler(spec_search.sampler, spec_search.seed + len(loop.done), loop.space, loop.keys),
+        points_to_evaluate=loop.points or None,
     )
     tell_finished(searcher, loop.done, inverse, loop.space, pareto, spec_search.objective, loop.size_key)
     return searcher

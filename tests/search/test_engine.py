@@ -283,3 +283,49 @@ def test_early_stopping_stops_trailing_trials_and_resume_keeps_them(tmp_path, ti
     assert again.returncode == 0, again.stderr
     assert json.loads((out / "search.json").read_text())["trials"] == search["trials"]
     assert (out / stopped[0]["run_dir"] / "run.log").exists()
+
+
+def test_bisection_moves_toward_the_gate_then_searches_around_it_and_resumes(tmp_path, tiny_cnn_path, tiny_data):
+    from compressctl.recipe.search_spec import Dimension
+    from compressctl.search import bisect
+
+    space = (
+        "  space:\n"
+        "    stages.0.learning_rate: {loguniform: [0.0005, 0.002]}\n"
+        "  per_layer: {stage: 0, low: 0.3, bisect: 2, levels: [0.5, 0.8, 0.95]}\n"
+    )
+    recipe = write_recipe(tmp_path, RECIPE % space)
+    out = tmp_path / "search"
+    args = ["search", recipe, "--model", tiny_cnn_path, "--data", tiny_data, "--out", out, "--max-concurrent", 1]
+    result = cli(*args, "--trials", 3, "--json")
+    assert result.returncode in (0, 1), result.stderr
+    search = json.loads((out / "search.json").read_text())
+    state = search["bisect"]
+    assert state["trials"] == 2 and sorted(state["allowances"]) == ["0001", "0002"]
+    analysis = json.loads((out / "sensitivity" / "sensitivity.json").read_text())
+    curves = {f"stages.0.layers.{r['name']}": bisect.curve(r) for r in analysis["layers"] if "prune" in r}
+    dims = {key: Dimension.model_validate(value) for key, value in search["space"].items()}
+    assert curves and set(curves) < set(dims)
+    first, second, third = search["trials"]
+    assert state["allowances"]["0001"] == pytest.approx((bisect.LOWEST * bisect.HIGHEST) ** 0.5)
+    for trial in (first, second):  # the sparsities its allowance reads on the curves; the recipe's learning rate
+        expected = bisect.layer_sparsities(curves, state["allowances"][trial["id"]], dims)
+        assert {k: v for k, v in trial["params"].items() if k in curves} == expected
+        assert trial["params"]["stages.0.learning_rate"] == 0.001
+        report = json.loads((out / trial["run_dir"] / "report.json").read_text())
+        assert report["stages"][0]["type"] == "prune"
+    # The second allowance went the way the first trial's verdict pointed (the recipe's gate: 0.2).
+    went_down = state["allowances"]["0002"] < state["allowances"]["0001"]
+    assert went_down == bisect.too_far(first, 0.2)
+    assert state["bracket"] == list(bisect.bracket(state["allowances"], [first, second], 0.2))
+    assert set(state["space"]) == set(curves)
+    for key, dim in state["space"].items():  # the third trial: drawn in the narrowed ranges
+        low, high = dim["sparsity"]
+        assert low - 1e-6 <= third["params"][key] <= high + 1e-6
+    check_record(out, search)
+    resumed = cli(*args, "--trials", 4, "--resume", "--json")
+    assert resumed.returncode in (0, 1), resumed.stderr
+    again = json.loads((out / "search.json").read_text())
+    assert again["trials"][:3] == search["trials"] and len(again["trials"]) == 4
+    assert again["bisect"]["allowances"] == state["allowances"]  # bisection done: the fourth trial is sampled
+    check_record(out, again)
