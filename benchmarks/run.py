@@ -238,9 +238,10 @@ def main() -> int:
     )
     parser.add_argument(
         "--search-parts",
-        default="models,throughput,early_stopping",
+        default="models,throughput,early_stopping,zoo",
         help="with --only search: models (24-trial searches), throughput (trials per hour), early_stopping "
-        "(the MLP's search without and with ASHA), comma-separated",
+        "(the MLP's search without and with ASHA), zoo (8 trials with bisection on two zoo families), "
+        "comma-separated",
     )
     parser.add_argument(
         "--search-models",

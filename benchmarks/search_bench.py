@@ -9,6 +9,8 @@ Usage: python benchmarks/search_bench.py [--quick] [--trials N]   (also called b
 - Early stopping: the MLP's 24-trial search again with `search.early_stopping` (ASHA, EARLY below), same
   seed and sampler: trials per hour and the best gzip and stored ratio within one point, beside the search
   without it (the same run's).
+- Bisection first (benchmarks/search_zoo.py): 8-trial searches with `search.per_layer.bisect` on the zoo's
+  residual CNN and MobileNetV2-type model, against the TFMOT guides on the same trained models.
 - Trials per hour: the same random-sampler search (same seed, so the same trial parameters) on the
   MLP with 1 and with 2 concurrent trials (the machine's CPUs split between them).
 Writes benchmarks/out/search/ (the search directories) and returns a dict for results.json.
@@ -39,9 +41,12 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_search(model: str, out: Path, trials: int, extra: list[str] = ()) -> dict:
-    cmd = [*CLI, "search", "recipes/search.yaml", "--model", str(SAMPLES / model), "--data",
-           str(SAMPLES / "digits.npz"), "--out", str(out), "--trials", str(trials), "--json", *extra]  # fmt: skip
+def run_search(model: str, out: Path, trials: int, extra: list[str] = (), data: str | None = None) -> dict:
+    """recipes/search.yaml on a sample model (by name) or a model path, on the sample digits unless ``data``."""
+    model_path = Path(model) if Path(model).is_absolute() else SAMPLES / model
+    data = data or str(SAMPLES / "digits.npz")
+    cmd = [*CLI, "search", "recipes/search.yaml", "--model", str(model_path), "--data", data,
+           "--out", str(out), "--trials", str(trials), "--json", *extra]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
@@ -73,16 +78,20 @@ def search_section(
     trials: int = 24,
     quick: bool = False,
     models=("lenet5_digits", "mlp_digits"),
-    parts=("models", "throughput", "early_stopping"),
+    parts=("models", "throughput", "early_stopping", "zoo"),
     earlier: dict | None = None,
 ) -> dict:
     """The search section; a part left out of ``parts``, or a model not in ``models``, is kept from
     ``earlier`` (a previous run's section)."""
     sets = [a for s in QUICK_SETS for a in ("--set", s)] if quick else []
     earlier = earlier if earlier and earlier.get("quick") == quick else {}
-    section = {"trials": trials, "quick": quick, "models": {}, "throughput": {}, "early_stopping": {}}
-    for part in {"models", "throughput", "early_stopping"} - set(parts):
+    section = {"trials": trials, "quick": quick, "models": {}, "throughput": {}, "early_stopping": {}, "zoo": {}}
+    for part in {"models", "throughput", "early_stopping", "zoo"} - set(parts):
         section[part] = earlier.get(part, {})
+    if "zoo" in parts:  # 8 trials with bisection on the zoo's residual CNN and MobileNetV2-type model
+        from benchmarks import search_zoo
+
+        section["zoo"] = search_zoo.section(OUT / "zoo", SAMPLES, 2 if quick else search_zoo.TRIALS, quick)
     if "models" in parts:  # models not searched now keep their earlier figures
         section["models"] = {m: v for m, v in earlier.get("models", {}).items() if m not in models}
     plain = {}
@@ -206,6 +215,9 @@ def goals(section: dict, peers: dict[str, dict]) -> list[dict]:
                     + (f"{w['best']['compression_ratio_gzip']:.1f}× gzip" if w["best"] else "none")
                     + " vs " + (f"{wo['best']['compression_ratio_gzip']:.1f}×" if wo["best"] else "none"),
                     "met": rate > 1.0 and kept})  # fmt: skip
+    from benchmarks import search_zoo
+
+    out += search_zoo.goals(section.get("zoo") or {})
     one, two = section["throughput"].get("1"), section["throughput"].get("2")
     if one and two:
         # The rate once the engine runs trials; the whole command (Ray's start included) is shown beside it.
@@ -288,7 +300,9 @@ def render_section(section: dict, peers: dict[str, dict] | None = None) -> list[
         "time less the engine's seconds for it (worker start included); the whole command adds Ray's start "
         "(once per search) and the search's own files."
     )
-    return lines
+    from benchmarks import search_zoo
+
+    return lines + search_zoo.render(section.get("zoo") or {})
 
 
 def main() -> int:

@@ -11,9 +11,9 @@ the gate allows (or failed, or was stopped) lowers the upper end; the next allow
 bracket evenly on a log scale, as many at a time as trials run at a time.
 
 After the bisection trials the sampler searches each layer in a narrowed range: from the
-sparsity at half the highest allowance that met the gate to the sparsity at the lowest that
-missed it. Every other dimension keeps the recipe's value (or its range's middle) while
-bisecting. The state is rebuilt from search.json's ``bisect`` record on ``--resume``.
+sparsity at the highest allowance that met the gate to the sparsity at the lowest that missed
+it. Every other dimension keeps the recipe's value (or its range's middle) while bisecting.
+The state is rebuilt from search.json's ``bisect`` record on ``--resume``.
 """
 
 from __future__ import annotations
@@ -120,12 +120,13 @@ def next_allowances(lo: float, hi: float, count: int) -> list[float]:
 def narrowed(
     rows: dict[str, list], space: dict[str, Dimension], lo: float, hi: float, found: bool
 ) -> dict[str, Dimension]:
-    """The per-layer dimensions around the bracket: [sparsity at lo/2, sparsity at hi] within each range
-    (from the range's low end when no allowance met the gate)."""
+    """The per-layer dimensions between the bracket's ends: [sparsity at lo, sparsity at hi] within each
+    range (from the range's low end when no allowance met the gate). A trial below lo would be larger
+    than the one that met the gate there, so the sampler spends its trials on the band where it binds."""
     out = dict(space)
     for key, points in rows.items():
         low, high = space[key].sparsity
         top = min(max(sparsity_at(points, hi), low + SPAN), high)
-        bottom = min(max(sparsity_at(points, lo / 2), low), top - SPAN) if found else low
+        bottom = max(min(max(sparsity_at(points, lo), low), top - SPAN), 0.0) if found else low
         out[key] = Dimension(sparsity=(round(bottom, 6), round(top, 6)))
     return out

@@ -63,7 +63,7 @@ def test_narrowed_ranges_hold_both_ends_of_the_bracket():
     curves = {"a": bisect.curve(ROW)}
     space = {"a": Dimension(sparsity=(0.5, 0.95)), "lr": Dimension(loguniform=(1e-4, 1e-2))}
     out = bisect.narrowed(curves, space, 0.04, 0.09, found=True)
-    assert out["a"].sparsity == (pytest.approx(0.7), pytest.approx(0.875))
+    assert out["a"].sparsity == (pytest.approx(0.75), pytest.approx(0.875))
     assert out["lr"] is space["lr"]
     assert bisect.narrowed(curves, space, 0.04, 0.1, found=False)["a"].sparsity[0] == 0.5
     flat = {"a": [(0.0, 0.0), (0.5, 0.0)]}  # both ends at the last level: still a range
