@@ -19,9 +19,8 @@ import os
 import re
 import shutil
 import signal
-import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,8 @@ from compressctl.core.errors import EXIT_GATE_FAILED, EXIT_OK, UserError
 from compressctl.core.events import Emit, Event, ignore
 from compressctl.recipe.search_spec import Dimension
 from compressctl.search import bisect as bisection
+from compressctl.search import bisect_rounds, record
 from compressctl.search import objective as obj
-from compressctl.search import record
 from compressctl.search.ray_trials import ray_init, sampled_params, sensitivity_task, worker_env
 from compressctl.search.space import load_search_recipe, recipe_yaml, resolved_recipe
 from compressctl.search.tune_loop import TuneLoop, run_tune
@@ -79,8 +78,9 @@ class SearchResult:
         return EXIT_OK if self.search["best"] else EXIT_GATE_FAILED
 
 
-def _check_out(out: Path, resume: bool) -> list[dict]:
-    """The finished trials to keep (with --resume), after checking DIR may be written."""
+def _check_out(out: Path, resume: bool) -> tuple[list[dict], dict]:
+    """The finished trials to keep (with --resume) and the search.json they come from, after checking
+    DIR may be written."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a directory")
     previous = record.load(out / "search.json") if out.exists() else None
@@ -89,12 +89,12 @@ def _check_out(out: Path, resume: bool) -> list[dict]:
     if previous is None and out.exists() and any(out.iterdir()):
         raise UserError(f"{out}: not empty and holds no search.json; choose another --out")
     if previous is None:
-        return []
+        return [], {}
     kept = []
     for trial in previous.get("trials", []):
         if (out / trial["run_dir"] / "report.json").exists() or trial["status"] in ("failed", "stopped"):
             kept.append(trial)
-    return kept
+    return kept, previous
 
 
 def _clean_partials(out: Path, keep: set[str]) -> None:
@@ -289,8 +289,7 @@ def search(request: SearchRequest, emit: Emit = ignore) -> SearchResult:
     recipe, data, source = _load(request)
     spec_search = recipe.search
     out = Path(request.out).absolute()
-    done = _check_out(out, request.resume)
-    previous = (record.load(out / "search.json") or {}) if done else {}  # its bisection record, before rewriting
+    done, previous = _check_out(out, request.resume)
     out.mkdir(parents=True, exist_ok=True)
     _clean_partials(out, {t["id"] for t in done})
     target = spec_search.target or recipe.target_names()[0]
@@ -323,7 +322,7 @@ def search(request: SearchRequest, emit: Emit = ignore) -> SearchResult:
             )
             bisecting = spec_search.per_layer is not None and spec_search.per_layer.bisect > 0
             if bisecting:
-                writer.header["bisect"] = _bisect_record(spec_search.per_layer.bisect, previous, done)
+                writer.header["bisect"] = bisect_rounds.record(spec_search.per_layer.bisect, previous, done)
             writer.write()  # from the start, DIR holds a consistent search.json (no trial yet, or the kept ones)
             remaining = total_trials - len(done)
             if spec_search.sampler == "grid":
@@ -352,7 +351,7 @@ def search(request: SearchRequest, emit: Emit = ignore) -> SearchResult:
                     emit=emit,
                 )
                 if bisecting:
-                    _bisect_then_search(request, loop, curves, writer)
+                    bisect_rounds.run(request, loop, curves, writer.header["bisect"])
                 else:
                     run_tune(request, loop)
             _clean_partials(out, {t["id"] for t in trials})
@@ -362,61 +361,3 @@ def search(request: SearchRequest, emit: Emit = ignore) -> SearchResult:
         if temp:
             shutil.rmtree(temp, ignore_errors=True)
     return SearchResult(out=out, search=payload, interrupted=interrupted["flag"])
-
-
-def _bisect_record(trials: int, previous: dict, done: list[dict]) -> dict:
-    """search.json's ``bisect``: the allowance of each bisection trial (those a resumed search kept), the bracket."""
-    kept = {t["id"] for t in done}
-    allowances = {k: v for k, v in (previous.get("bisect") or {}).get("allowances", {}).items() if k in kept}
-    return {"trials": trials, "allowances": allowances, "bracket": None, "space": None}
-
-
-def _bisect_then_search(request: SearchRequest, loop: TuneLoop, curves: dict, writer: _RecordWriter) -> None:
-    """The bisection rounds (as many trials a round as run at a time), then the sampler in the narrowed ranges."""
-    state = writer.header["bisect"]
-    gate = loop.recipe.gates.max_metric_drop
-    started = time.monotonic()
-    inverse = {key: internal for internal, key in loop.keys.items()}
-    others = {k: bisection.default_value(loop.data, k, d) for k, d in loop.space.items() if k not in curves}
-    left = loop.remaining
-    while left > 0 and not loop.interrupted["flag"]:
-        budget = None if loop.budget is None else loop.budget - (time.monotonic() - started)
-        if budget is not None and budget <= 0:
-            return
-        lo, hi = bisection.bracket(state["allowances"], loop.trials, gate)
-        state["bracket"] = [lo, hi]
-        count = min(loop.concurrent, state["trials"] - len(state["allowances"]), left)
-        if count <= 0:
-            break
-        allowances = bisection.next_allowances(lo, hi, count)
-        points = [{**others, **bisection.layer_sparsities(curves, a, loop.space)} for a in allowances]
-        for a in allowances:
-            loop.emit(Event("step", f"bisection: each layer's one-shot drop up to {100 * a:.2f} pt"))
-        before = len(loop.trials)
-        internal = [{inverse[k]: loop.space[k].unsampled(v) for k, v in p.items()} for p in points]
-        run_tune(request, replace(loop, points=internal, remaining=count, done=list(loop.trials), budget=budget))
-        for trial in loop.trials[before:]:
-            match = next((a for a, p in zip(allowances, points, strict=True) if _same(trial["params"], p)), None)
-            if match is not None:
-                state["allowances"][trial["id"]] = match
-        left -= len(loop.trials) - before
-        state["bracket"] = list(bisection.bracket(state["allowances"], loop.trials, gate))
-        writer.write()
-        if len(loop.trials) == before:  # nothing ran (interrupted, out of time)
-            return
-    if left <= 0 or loop.interrupted["flag"]:
-        return
-    lo, hi = state["bracket"] or (bisection.LOWEST, bisection.HIGHEST)
-    found = any(not bisection.too_far(t, gate) for t in loop.trials if t["id"] in state["allowances"])
-    space = bisection.narrowed(curves, loop.space, lo, hi, found)
-    state["space"] = {k: space[k].to_json() for k in curves}
-    writer.write()
-    budget = None if loop.budget is None else loop.budget - (time.monotonic() - started)
-    if budget is None or budget > 0:
-        run_tune(request, replace(loop, space=space, remaining=left, done=list(loop.trials), budget=budget))
-
-
-def _same(params: dict, point: dict) -> bool:
-    return params.keys() == point.keys() and all(
-        abs(float(params[k]) - float(v)) < 1e-6 if isinstance(v, float) else params[k] == v for k, v in point.items()
-    )
