@@ -240,13 +240,19 @@ def main() -> int:
         "--search-parts",
         default="models,throughput,early_stopping,zoo",
         help="with --only search: models (24-trial searches), throughput (trials per hour), early_stopping "
-        "(the MLP's search without and with ASHA), zoo (8 trials with bisection on two zoo families), "
-        "comma-separated",
+        "(the MLP's search without and with ASHA), zoo (8 trials with bisection on the zoo families of "
+        "benchmarks/search_zoo.py), comma-separated",
     )
     parser.add_argument(
         "--search-models",
         default="lenet5_digits,mlp_digits",
         help="with --only search: the models searched (the others keep their last figures)",
+    )
+    parser.add_argument(
+        "--search-families",
+        default="",
+        help="with --only search --search-parts zoo: comma-separated zoo families searched (default: all of "
+        "benchmarks/search_zoo.py; the others keep their last figures)",
     )
     parser.add_argument(
         "--zoo-families", default="", help="with --only zoo: comma-separated families of tests/zoo.py (default: all)"
@@ -264,7 +270,8 @@ def main() -> int:
         return rerun_zoo(args.quick, started, *names)
     if args.only in ("search", "scale"):
         parts, models = tuple(args.search_parts.split(",")), tuple(args.search_models.split(","))
-        return rerun_section(args.only, args.quick, started, parts, models)
+        families = tuple(f for f in args.search_families.split(",") if f)
+        return rerun_section(args.only, args.quick, started, parts, models, families)
     ensure_samples()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.only == "mcu":  # the mcu target in TFLM (issue 21), merged into the last full run's results
@@ -417,7 +424,9 @@ def rerun_zoo(quick: bool, started: float, families: list[str], recipes: list[st
     return _write(results)
 
 
-def rerun_section(name: str, quick: bool, started: float, parts: tuple = (), models: tuple = ()) -> int:
+def rerun_section(
+    name: str, quick: bool, started: float, parts: tuple = (), models: tuple = (), families: tuple = ()
+) -> int:
     """Measure the search or the model-scale section again and merge it into the existing results.json."""
     ensure_samples()
     results = json.loads((REPO / "benchmarks" / "results.json").read_text())
@@ -426,7 +435,7 @@ def rerun_section(name: str, quick: bool, started: float, parts: tuple = (), mod
 
         trials = 2 if quick else 24
         results["search"] = search_bench.search_section(
-            trials, quick, models=models, parts=parts, earlier=results.get("search")
+            trials, quick, models=models, parts=parts, earlier=results.get("search"), zoo_families=families
         )
     else:
         from benchmarks.scale import run_scale

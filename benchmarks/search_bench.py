@@ -10,7 +10,7 @@ Usage: python benchmarks/search_bench.py [--quick] [--trials N]   (also called b
   seed and sampler: trials per hour and the best gzip and stored ratio within one point, beside the search
   without it (the same run's).
 - Bisection first (benchmarks/search_zoo.py): 8-trial searches with `search.per_layer.bisect` on the zoo's
-  residual CNN and MobileNetV2-type model, against the TFMOT guides on the same trained models.
+  residual CNN, MobileNetV2-type and DenseNet-type models, against the TFMOT guides on the same trained models.
 - Trials per hour: the same random-sampler search (same seed, so the same trial parameters) on the
   MLP with 1 and with 2 concurrent trials (the machine's CPUs split between them).
 Writes benchmarks/out/search/ (the search directories) and returns a dict for results.json.
@@ -80,6 +80,7 @@ def search_section(
     models=("lenet5_digits", "mlp_digits"),
     parts=("models", "throughput", "early_stopping", "zoo"),
     earlier: dict | None = None,
+    zoo_families: tuple = (),
 ) -> dict:
     """The search section; a part left out of ``parts``, or a model not in ``models``, is kept from
     ``earlier`` (a previous run's section)."""
@@ -88,10 +89,11 @@ def search_section(
     section = {"trials": trials, "quick": quick, "models": {}, "throughput": {}, "early_stopping": {}, "zoo": {}}
     for part in {"models", "throughput", "early_stopping", "zoo"} - set(parts):
         section[part] = earlier.get(part, {})
-    if "zoo" in parts:  # 8 trials with bisection on the zoo's residual CNN and MobileNetV2-type model
+    if "zoo" in parts:  # 8 trials with bisection on zoo families (benchmarks/search_zoo.py)
         from benchmarks import search_zoo
 
-        section["zoo"] = search_zoo.section(OUT / "zoo", SAMPLES, 2 if quick else search_zoo.TRIALS, quick)
+        trials_zoo, names = 2 if quick else search_zoo.TRIALS, zoo_families or search_zoo.FAMILIES
+        section["zoo"] = search_zoo.section(OUT / "zoo", SAMPLES, trials_zoo, quick, names, earlier.get("zoo"))
     if "models" in parts:  # models not searched now keep their earlier figures
         section["models"] = {m: v for m, v in earlier.get("models", {}).items() if m not in models}
     plain = {}
