@@ -21,8 +21,9 @@ from tests.conftest import REPO, cli, quadrant_data
 
 pytestmark = pytest.mark.slow
 
-# Few timing runs, few calibration samples, training capped: the pairs test that things run.
-QUICK = ["bench.runs=3", "bench.warmup=1", "bench.rounds=1", "training.steps_per_epoch=2"]
+# Few timing runs, few calibration samples, training capped and run eagerly (tracing a QAT model of ~150
+# layers takes longer than its two steps): the pairs test that things run.
+QUICK = ["bench.runs=3", "bench.warmup=1", "bench.rounds=1", "training.steps_per_epoch=2", "training.run_eagerly=true"]
 # Stages whose epochs drop to one, per recipe.
 ONE_EPOCH = {"fast-cpu": 1, "deep-compression": 3, "lowrank-distill": 2, "smallest": 2, "mcu": 3}
 CALIBRATED = ("cpu-int8", "edgetpu", "deep-compression", "lowrank-distill", "mcu")  # full-int8 targets: 16 samples

@@ -25,6 +25,14 @@ class Training(StrictModel):
         "split). For data sets too large to pass over: the train stream then repeats, reshuffled on every pass, "
         "and each epoch takes the next batches from it; pruning schedules count these steps.",
     )
+    run_eagerly: bool = Field(
+        False,
+        description="Run the training stages' steps eagerly instead of tracing them into a graph first. Tracing "
+        "a large model's training step (a QAT-annotated MobileNetV3, for one) takes longer than a few batches: "
+        "with few steps (a CI smoke run with a small steps_per_epoch) eager steps finish sooner; for whole "
+        "epochs the traced graph is faster. Eager and traced steps may round differently, so the artifact's bytes "
+        "depend on it; recipe.lock.yaml records it.",
+    )
     # compressctl.model.distribute turns this into a tf.distribute strategy for the training stages.
     strategy: Literal["auto", "none", "mirrored", "multi_worker"] = Field(
         "auto",

@@ -26,6 +26,7 @@ def run_stages(ctx: RunState) -> tuple[object, list[dict]]:
         seed=recipe.seed,
         emit=emit,
         max_steps_per_epoch=recipe.training.steps_per_epoch,
+        run_eagerly=recipe.training.run_eagerly,
     )
     stage_ctx.strategy = ctx.strategy
     model, rows = ctx.handle.keras, []

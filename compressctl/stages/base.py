@@ -29,6 +29,8 @@ class StageContext:
     strategy: object | None = None
     # training.steps_per_epoch: at most this many batches per epoch; None: the whole train split.
     max_steps_per_epoch: int | None = None
+    # training.run_eagerly: fine-tune without tracing the training step (faster for a few steps).
+    run_eagerly: bool = False
 
     def __post_init__(self):
         from compressctl.datasets.npz import as_source
@@ -62,6 +64,7 @@ class StageContext:
             optimizer=k.optimizers.Adam(learning_rate=learning_rate),
             loss=self.task.loss(),
             metrics=[self.task.keras_metric()],
+            run_eagerly=self.run_eagerly,
         )
         steps = steps_per_epoch(self, batch_size)
         capped = steps < batches(self.data.train_samples, batch_size)

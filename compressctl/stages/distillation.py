@@ -77,8 +77,8 @@ def train_student(
             for batch, (xb, labels, yb, tb) in enumerate(batches(epoch, rng)):
                 if batch == steps:  # training.steps_per_epoch reached
                     break
-                if train_step is None:
-                    train_step = make_step(xb, labels, tb)
+                if train_step is None:  # training.run_eagerly: the plain Python step, untraced
+                    train_step = step if ctx.run_eagerly else make_step(xb, labels, tb)
                 loss, outputs = train_step(xb, labels, tb)
                 losses.append(float(loss))
                 correct += task.score(outputs.numpy(), yb) * len(yb)

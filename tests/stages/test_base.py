@@ -70,3 +70,39 @@ def test_distillation_takes_at_most_the_capped_batches(tiny_cnn, tiny_data):
     Distill(Distill.Params(type="distill", epochs=3, learning_rate=1e-4)).apply(tiny_cnn, ctx)
     advances = _advances(events)
     assert len(advances) == 6 and advances[-1].total == 6
+
+
+def test_run_eagerly_fine_tunes_without_tracing_the_training_step(tiny_cnn, tiny_data):
+    """training.run_eagerly: Keras runs fit's steps as Python (no traced train function); the traced
+    default does trace one, and both train (the weights move)."""
+    import numpy as np
+
+    from compressctl.datasets.arrays import load_npz
+
+    task = TaskInfo(binary=False, from_logits=False)
+    for eager in (True, False):
+        model = tiny_cnn if eager else tiny_cnn.__class__.from_config(tiny_cnn.get_config())
+        before = [w.copy() for w in model.get_weights()]
+        ctx = StageContext(data=load_npz(tiny_data), task=task, batch_size=32, max_steps_per_epoch=2, run_eagerly=eager)
+        ctx.fit(model, 1, 1e-3, None, "test")
+        assert model.run_eagerly is eager
+        traced = model.train_function is not None and hasattr(model.train_function, "get_concrete_function")
+        assert traced is not eager
+        assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+
+
+def test_run_eagerly_distills_with_the_untraced_step(tiny_cnn, tiny_data, monkeypatch):
+    from compressctl.core.env import tf
+    from compressctl.datasets.arrays import load_npz
+    from compressctl.stages.distill import Distill
+
+    traced = []
+    real = tf().function
+    monkeypatch.setattr(tf(), "function", lambda *a, **k: traced.append(1) or real(*a, **k))
+    task = TaskInfo(binary=False, from_logits=False)
+    ctx = StageContext(data=load_npz(tiny_data), task=task, batch_size=32, max_steps_per_epoch=2, run_eagerly=True)
+    Distill(Distill.Params(type="distill", epochs=1, learning_rate=1e-4)).apply(tiny_cnn, ctx)
+    assert traced == []
+    ctx.run_eagerly = False
+    Distill(Distill.Params(type="distill", epochs=1, learning_rate=1e-4)).apply(tiny_cnn, ctx)
+    assert traced

@@ -199,8 +199,9 @@ def test_mobilenet_v3_small_after_qat_is_int8_and_predicted_wholly_on_the_edge_t
 
     rng = np.random.default_rng(0)
     x, y = rng.random((32, 32, 32, 3), dtype=np.float32) * 255, rng.integers(0, 10, 32)
+    # One batch: its eager step is faster than tracing the annotated model's training step.
     ctx = StageContext(data=Dataset(None, x, y, x[:8], y[:8]), task=TaskInfo(binary=False, from_logits=False),
-                       batch_size=32)  # fmt: skip
+                       batch_size=32, run_eagerly=True)  # fmt: skip
     result = Quantize(Quantize.Params(type="quantize", epochs=1)).apply(mobilenet_v3_small(), ctx)
     assert result.skipped_layers == []
     path = convert_for_edgetpu(result.model, (32, 32, 3), x[:16], tmp_path)  # uint8 I/O, as the recipe
