@@ -73,6 +73,9 @@ bench: {{runs: 10, warmup: 1}}
         assert sparse["fallback"]["reason"] == "the sparse artifact did not run"
         assert "runs only without XNNPACK" in sparse["fallback"]["tried"][0]
         assert sparse["sha256"] == dense["sha256"]
+    for artifact in (sparse, dense):  # a fallback once quantized the sparse calibration: no ops, chance accuracy
+        assert artifact["ops"] and artifact["size_bytes"] > 4000, artifact["ops"]
+        assert artifact["metric_delta"] > -0.05, artifact["metric_delta"]
     remeasure(tmp_path / "run", tiny_data)
 
 
