@@ -95,3 +95,31 @@ def test_a_converter_diagnostic_becomes_the_op_the_layer_and_why():
         "scale constraint"
     )
     assert converter_message(ValueError("line one\nline two")) == "ValueError: line one"
+
+
+def _dense_kernel_scales(path):
+    """The number of scales of each int8 Dense kernel (2-D int8 tensors) of the file at ``path``."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    details = Interpreter(model_path=str(path)).get_tensor_details()
+    return [
+        len(t["quantization_parameters"]["scales"]) for t in details if t["dtype"] == np.int8 and len(t["shape"]) == 2
+    ]
+
+
+@pytest.mark.parametrize("layer_errors", [False, True])
+def test_per_tensor_dense_holds_with_and_without_the_layer_error_analysis(tiny_cnn_path, tmp_path, layer_errors):
+    """The pipeline's int8 requests carry the layer-error analysis, whose quantizer writes the artifact:
+    it once ignored per_tensor_dense, so the older-runtime fallback was per channel again."""
+    from compressctl.backends.convert_worker import handle
+
+    request = spec(tiny_cnn_path, tmp_path, "int8", per_tensor_dense=True)
+    if layer_errors:
+        request["quantization"] = {"layer_errors": True}
+    assert "error" not in handle(request)
+    scales = _dense_kernel_scales(request["out"])
+    assert scales and all(n == 1 for n in scales), scales
+    (tmp_path / "pc").mkdir()
+    per_channel = spec(tiny_cnn_path, tmp_path / "pc", "int8", quantization={"layer_errors": layer_errors})
+    assert "error" not in handle(per_channel)
+    assert max(_dense_kernel_scales(per_channel["out"])) > 1  # the default, per output channel

@@ -68,6 +68,8 @@ def _quantize(tf, calibrated: bytes, spec: dict, float_nodes: list[str], verify:
         fully_quantize=io_dtype != "float32",
         enable_numeric_verify=verify,
         denylisted_nodes=list(float_nodes) or None,
+        # The converter's own per-tensor Dense option (tf_internals.per_tensor_dense) is not seen here.
+        disable_per_channel_for_dense_layers=bool(spec.get("per_tensor_dense")),
         **kwargs,
     )
 
