@@ -7,9 +7,9 @@ tensor names are a quarter of the residual CNN's gzip bytes; the rest of the rec
 and the TFMOT pruning and
 clustering guides (benchmarks/peers.py) run on the same trained model, in the same run. Goal: the
 best trial within one point reaches at least twice the best guide's gzip ratio, and lies within half
-a point of the gate (the bisection pushed until the budget bound); and, against the guides measured
-beside `init`'s recipe in the zoo section, at least the best guide's stored ratio too. Every figure is
-read from the trials' own report.json files and the bytes the guides wrote.
+a point of the gate (the bisection pushed until the budget bound); and at least the best guide's
+stored ratio too. Every figure is read from the trials' own report.json files and the bytes the
+guides wrote.
 """
 
 from __future__ import annotations
@@ -140,9 +140,8 @@ def render(part: dict) -> list[str]:
         "their tensor names, the search's artifacts do not (`strip_strings`). The guides convert as TFMOT's "
         "guides do (`Optimize.DEFAULT`, no calibration): dynamic-range files with float activations and biases, "
         "whose only quantization parameters are the weights' per-channel scales; the search's artifacts are full "
-        "int8, whose int32 biases carry per-channel scales and int64 zero points too (on the MobileNetV2-type "
-        "model 14,148 scales against the guide's 6,402, about 93 KB more: "
-        "most of the stored gap there, less the ~25 KB of names the search strips).",
+        "int8, whose int32 biases carry a per-channel scale and int64 zero point too, 12 bytes per channel that "
+        "the guides' files do not hold.",
         "",
         "| family | best trial | gzip ratio | stored ratio | accuracy Δ | best guide (gzip) | 2× guide met "
         "| trials: Δ pt @ gzip ratio (allowance) | wall s |",

@@ -47,8 +47,8 @@ def _calibrated_model(tf, spec: dict, make_converter) -> bytes:
     digest = hashlib.sha256(Path(spec["calibration"]).read_bytes()).hexdigest()
     # Every option build_converter reads that changes the calibrated graph is in the key: a sparse
     # request's calibration quantized for the dense fallback that follows wrote a model with no ops.
-    options = ("io_dtype", "integer_only", "sparsity", "per_tensor_dense")
-    key = (spec["saved_model"], digest, *(bool(spec.get(k)) if k != "io_dtype" else spec.get(k) for k in options))
+    flags = tuple(bool(spec.get(k)) for k in ("integer_only", "sparsity", "per_tensor_dense"))
+    key = (spec["saved_model"], digest, spec.get("io_dtype"), *flags)
     if key not in _CALIBRATED:
         _CALIBRATED.clear()
         converter = make_converter()
